@@ -1,0 +1,28 @@
+"""Golden model of the sparse-Winograd accelerator: exact transforms, bit-growth analysis,
+float and bit-exact integer layer models, compressed weight encoding, weight file format v1.
+
+Importable with NumPy alone (no simulator, no Amaranth).
+"""
+
+from .config import DEFAULT, PRESETS, SMALL, AcceleratorConfig, parse_array
+from .conv import (TileGrid, assemble_tiles, direct_conv2d, extract_patches, tile_grid,
+                   winograd_conv2d_float, winograd_conv2d_int, winograd_tiles_int)
+from .encoding import SparseWeights, decode, encode, entry_spec, pack_entries, unpack_entries
+from .layout import ArraySpec, Field, StructSpec, pack_array, unpack_array
+from .quant import quantize_multiplier, requantize
+from .transforms import (CANONICAL_POINTS, TILES, WinogradTransform, parse_tile, tile_transform,
+                         winograd_transform)
+from .weights import (LayerWeights, WeightFile, WeightFileError, load_weights, save_weights,
+                      validate_arrays)
+from .widths import DatapathWidths, bits_for_range, datapath_widths, signed_range
+
+__all__ = [
+    "AcceleratorConfig", "ArraySpec", "CANONICAL_POINTS", "DEFAULT", "DatapathWidths", "Field",
+    "LayerWeights", "PRESETS", "SMALL", "SparseWeights", "StructSpec", "TILES", "TileGrid",
+    "WeightFile", "WeightFileError", "WinogradTransform", "assemble_tiles", "bits_for_range",
+    "datapath_widths", "decode", "direct_conv2d", "encode", "entry_spec", "extract_patches",
+    "load_weights", "pack_array", "pack_entries", "parse_array", "parse_tile",
+    "quantize_multiplier", "requantize", "save_weights", "signed_range", "tile_grid",
+    "tile_transform", "unpack_array", "unpack_entries", "validate_arrays",
+    "winograd_conv2d_float", "winograd_conv2d_int", "winograd_tiles_int", "winograd_transform",
+]

@@ -1,0 +1,206 @@
+"""The accelerator configuration: one frozen dataclass drives RTL, manifest, cycle model and
+synthesis. Presets are :func:`dataclasses.replace` copies of :data:`DEFAULT`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from .encoding import entry_spec
+from .layout import ArraySpec, StructSpec
+from .transforms import TILES, WinogradTransform, parse_tile, tile_transform
+from .widths import DatapathWidths, datapath_widths
+
+__all__ = ["AcceleratorConfig", "DEFAULT", "PRESETS", "SMALL", "parse_array"]
+
+
+def parse_array(text: str) -> tuple[int, int]:
+    """Parse an array shape "RxC" (rows x columns of PEs)."""
+    parts = str(text).lower().split("x")
+    if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+        rows, cols = (int(p) for p in parts)
+        if rows >= 1 and cols >= 1:
+            return rows, cols
+    raise ValueError(f"array must be RxC with R, C >= 1 (e.g. 4x4), not {text!r}")
+
+
+def _positive_int(name, value, upper=None):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    if upper is not None and value > upper:
+        raise ValueError(f"{name} must be at most {upper}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class AcceleratorConfig:
+    """Parameters of one generated accelerator.
+
+    Parameters
+    ----------
+    tile : str
+        Input tile: "4x4" is F(2x2, 3x3), "6x6" is F(4x4, 3x3).
+    array : tuple of int
+        (rows, columns) of processing elements; one multiplier each.
+    max_in_channels, max_out_channels : int
+        Largest C and K a layer may have; larger layers are refused.
+    data_width : int
+        Activation width (signed).
+    weight_width : int
+        Weight width (signed, symmetric range).
+    bias_width : int
+        Bias width (signed).
+    weight_depth : int or None
+        Compressed weight entries each PE can hold; None derives
+        ``ceil(max_out_channels / n_pe) * max_in_channels * alpha**2`` (a dense layer fits).
+    requant : bool
+        Add the requantise-to-int8 (+ ReLU) output stage.
+    """
+
+    tile: str = "4x4"
+    array: tuple[int, int] = (4, 4)
+    max_in_channels: int = 64
+    max_out_channels: int = 64
+    data_width: int = 8
+    weight_width: int = 8
+    bias_width: int = 32
+    weight_depth: int | None = None
+    requant: bool = False
+
+    def __post_init__(self):
+        parse_tile(self.tile)
+        if (not isinstance(self.array, tuple) or len(self.array) != 2
+                or any(not isinstance(v, int) or isinstance(v, bool) or v < 1
+                       for v in self.array)):
+            raise ValueError(f"array must be a (rows, columns) pair of positive integers, "
+                             f"not {self.array!r}")
+        _positive_int("max_in_channels", self.max_in_channels, 4096)
+        _positive_int("max_out_channels", self.max_out_channels, 4096)
+        for name in ("data_width", "weight_width"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 2 <= value <= 16:
+                raise ValueError(f"{name} must be an integer in [2, 16], not {value!r}")
+        if (not isinstance(self.bias_width, int) or isinstance(self.bias_width, bool)
+                or not 1 <= self.bias_width <= 32):
+            raise ValueError(f"bias_width must be an integer in [1, 32], not {self.bias_width!r}")
+        if self.weight_depth is not None:
+            _positive_int("weight_depth", self.weight_depth)
+        if not isinstance(self.requant, bool):
+            raise ValueError(f"requant must be a bool, not {self.requant!r}")
+
+    # -- derived ---------------------------------------------------------------------------------
+
+    @property
+    def transform(self) -> WinogradTransform:
+        """The exact transform of :attr:`tile`."""
+        return tile_transform(self.tile)
+
+    @property
+    def m(self) -> int:
+        """Output tile side."""
+        return TILES[self.tile][0]
+
+    @property
+    def r(self) -> int:
+        """Kernel side."""
+        return TILES[self.tile][1]
+
+    @property
+    def alpha(self) -> int:
+        """Input tile side."""
+        return self.m + self.r - 1
+
+    @property
+    def positions(self) -> int:
+        """Winograd positions per tile, alpha**2."""
+        return self.alpha * self.alpha
+
+    @property
+    def AT(self) -> np.ndarray:
+        """Integer output transform [m, alpha]."""
+        return self.transform.AT_int
+
+    @property
+    def BT(self) -> np.ndarray:
+        """Integer input transform [alpha, alpha]."""
+        return self.transform.BT_int
+
+    @property
+    def n_pe(self) -> int:
+        """Processing elements (= array multipliers)."""
+        return self.array[0] * self.array[1]
+
+    @property
+    def multipliers(self) -> int:
+        """Physical multipliers in the design: one per PE, plus m**2 in the requant stage."""
+        return self.n_pe + (self.m * self.m if self.requant else 0)
+
+    @property
+    def pe_weight_depth(self) -> int:
+        """Entries each PE's weight memory holds."""
+        if self.weight_depth is not None:
+            return self.weight_depth
+        return (math.ceil(self.max_out_channels / self.n_pe) * self.max_in_channels
+                * self.positions)
+
+    @cached_property
+    def widths(self) -> DatapathWidths:
+        """Exact worst-case widths of every stage (the single source for the RTL)."""
+        return datapath_widths(self.AT, self.BT, input_width=self.data_width,
+                               weight_width=self.weight_width,
+                               max_in_channels=self.max_in_channels,
+                               bias_width=self.bias_width)
+
+    # -- layouts shared with hw (see golden.layout) ----------------------------------------------
+
+    @property
+    def patch_spec(self) -> ArraySpec:
+        """One channel's input patch d, row-major (element p * alpha + q)."""
+        return ArraySpec(self.data_width, self.positions, signed=True)
+
+    @property
+    def v_spec(self) -> ArraySpec:
+        """One channel's transformed tile V = BT d BT^T, row-major."""
+        return ArraySpec(self.widths.v, self.positions, signed=True)
+
+    @property
+    def m_spec(self) -> ArraySpec:
+        """One output channel's accumulated Winograd tile M, row-major."""
+        return ArraySpec(self.widths.accumulator, self.positions, signed=True)
+
+    @property
+    def y_spec(self) -> ArraySpec:
+        """One output channel's output tile Y = AT M AT^T + bias, row-major (m x m)."""
+        return ArraySpec(self.widths.output, self.m * self.m, signed=True)
+
+    @property
+    def q_spec(self) -> ArraySpec:
+        """One output channel's requantised int8 tile (requant stage only)."""
+        return ArraySpec(8, self.m * self.m, signed=True)
+
+    @property
+    def entry_spec(self) -> StructSpec:
+        """One compressed weight entry (see golden.encoding)."""
+        return entry_spec(self.alpha, self.max_in_channels, self.weight_width)
+
+    def replace(self, **changes) -> "AcceleratorConfig":
+        """A copy with ``changes`` (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        """The parameters as plain JSON-able values."""
+        d = dataclasses.asdict(self)
+        d["array"] = list(self.array)
+        return d
+
+
+#: The default design: 4x4 tile, 4x4 PEs, up to 64 input and output channels.
+DEFAULT = AcceleratorConfig()
+#: A small design for quick simulation and small FPGAs.
+SMALL = dataclasses.replace(DEFAULT, array=(2, 2), max_in_channels=16, max_out_channels=16)
+PRESETS = {"default": DEFAULT, "small": SMALL,
+           "default-6x6": dataclasses.replace(DEFAULT, tile="6x6")}

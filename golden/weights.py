@@ -1,0 +1,385 @@
+"""Weight file format v1: reader, validator and writer.
+
+A NumPy ``.npz`` archive (compressed or not), always read with ``allow_pickle=False``. The format
+is specified in ``docs/weight-format.md``; in short:
+
+* ``format`` 0-d str ``"sparse-winograd-weights"``, ``version`` 0-d integer ``1``,
+  ``layers`` 1-d str array of unique names matching ``[A-Za-z0-9_.-]+``, in network order;
+* per layer ``L``: ``L/m``, ``L/r``, ``L/AT`` int64 [m, a], ``L/BT`` int64 [a, a], ``L/G`` float64
+  [a, r], ``L/U`` int8 [K, C, a, a] in [-127, 127], ``L/scale`` float32 [K] > 0, ``L/padding``
+  in [0, r - 1]; optional ``L/bias`` int32 [K], ``L/U_float`` float32 [K, C, a, a] (zero where U
+  is), ``L/input_scale`` float32 0-d > 0.
+
+Every problem raises :class:`WeightFileError` naming the file, the layer and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "LayerWeights",
+    "WeightFile",
+    "WeightFileError",
+    "load_weights",
+    "save_weights",
+    "validate_arrays",
+]
+
+FORMAT_NAME = "sparse-winograd-weights"
+FORMAT_VERSION = 1
+_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_REQUIRED = ("m", "r", "AT", "BT", "G", "U", "scale", "padding")
+_OPTIONAL = ("bias", "U_float", "input_scale")
+
+
+class WeightFileError(ValueError):
+    """A weight file (or in-memory layer) violates format v1.
+
+    Members
+    -------
+    source : str
+        The file path (or ``"<memory>"``).
+    layer, key : str or None
+        Where the problem is.
+    """
+
+    def __init__(self, source: str, message: str, layer: str | None = None,
+                 key: str | None = None):
+        self.source, self.layer, self.key, self.reason = source, layer, key, message
+        where = [source]
+        if layer is not None:
+            where.append(f"layer '{layer}'")
+        if key is not None:
+            where.append(f"key '{key}'")
+        super().__init__(f"{': '.join([', '.join(where)])}: {message}")
+
+
+@dataclass
+class LayerWeights:
+    """One convolution layer of a weight file (all arrays as stored)."""
+
+    name: str
+    m: int
+    r: int
+    AT: np.ndarray
+    BT: np.ndarray
+    G: np.ndarray
+    U: np.ndarray
+    scale: np.ndarray
+    padding: int
+    bias: np.ndarray | None = None
+    U_float: np.ndarray | None = None
+    input_scale: float | None = None
+
+    @property
+    def alpha(self) -> int:
+        """Input tile side m + r - 1."""
+        return self.m + self.r - 1
+
+    @property
+    def out_channels(self) -> int:
+        """K."""
+        return int(self.U.shape[0])
+
+    @property
+    def in_channels(self) -> int:
+        """C."""
+        return int(self.U.shape[1])
+
+    @property
+    def bias_or_zeros(self) -> np.ndarray:
+        """Bias as int64 [K] (zeros when absent)."""
+        if self.bias is None:
+            return np.zeros(self.out_channels, dtype=np.int64)
+        return self.bias.astype(np.int64)
+
+    @property
+    def sparsity(self) -> float:
+        """Fraction of zero entries of U."""
+        return float(np.count_nonzero(self.U == 0)) / self.U.size
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The archive entries of this layer, keyed ``name/key``, with format v1 dtypes."""
+        out = {
+            "m": np.array(self.m, dtype=np.int64), "r": np.array(self.r, dtype=np.int64),
+            "AT": np.asarray(self.AT), "BT": np.asarray(self.BT), "G": np.asarray(self.G),
+            "U": np.asarray(self.U), "scale": np.asarray(self.scale),
+            "padding": np.array(self.padding, dtype=np.int64),
+        }
+        if self.bias is not None:
+            out["bias"] = np.asarray(self.bias)
+        if self.U_float is not None:
+            out["U_float"] = np.asarray(self.U_float)
+        if self.input_scale is not None:
+            out["input_scale"] = np.asarray(self.input_scale)
+        return {f"{self.name}/{k}": v for k, v in out.items()}
+
+
+@dataclass
+class WeightFile:
+    """A whole weight file: layers in network order."""
+
+    layers: list[LayerWeights] = field(default_factory=list)
+    source: str = "<memory>"
+
+    @property
+    def names(self) -> list[str]:
+        """Layer names in order."""
+        return [layer.name for layer in self.layers]
+
+    def __getitem__(self, name: str) -> LayerWeights:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"{self.source}: no layer '{name}'; layers are: {', '.join(self.names)}")
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names
+
+
+def _is_int_scalar(a: np.ndarray) -> bool:
+    return a.ndim == 0 and a.dtype.kind in "iu"
+
+
+def _check_triple(err, name: str, m: int, r: int, AT, BT, G) -> None:
+    """AT, BT (integers) and G (float) must compute the 1-D valid correlation."""
+    a = m + r - 1
+    # y = AT [(G e_q) * (BT e_p)] must equal 1 iff i + q == p, for every basis pair (bilinear).
+    y = np.einsum("ij,jq,jp->ipq", AT.astype(np.float64), G, BT.astype(np.float64))
+    expected = np.zeros((m, a, r))
+    for i in range(m):
+        for q in range(r):
+            expected[i, i + q, q] = 1.0
+    bad = np.argwhere(np.abs(y - expected) > 1e-9)
+    if bad.size:
+        i, p, q = bad[0]
+        raise err(f"AT, BT and G do not form a Winograd F({m},{r}) triple (output {i}, input "
+                  f"{p}, tap {q} gives {y[i, p, q]:.6g}, expected {expected[i, p, q]:g})",
+                  name, f"{name}/G")
+
+
+def validate_arrays(arrays: Mapping[str, np.ndarray], source: str = "<memory>") -> WeightFile:
+    """Validate a mapping of archive entries against format v1 and build a :class:`WeightFile`.
+
+    Raises
+    ------
+    WeightFileError
+        On the first violation, naming the layer and key.
+    """
+    def err(message, layer=None, key=None):
+        return WeightFileError(source, message, layer, key)
+
+    def get(key, layer=None):
+        if key not in arrays:
+            raise err("missing", layer, key)
+        try:
+            value = arrays[key]
+            return np.asarray(value)
+        except ValueError as exc:      # object arrays refused by allow_pickle=False
+            raise err(f"cannot be read without unpickling ({exc}); object arrays are not "
+                      "allowed", layer, key) from None
+        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            raise err(f"corrupt entry ({exc})", layer, key) from None
+
+    fmt = get("format")
+    if fmt.ndim != 0 or fmt.dtype.kind != "U":
+        raise err(f"must be a 0-d str array, not {fmt.dtype} of shape {list(fmt.shape)}",
+                  key="format")
+    if str(fmt) != FORMAT_NAME:
+        raise err(f"must be '{FORMAT_NAME}', not '{fmt}'", key="format")
+    version = get("version")
+    if not _is_int_scalar(version):
+        raise err(f"must be a 0-d integer array, not {version.dtype} of shape "
+                  f"{list(version.shape)}", key="version")
+    if int(version) != FORMAT_VERSION:
+        raise err(f"unsupported version {int(version)}; this reader supports version "
+                  f"{FORMAT_VERSION}", key="version")
+    names = get("layers")
+    if names.ndim != 1 or names.dtype.kind != "U":
+        raise err(f"must be a 1-d str array, not {names.dtype} of shape {list(names.shape)}",
+                  key="layers")
+    if names.size == 0:
+        raise err("lists no layers", key="layers")
+    names = [str(n) for n in names]
+    for n in names:
+        if not _NAME_RE.fullmatch(n):
+            raise err(f"layer name {n!r} must match [A-Za-z0-9_.-]+", key="layers")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise err(f"layer names must be unique; repeated: {', '.join(dup)}", key="layers")
+    for key in arrays:
+        if key in ("format", "version", "layers"):
+            continue
+        prefix = key.split("/", 1)[0]
+        if "/" not in key or prefix not in names:
+            raise err("belongs to no layer listed in 'layers'", key=key)
+
+    layers = [_validate_layer(name, get, err) for name in names]
+    return WeightFile(layers=layers, source=source)
+
+
+def _validate_layer(name, get, err) -> LayerWeights:
+    def key(k):
+        return f"{name}/{k}"
+
+    def int_scalar(k):
+        a = get(key(k), name)
+        if not _is_int_scalar(a):
+            raise err(f"must be a 0-d integer, not {a.dtype} of shape {list(a.shape)}",
+                      name, key(k))
+        return int(a)
+
+    def array(k, dtype, shape):
+        a = get(key(k), name)
+        if a.dtype != np.dtype(dtype):
+            raise err(f"dtype must be {np.dtype(dtype)}, not {a.dtype}", name, key(k))
+        if list(a.shape) != list(shape):
+            raise err(f"shape must be {list(shape)}, not {list(a.shape)}", name, key(k))
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise err("contains NaN or Inf", name, key(k))
+        return a
+
+    m, r = int_scalar("m"), int_scalar("r")
+    if m < 1:
+        raise err(f"must be >= 1, not {m}", name, key("m"))
+    if r < 1:
+        raise err(f"must be >= 1, not {r}", name, key("r"))
+    if m > 16 or r > 16:
+        raise err(f"tile too large (m = {m}, r = {r}; at most 16 each)", name,
+                  key("m") if m > 16 else key("r"))
+    a = m + r - 1
+    AT = array("AT", np.int64, (m, a))
+    BT = array("BT", np.int64, (a, a))
+    G = array("G", np.float64, (a, r))
+    _check_triple(err, name, m, r, AT, BT, G)
+
+    U = get(key("U"), name)
+    if U.dtype != np.int8:
+        raise err(f"dtype must be int8, not {U.dtype}", name, key("U"))
+    if U.ndim != 4 or U.shape[2:] != (a, a) or U.shape[0] < 1 or U.shape[1] < 1:
+        raise err(f"shape must be [K, C, {a}, {a}] with K, C >= 1, not {list(U.shape)}",
+                  name, key("U"))
+    if np.any(U == -128):
+        idx = tuple(int(i) for i in np.argwhere(U == -128)[0])
+        raise err(f"values must lie in [-127, 127]; -128 at index {list(idx)}", name, key("U"))
+    k, c = U.shape[:2]
+
+    scale = array("scale", np.float32, (k,))
+    if np.any(scale <= 0):
+        raise err(f"must be positive; entry {int(np.argmax(scale <= 0))} is "
+                  f"{scale[np.argmax(scale <= 0)]}", name, key("scale"))
+    padding = int_scalar("padding")
+    if not 0 <= padding <= r - 1:
+        raise err(f"must lie in [0, {r - 1}], not {padding}", name, key("padding"))
+
+    def present(k_):
+        try:
+            get(key(k_), name)
+            return True
+        except WeightFileError as exc:
+            if exc.reason == "missing":
+                return False
+            raise
+
+    bias = array("bias", np.int32, (k,)) if present("bias") else None
+    U_float = None
+    if present("U_float"):
+        U_float = array("U_float", np.float32, U.shape)
+        bad = (U == 0) & (U_float != 0)
+        if np.any(bad):
+            idx = [int(i) for i in np.argwhere(bad)[0]]
+            raise err(f"must be zero wherever U is zero (pruned); nonzero at index {idx}",
+                      name, key("U_float"))
+    input_scale = None
+    if present("input_scale"):
+        s = array("input_scale", np.float32, ())
+        if not s > 0:
+            raise err(f"must be positive, not {float(s)}", name, key("input_scale"))
+        input_scale = float(s)
+    return LayerWeights(name=name, m=m, r=r, AT=AT, BT=BT, G=G, U=U, scale=scale,
+                        padding=padding, bias=bias, U_float=U_float, input_scale=input_scale)
+
+
+def load_weights(path: str | os.PathLike) -> WeightFile:
+    """Read and validate a weight file (never unpickles).
+
+    Raises
+    ------
+    WeightFileError
+        If the file is missing, unreadable, truncated or violates format v1.
+    """
+    source = os.fspath(path)
+    if not os.path.exists(source):
+        raise WeightFileError(source, "no such file")
+    if os.path.isdir(source):
+        raise WeightFileError(source, "is a directory, not a weight file")
+    try:
+        with np.load(source, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise WeightFileError(source, "is a single .npy array, not an .npz archive")
+            arrays = _LazyArchive(npz, source)
+            return validate_arrays(arrays, source)
+    except WeightFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise WeightFileError(source, f"not a readable .npz archive ({exc})") from None
+
+
+class _LazyArchive(Mapping):
+    """Archive entries read on access, so that a corrupt entry is reported by its key."""
+
+    def __init__(self, npz, source):
+        self._npz, self._source = npz, source
+        self._keys = list(npz.files)
+        self._cache = {}
+
+    def __getitem__(self, key):
+        if key not in self._cache:
+            if key not in self._keys:
+                raise KeyError(key)
+            try:
+                self._cache[key] = self._npz[key]
+            except (zipfile.BadZipFile, EOFError, OSError) as exc:
+                raise WeightFileError(self._source, f"corrupt entry ({exc})",
+                                      key.split("/", 1)[0] if "/" in key else None,
+                                      key) from None
+        return self._cache[key]
+
+    def __contains__(self, key):
+        return key in self._keys
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self):
+        return len(self._keys)
+
+
+def save_weights(path: str | os.PathLike, layers, compressed: bool = True) -> None:
+    """Validate ``layers`` (a :class:`WeightFile` or list of :class:`LayerWeights`) and write
+    them as format v1.
+
+    Raises
+    ------
+    WeightFileError
+        If the layers would not make a valid file; nothing is written then.
+    """
+    layers = layers.layers if isinstance(layers, WeightFile) else list(layers)
+    arrays = {
+        "format": np.array(FORMAT_NAME),
+        "version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "layers": np.array([layer.name for layer in layers], dtype=str),
+    }
+    for layer in layers:
+        arrays.update(layer.arrays())
+    validate_arrays(arrays, os.fspath(path))
+    (np.savez_compressed if compressed else np.savez)(path, **arrays)

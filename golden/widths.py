@@ -1,0 +1,156 @@
+"""Bit-growth analysis: exact worst-case ranges and widths of every datapath stage.
+
+Each stage's range is the exact worst case given the ranges of its inputs (interval arithmetic
+per Winograd position, sign-aware), so a register of the reported width cannot overflow. This is
+the single source of register widths for ``hw``.
+
+Stages, for an integer input tile ``d`` and quantised Winograd weights ``U``::
+
+    V = BT d BT^T            (input transform)
+    P = U * V                (one product per nonzero weight)
+    M = sum_c P              (channel accumulator, up to max_in_channels terms)
+    Y = AT M AT^T + bias     (output transform)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DatapathWidths", "bits_for_range", "datapath_widths", "signed_range"]
+
+
+def signed_range(width: int) -> tuple[int, int]:
+    """The range of a two's complement integer of ``width`` bits."""
+    return -(1 << (width - 1)), (1 << (width - 1)) - 1
+
+
+def bits_for_range(lo: int, hi: int) -> int:
+    """Smallest two's complement width holding every integer in [lo, hi]."""
+    lo, hi = int(lo), int(hi)
+    if lo > hi:
+        raise ValueError(f"empty range [{lo}, {hi}]")
+    width = 1
+    while not (-(1 << (width - 1)) <= lo and hi <= (1 << (width - 1)) - 1):
+        width += 1
+    return width
+
+
+def _linear_range(coeffs: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
+    """Exact range of sum(coeffs * x) over independent x in [lo, hi]."""
+    c = [int(v) for v in np.asarray(coeffs).ravel()]
+    top = sum(v * hi if v > 0 else v * lo for v in c)
+    bottom = sum(v * lo if v > 0 else v * hi for v in c)
+    return bottom, top
+
+
+def _product_range(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    corners = [x * y for x in a for y in b]
+    return min(corners), max(corners)
+
+
+@dataclass(frozen=True)
+class DatapathWidths:
+    """Worst-case ranges and two's complement widths of each stage.
+
+    Members
+    -------
+    input, weight, v, product, accumulator, transformed, output : int
+        Widths in bits; ``transformed`` is AT M AT^T before the bias, ``output`` after it.
+    v_range, product_range, accumulator_range, output_range : tuple of int
+        The (min, max) the widths were derived from (over all Winograd positions).
+    """
+
+    input: int
+    weight: int
+    bias: int
+    v: int
+    product: int
+    accumulator: int
+    transformed: int
+    output: int
+    v_range: tuple[int, int]
+    product_range: tuple[int, int]
+    accumulator_range: tuple[int, int]
+    transformed_range: tuple[int, int]
+    output_range: tuple[int, int]
+
+    def as_dict(self) -> dict:
+        """Plain dict for JSON manifests."""
+        return {
+            "input": self.input, "weight": self.weight, "bias": self.bias, "v": self.v,
+            "product": self.product, "accumulator": self.accumulator,
+            "transformed": self.transformed, "output": self.output,
+            "v_range": list(self.v_range), "product_range": list(self.product_range),
+            "accumulator_range": list(self.accumulator_range),
+            "transformed_range": list(self.transformed_range),
+            "output_range": list(self.output_range),
+        }
+
+
+def datapath_widths(AT: np.ndarray, BT: np.ndarray, *, input_width: int = 8,
+                    weight_width: int = 8, max_in_channels: int = 64,
+                    bias_width: int = 32) -> DatapathWidths:
+    """Derive exact worst-case widths of the integer datapath.
+
+    Parameters
+    ----------
+    AT, BT : ndarray of int
+        Integer output (m x alpha) and input (alpha x alpha) transforms.
+    input_width : int
+        Activations are signed ``input_width``-bit integers (full two's complement range).
+    weight_width : int
+        Weights are symmetric: ``|U| <= 2 ** (weight_width - 1) - 1`` (int8: [-127, 127]).
+    max_in_channels : int
+        Most channels summed into one accumulator.
+    bias_width : int
+        Bias is a signed ``bias_width``-bit integer.
+    """
+    for name, value, low in (("input_width", input_width, 2), ("weight_width", weight_width, 2),
+                             ("max_in_channels", max_in_channels, 1),
+                             ("bias_width", bias_width, 1)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
+    AT = np.asarray(AT, dtype=np.int64)
+    BT = np.asarray(BT, dtype=np.int64)
+    alpha = BT.shape[0]
+    d_lo, d_hi = signed_range(input_width)
+    w_hi = (1 << (weight_width - 1)) - 1
+    b_lo, b_hi = signed_range(bias_width)
+
+    # V[i, j] = sum_pq BT[i, p] BT[j, q] d[p, q]: coefficients are the outer product.
+    v_ranges = [[_linear_range(np.outer(BT[i], BT[j]), d_lo, d_hi) for j in range(alpha)]
+                for i in range(alpha)]
+    p_ranges = [[_product_range((-w_hi, w_hi), v) for v in row] for row in v_ranges]
+    acc_ranges = [[(max_in_channels * lo, max_in_channels * hi) for lo, hi in row]
+                  for row in p_ranges]
+    # Y[i, j] = sum_xy AT[i, x] AT[j, y] M[x, y], each M[x, y] in its own range.
+    m = AT.shape[0]
+    t_ranges = []
+    for i in range(m):
+        for j in range(m):
+            coeffs = np.outer(AT[i], AT[j])
+            lo = hi = 0
+            for x in range(alpha):
+                for y in range(alpha):
+                    c = int(coeffs[x, y])
+                    a_lo, a_hi = acc_ranges[x][y]
+                    lo += min(c * a_lo, c * a_hi)
+                    hi += max(c * a_lo, c * a_hi)
+            t_ranges.append((lo, hi))
+
+    def hull(ranges):
+        flat = [r for row in ranges for r in row] if isinstance(ranges[0], list) else ranges
+        return min(r[0] for r in flat), max(r[1] for r in flat)
+
+    v_range, p_range, a_range, t_range = (hull(v_ranges), hull(p_ranges), hull(acc_ranges),
+                                          hull(t_ranges))
+    o_range = (t_range[0] + b_lo, t_range[1] + b_hi)
+    return DatapathWidths(
+        input=input_width, weight=weight_width, bias=bias_width,
+        v=bits_for_range(*v_range), product=bits_for_range(*p_range),
+        accumulator=bits_for_range(*a_range), transformed=bits_for_range(*t_range),
+        output=bits_for_range(*o_range),
+        v_range=v_range, product_range=p_range, accumulator_range=a_range,
+        transformed_range=t_range, output_range=o_range)
