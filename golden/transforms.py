@@ -135,7 +135,7 @@ class WinogradTransform:
                             f"at output {i}, input {p}, tap {q}")
 
 
-@functools.cache
+@functools.lru_cache(maxsize=None, typed=True)  # typed: 2.0 must not hit the (2, r) entry
 def winograd_transform(m: int, r: int, points: tuple[Fraction, ...] | None = None
                        ) -> WinogradTransform:
     """Construct and check the exact matrices of F(m x m, r x r).
