@@ -1,0 +1,136 @@
+"""Load balancing: which processing element computes which output channel.
+
+Every PE owns whole output channels ``k`` and, for every tile, multiplies its channels'
+nonzero Winograd-domain weights one per cycle. The per-tile time of the array is the largest
+per-PE entry count (the makespan), so the schedule spreads the entries evenly: channels are
+placed in decreasing entry count on the currently least-loaded PE that still has room
+(longest-processing-time first, LPT). Spatial-Winograd pruning skews sparsity across Winograd
+*positions*; since a PE walks all positions of its channels, that skew is averaged inside each
+channel and does not idle any multiplier.
+
+Room is bounded by two per-PE memories: ``config.pe_weight_depth`` weight entries and
+:func:`result_slots` finished channels (the PE's result bank). All-zero channels have no entries
+and no owner (their ``M_k`` is 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import AcceleratorConfig
+from .encoding import SparseWeights
+
+__all__ = ["Schedule", "result_slots", "schedule_layer"]
+
+
+def result_slots(config: AcceleratorConfig) -> int:
+    """Output channels one PE can own: ``ceil(max_out_channels / n_pe)`` (the depth of one half
+    of its double-buffered result bank)."""
+    return math.ceil(config.max_out_channels / config.n_pe)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Assignment of output channels to processing elements.
+
+    Members
+    -------
+    owner : ndarray [K] of int64
+        PE index (``row * columns + column``) computing channel ``k``; -1 for an all-zero
+        channel.
+    slot : ndarray [K] of int64
+        Index of channel ``k`` within its owner's channel list (its result-bank slot); -1 for
+        an all-zero channel.
+    pe_channels : tuple of tuple of int
+        Execution order of each PE's channels (slot order).
+    pe_entries : ndarray [n_pe] of int64
+        Weight entries (multiply-accumulates per tile) of each PE.
+    """
+
+    owner: np.ndarray
+    slot: np.ndarray
+    pe_channels: tuple[tuple[int, ...], ...]
+    pe_entries: np.ndarray
+
+    @property
+    def n_pe(self) -> int:
+        """Processing elements."""
+        return len(self.pe_channels)
+
+    @property
+    def makespan(self) -> int:
+        """Largest per-PE entry count: multiplier cycles the array needs per tile."""
+        return int(self.pe_entries.max()) if self.pe_entries.size else 0
+
+    @property
+    def entries(self) -> int:
+        """Total weight entries (nonzero weights)."""
+        return int(self.pe_entries.sum())
+
+    @property
+    def balance(self) -> float:
+        """Mean over maximum per-PE entries (1.0 is perfect balance; 1.0 for an empty layer)."""
+        if self.makespan == 0:
+            return 1.0
+        return float(self.pe_entries.mean()) / self.makespan
+
+
+def schedule_layer(sparse: SparseWeights, config: AcceleratorConfig,
+                   layer_name: str = "layer") -> Schedule:
+    """Assign the output channels of ``sparse`` to the PEs of ``config`` (LPT by entry count).
+
+    Parameters
+    ----------
+    sparse : SparseWeights
+        The layer's compressed weights.
+    config : AcceleratorConfig
+        Supplies the PE count, ``pe_weight_depth`` and :func:`result_slots`.
+    layer_name : str
+        Used in error messages.
+
+    Raises
+    ------
+    ValueError
+        If there are more output channels than ``config.max_out_channels``, or a channel
+        cannot be placed without overflowing a PE's weight memory or result bank.
+    """
+    if not isinstance(sparse, SparseWeights):
+        raise TypeError(f"sparse must be a SparseWeights, not {type(sparse).__name__}")
+    if not isinstance(config, AcceleratorConfig):
+        raise TypeError(f"config must be an AcceleratorConfig, not {type(config).__name__}")
+    k_total = sparse.out_channels
+    if k_total > config.max_out_channels:
+        raise ValueError(f"layer '{layer_name}' has {k_total} output channels; the accelerator's "
+                         f"max_out_channels is {config.max_out_channels}")
+    n_pe, depth, slots = config.n_pe, config.pe_weight_depth, result_slots(config)
+    counts = np.asarray(sparse.counts, dtype=np.int64)
+    too_big = np.flatnonzero(counts > depth)
+    if too_big.size:
+        k = int(too_big[0])
+        raise ValueError(f"layer '{layer_name}': output channel {k} has {int(counts[k])} weight "
+                         f"entries; a PE holds at most pe_weight_depth = {depth}")
+
+    load = np.zeros(n_pe, dtype=np.int64)
+    lists: list[list[int]] = [[] for _ in range(n_pe)]
+    owner = np.full(k_total, -1, dtype=np.int64)
+    slot = np.full(k_total, -1, dtype=np.int64)
+    # Decreasing entry count; ties by channel index (stable sort) so schedules are reproducible.
+    for k in np.argsort(-counts, kind="stable").tolist():
+        n = int(counts[k])
+        if n == 0:
+            break
+        fits = np.array([len(lst) < slots for lst in lists]) & (load + n <= depth)
+        if not fits.any():
+            raise ValueError(
+                f"layer '{layer_name}': output channel {k} ({n} entries) does not fit any PE "
+                f"(weight memory {depth} entries and {slots} result slots per PE, "
+                f"{n_pe} PEs, {int(counts.sum())} entries in the layer)")
+        pe = int(np.flatnonzero(fits)[np.argmin(load[fits])])
+        owner[k], slot[k] = pe, len(lists[pe])
+        lists[pe].append(k)
+        load[pe] += n
+    return Schedule(owner=owner, slot=slot, pe_channels=tuple(tuple(lst) for lst in lists),
+                    pe_entries=load)

@@ -1,0 +1,90 @@
+"""Synthetic layers for tests and benchmarks: dense, uniformly sparse and position-skewed.
+
+Position-skewed weights imitate spatial-Winograd pruning (Yu et al. 2019, step 2): a Winograd
+weight ``U = G g G^T`` of random spatial filters ``g`` is pruned where its importance-scaled
+magnitude ``|U_ij| * I_ij`` is small, with ``I_ij = r_i r_j / min(r)^2`` and
+``r_i = ||AT[:, i]||_2 * ||BT[i, :]||_2``. Central Winograd positions survive and edge
+positions are pruned, the skew a one-multiplier-per-position design cannot balance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import AcceleratorConfig
+from .weights import LayerWeights
+
+__all__ = ["importance_factors", "layer_from_u", "synthetic_layer"]
+
+
+def importance_factors(config: AcceleratorConfig) -> np.ndarray:
+    """Normalised importance ``I / min(I)`` of each Winograd position, [alpha, alpha]."""
+    at = config.AT.astype(np.float64)
+    bt = config.BT.astype(np.float64)
+    r = np.linalg.norm(at, axis=0) * np.linalg.norm(bt, axis=1)
+    imp = np.outer(r, r)
+    return imp / imp.min()
+
+
+def layer_from_u(config: AcceleratorConfig, U, *, bias=None, padding: int = 1,
+                 name: str = "synthetic") -> LayerWeights:
+    """Wrap integer Winograd weights ``U`` [K, C, alpha, alpha] as a layer of ``config``'s
+    tile (unit scales, int32 bias or none)."""
+    U = np.asarray(U)
+    k = U.shape[0]
+    return LayerWeights(
+        name=name, m=config.m, r=config.r, AT=config.AT.copy(), BT=config.BT.copy(),
+        G=config.transform.G_float, U=U.astype(np.int8), scale=np.ones(k, dtype=np.float32),
+        padding=int(padding), bias=None if bias is None else np.asarray(bias, dtype=np.int32))
+
+
+def synthetic_layer(config: AcceleratorConfig, in_channels: int, out_channels: int,
+                    sparsity: float, *, skewed: bool = True, seed: int = 0, padding: int = 1,
+                    bias_bits: int = 12, name: str = "synthetic") -> LayerWeights:
+    """A random layer whose Winograd-domain weights have exactly ``round(sparsity * size)``
+    zeros.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        Tile and weight width.
+    in_channels, out_channels : int
+        C and K.
+    sparsity : float
+        Fraction of zero weights in [0, 1].
+    skewed : bool
+        Prune by importance-scaled magnitude (position-skewed); otherwise uniformly at random
+        (the same expected sparsity at every position).
+    seed : int
+        Random seed (deterministic output).
+    padding : int
+        Layer padding.
+    bias_bits : int
+        Biases are uniform in ``[-2**(bias_bits-1), 2**(bias_bits-1))``; 0 gives no bias.
+    """
+    if not 0.0 <= float(sparsity) <= 1.0:
+        raise ValueError(f"sparsity must lie in [0, 1], not {sparsity!r}")
+    rng = np.random.default_rng(seed)
+    G = config.transform.G_float
+    g = rng.standard_normal((out_channels, in_channels, config.r, config.r))
+    u_float = np.einsum("ia,kcab,jb->kcij", G, g, G)
+    if skewed:
+        score = np.abs(u_float) * importance_factors(config)
+    else:
+        score = rng.random(u_float.shape)
+    n_zero = int(round(float(sparsity) * u_float.size))
+    keep = np.ones(u_float.size, dtype=bool)
+    keep[np.argsort(score, axis=None, kind="stable")[:n_zero]] = False
+    keep = keep.reshape(u_float.shape)
+
+    w_max = (1 << (config.weight_width - 1)) - 1
+    peak = np.abs(np.where(keep, u_float, 0)).reshape(out_channels, -1).max(axis=1)
+    peak = np.where(peak > 0, peak, 1.0)[:, None, None, None]
+    U = np.clip(np.rint(u_float / peak * w_max), -w_max, w_max)
+    U = np.where(U == 0, np.sign(u_float), U)          # a kept weight stays nonzero
+    U = np.where(keep, U, 0).astype(np.int64)
+    bias = None
+    if bias_bits:
+        half = 1 << (bias_bits - 1)
+        bias = rng.integers(-half, half, out_channels)
+    return layer_from_u(config, U, bias=bias, padding=padding, name=name)
