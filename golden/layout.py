@@ -145,6 +145,10 @@ def unpack_array(spec: ArraySpec, words) -> np.ndarray:
     """Unpack a sequence of n words into an int64 [n, count] array (bulk)."""
     words = np.asarray([int(w) for w in words], dtype=object)
     out = np.zeros((words.size, spec.count), dtype=np.int64)
+    if spec.width >= 63:        # raw fields overflow int64 arithmetic: sign-extend as Python ints
+        for n, w in enumerate(words):
+            out[n] = spec.unpack(w)
+        return out
     mask = (1 << spec.width) - 1
     for i in range(spec.count):
         raw = np.array([(int(w) >> (i * spec.width)) & mask for w in words], dtype=np.int64)
