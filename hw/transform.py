@@ -1,0 +1,241 @@
+"""Winograd input and output transform units: pipelined, one tile per cycle, multiplier-free.
+
+Both transforms are separable, so each unit runs a 1-D transform over the rows of its tile,
+registers the result, then a 1-D transform over the columns (``hw.arith`` shift-and-add
+linear combinations; the integer matrices come from :class:`golden.config.AcceleratorConfig`).
+Every stage is a register with a valid bit; a stage loads when it is empty or its successor
+loads, so bubbles close up and ``ready`` ripples back combinationally while ``valid`` never
+depends on ``ready``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.config import AcceleratorConfig
+from golden.protocol import output_transform_input_spec, result_spec
+
+from .arith import linear_combination
+from .layouts import to_layout
+
+__all__ = ["InputTransform", "OutputTransform"]
+
+
+def _check_config(config) -> AcceleratorConfig:
+    if not isinstance(config, AcceleratorConfig):
+        raise TypeError(f"config must be a golden.config.AcceleratorConfig, not {config!r}")
+    return config
+
+
+def _capped(expr, cap: int):
+    """``expr`` reduced to ``cap`` bits when wider: exact modulo ``2**cap``, which is all the
+    following linear stage needs when its own result fits ``cap`` bits."""
+    return expr[:cap].as_signed() if expr.shape().width > cap else expr
+
+
+def _registers(prefix: str, exprs) -> list:
+    """One register per expression, shaped like it."""
+    return [Signal(expr.shape(), name=f"{prefix}_{n}") for n, expr in enumerate(exprs)]
+
+
+def _chain(m: Module, i: stream.Interface, o: stream.Interface, loads: list[list]) -> None:
+    """Drive the valid/ready handshake of a register pipeline.
+
+    ``loads[k]`` are the assignments that fill stage ``k`` from stage ``k - 1`` (``i.payload``
+    for the first); the last stage's registers are ``o.payload``. Stage ``k`` loads when it is
+    empty or stage ``k + 1`` loads (``o.ready`` after the last), so a stalled output holds its
+    payload and an empty stage never blocks the ones before it.
+    """
+    depth = len(loads)
+    valid = [i.valid] + [Signal(name=f"stage{k}_valid") for k in range(1, depth)] + [o.valid]
+    load = [None] + [Signal(name=f"stage{k}_load") for k in range(1, depth + 1)]
+    downstream = o.ready
+    for k in range(depth, 0, -1):
+        m.d.comb += load[k].eq(~valid[k] | downstream)
+        downstream = load[k]
+    m.d.comb += i.ready.eq(load[1])
+    for k in range(1, depth + 1):
+        with m.If(load[k]):
+            m.d.sync += valid[k].eq(valid[k - 1])
+            m.d.sync += loads[k - 1]
+
+
+class InputTransform(wiring.Component):
+    """Input transform ``V = BT d BT^T`` of one channel patch per cycle, shifts and adds only.
+
+    Two pipeline stages: the 1-D transform of every row of ``d`` (``W = d BT^T``), then of every
+    column of ``W`` (``V = BT W``), each registered. ``V`` has ``config.widths.v`` bits, the
+    exact worst case, so it cannot overflow.
+
+    Parameters
+    ----------
+    config : golden.config.AcceleratorConfig
+        Tile (transform matrix ``BT``), data width and derived widths.
+
+    Members
+    -------
+    i : In(stream.Signature(to_layout(config.patch_spec)))
+        Input patches ``d``, row-major (element ``p * alpha + q``).
+    o : Out(stream.Signature(to_layout(config.v_spec)))
+        Transformed tiles ``V``, row-major.
+    """
+
+    def __init__(self, config: AcceleratorConfig):
+        self._config = _check_config(config)
+        super().__init__({
+            "i": In(stream.Signature(to_layout(config.patch_spec))),
+            "o": Out(stream.Signature(to_layout(config.v_spec))),
+        })
+
+    @property
+    def config(self) -> AcceleratorConfig:
+        """The accelerator configuration."""
+        return self._config
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an input transfer to its output being valid when never stalled."""
+        return 2
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        alpha, bt, v_width = config.alpha, config.BT, config.widths.v
+        d = [[self.i.payload[p * alpha + q] for q in range(alpha)] for p in range(alpha)]
+
+        # Stage 1: W[p][j] = sum_q BT[j, q] d[p][q] (exact width of each position's range).
+        rows_next = [_capped(linear_combination([(bt[j, q], d[p][q]) for q in range(alpha)]),
+                             v_width)
+                     for p in range(alpha) for j in range(alpha)]
+        rows = _registers("rows", rows_next)
+        w = [[rows[p * alpha + j] for j in range(alpha)] for p in range(alpha)]
+
+        # Stage 2: V[r][j] = sum_p BT[r, p] W[p][j], in widths.v bits.
+        v_next = [linear_combination([(bt[r, p], w[p][j]) for p in range(alpha)], v_width)
+                  for r in range(alpha) for j in range(alpha)]
+
+        _chain(m, self.i, self.o, [
+            [reg.eq(expr) for reg, expr in zip(rows, rows_next)],
+            [self.o.payload[n].eq(expr) for n, expr in enumerate(v_next)],
+        ])
+        return m
+
+
+class OutputTransform(wiring.Component):
+    """Output transform ``Y = AT M AT^T + bias``, optionally requantised to int8 (+ ReLU).
+
+    Two multiplier-free stages, the 1-D transform of every row of ``M`` (``Z = M AT^T``) then of
+    every column of ``Z`` plus the bias (``Y = AT Z + bias``, ``config.widths.output`` bits, the
+    exact worst case). With ``config.requant`` three more stages compute
+    ``golden.quant.requantize`` exactly: the product ``y * mult`` (``m**2`` multipliers, the
+    only ones in this unit), the rounding add and arithmetic shift, then the int8 clamp and
+    ReLU.
+
+    Parameters
+    ----------
+    config : golden.config.AcceleratorConfig
+        Tile (transform matrix ``AT``), widths and whether the requant stage exists.
+
+    Members
+    -------
+    i : In(stream.Signature(to_layout(golden.protocol.output_transform_input_spec(config))))
+        One output channel's ``m`` tile (Winograd domain), ``bias`` and, with requant,
+        ``mult``, ``shift``, ``relu``.
+    o : Out(stream.Signature(to_layout(golden.protocol.result_spec(config))))
+        The output tile ``y`` (row-major, ``m x m``) and, with requant, ``q``.
+    """
+
+    def __init__(self, config: AcceleratorConfig):
+        self._config = _check_config(config)
+        super().__init__({
+            "i": In(stream.Signature(to_layout(output_transform_input_spec(config)))),
+            "o": Out(stream.Signature(to_layout(result_spec(config)))),
+        })
+
+    @property
+    def config(self) -> AcceleratorConfig:
+        """The accelerator configuration."""
+        return self._config
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an input transfer to its output being valid when never stalled."""
+        return 5 if self._config.requant else 2
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        alpha, size, at = config.alpha, config.m, config.AT
+        y_width = config.widths.output
+        payload = self.i.payload
+        tile = [[payload.m[x * alpha + y] for y in range(alpha)] for x in range(alpha)]
+
+        # Stage 1: Z[x][j] = sum_y AT[j, y] M[x][y]; the bias and requant fields ride along.
+        z_next = [_capped(linear_combination([(at[j, y], tile[x][y]) for y in range(alpha)]),
+                          y_width)
+                  for x in range(alpha) for j in range(size)]
+        z_regs = _registers("rows", z_next)
+        z = [[z_regs[x * size + j] for j in range(size)] for x in range(alpha)]
+        bias = Signal.like(payload.bias, name="rows_bias")
+        stage1 = [reg.eq(expr) for reg, expr in zip(z_regs, z_next)] + [bias.eq(payload.bias)]
+
+        # Stage 2: Y[r][j] = sum_x AT[r, x] Z[x][j] + bias, in widths.output bits.
+        y_next = [linear_combination([(at[r, x], z[x][j]) for x in range(alpha)] + [(1, bias)],
+                                     y_width)
+                  for r in range(size) for j in range(size)]
+
+        if not config.requant:
+            _chain(m, self.i, self.o, [
+                stage1,
+                [self.o.payload.y[n].eq(expr) for n, expr in enumerate(y_next)],
+            ])
+            return m
+
+        stages = self._requant_stages(payload, stage1, y_next)
+        _chain(m, self.i, self.o, stages)
+        return m
+
+    def _requant_stages(self, payload, stage1, y_next) -> list[list]:
+        """Stages 1-5 with requantisation: q = clamp((y * mult + round) >> shift), ReLU."""
+        out = self.o.payload
+        count = len(y_next)
+        names = ("mult", "shift", "relu")
+
+        def carry(stage):
+            return {f: Signal.like(payload[f], name=f"{stage}_{f}") for f in names}
+
+        params = [carry("rows"), carry("cols"), carry("product"), carry("rounded")]
+        stages = [stage1 + [params[0][f].eq(payload[f]) for f in names]]
+        for k in range(1, 4):
+            stages.append([params[k][f].eq(params[k - 1][f]) for f in names])
+
+        # Stage 2: Y, kept for the result beat through the following stages.
+        y_regs = [[Signal(signed(self._config.widths.output), name=f"{stage}_y_{n}")
+                   for n in range(count)] for stage in ("cols", "product", "rounded")]
+        stages[1] += [reg.eq(expr) for reg, expr in zip(y_regs[0], y_next)]
+        stages[2] += [b.eq(a) for a, b in zip(y_regs[0], y_regs[1])]
+        stages[3] += [b.eq(a) for a, b in zip(y_regs[1], y_regs[2])]
+
+        # Stage 3: the product (the only multipliers of the unit).
+        product_next = [y * params[1]["mult"] for y in y_regs[0]]
+        products = _registers("product", product_next)
+        stages[2] += [reg.eq(expr) for reg, expr in zip(products, product_next)]
+
+        # Stage 4: add 2**(shift-1) (nothing for shift 0), then shift right arithmetically.
+        shift = params[2]["shift"]
+        round_bias = (Const(1, 1) << shift)[1:]
+        rounded_next = [(p + round_bias) >> shift for p in products]
+        rounded = _registers("rounded", rounded_next)
+        stages[3] += [reg.eq(expr) for reg, expr in zip(rounded, rounded_next)]
+
+        # Stage 5: clamp to int8, then ReLU (golden clamps first).
+        relu = params[3]["relu"]
+        final = []
+        for n, value in enumerate(rounded):
+            clamped = Mux(value > 127, 127, Mux(value < -128, -128, value))
+            final.append(out.q[n].eq(Mux(relu & (clamped < 0), 0, clamped)))
+            final.append(out.y[n].eq(y_regs[2][n]))
+        stages.append(final)
+        return stages
