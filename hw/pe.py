@@ -1,0 +1,241 @@
+"""Zero-skip processing element: one multiplier, one nonzero Winograd weight per cycle.
+
+A PE owns whole output channels (``golden.schedule``). Its weight memory holds their compressed
+entries (``config.entry_spec``) in execution order. For every tile it walks all its entries;
+entry ``(value, position xi, channel c, last)`` costs one cycle and one multiply-accumulate
+``acc[xi] += value * V[c][xi]``. On ``last`` the alpha**2 accumulators (the finished ``M_k``)
+go to the next slot of the result bank and are cleared. Pruned weights have no entry and cost
+nothing.
+
+The transformed inputs ``V`` arrive on a systolic chain: each PE writes the beat on ``v_in``
+into its local V memory and passes it, one register later, to ``v_out`` (the next PE). V memory
+and result bank are double-buffered (``half`` selects one), so the next tile loads and the
+previous tile's results are collected while this tile computes.
+
+Pipeline of the multiply-accumulate (one entry per cycle)::
+
+    issue    weight memory read (address = entry counter)
+    fetch    V memory read (address = half, entry.channel)
+    multiply product = value * V[position]            (registered)
+    add      acc[position] += product; on last: write result bank, clear acc
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.config import AcceleratorConfig
+from golden.schedule import result_slots
+
+from .layouts import to_layout
+
+__all__ = ["PIPELINE_DEPTH", "ProcessingElement", "VChainSignature", "index_bits"]
+
+#: Cycles from a tile's ``start`` until ``done`` rises, beyond one per entry (issue, fetch,
+#: multiply, add and the idle cycle that reports ``done``); ``golden.cycles`` uses the same
+#: figure.
+PIPELINE_DEPTH = 4
+
+
+def index_bits(n: int) -> int:
+    """Bits of an unsigned index in [0, n)."""
+    return max(1, (n - 1).bit_length())
+
+
+class VChainSignature(wiring.Signature):
+    """One hop of the systolic V chain: a transformed channel tile and where it goes.
+
+    Members
+    -------
+    valid : Out(1)
+        A beat is present (the chain never stalls).
+    addr : Out(unsigned)
+        V memory address ``Cat(channel, half)``.
+    last : Out(1)
+        The final channel of the tile.
+    data : Out(to_layout(config.v_spec))
+        ``V`` of one channel.
+    """
+
+    def __init__(self, config: AcceleratorConfig):
+        super().__init__({
+            "valid": Out(1),
+            "addr": Out(index_bits(config.max_in_channels) + 1),
+            "last": Out(1),
+            "data": Out(to_layout(config.v_spec)),
+        })
+
+
+class ProcessingElement(wiring.Component):
+    """A zero-skip PE with its weight memory, double-buffered V memory and result bank.
+
+    Parameters
+    ----------
+    config : golden.config.AcceleratorConfig
+        Widths, ``pe_weight_depth`` (weight memory), ``max_in_channels`` (V memory) and
+        ``golden.schedule.result_slots`` (result bank).
+
+    Members
+    -------
+    clear : In(1)
+        Forget the loaded layer (weight count, channel count, accumulators).
+    write : In(1)
+        Append ``entry`` to the weight memory (ignored when full; see ``full``).
+    entry : In(to_layout(config.entry_spec))
+        A compressed weight entry.
+    entries : Out(range(pe_weight_depth + 1))
+        Entries loaded.
+    channels : Out(range(result_slots + 1))
+        Entries loaded with ``last`` set (output channels owned).
+    full : Out(1)
+        The weight memory holds ``pe_weight_depth`` entries.
+    v_in : In(VChainSignature(config))
+        V chain from the previous PE (or the input transform).
+    v_out : Out(VChainSignature(config))
+        ``v_in`` delayed by one cycle, to the next PE.
+    start : In(1)
+        Compute one tile from V memory half ``half`` into result bank half ``half``.
+    half : In(1)
+        Sampled with ``start``.
+    done : Out(1)
+        No tile in progress (low from the cycle after ``start`` until the last result is
+        written).
+    bank_addr : In(unsigned)
+        Result bank read address ``Cat(slot, half)``, read when ``bank_en``.
+    bank_en : In(1)
+        Read enable; ``bank_data`` holds its value while low.
+    bank_data : Out(to_layout(config.m_spec))
+        ``M`` of the addressed slot, one cycle after the address.
+    """
+
+    def __init__(self, config: AcceleratorConfig):
+        if not isinstance(config, AcceleratorConfig):
+            raise TypeError(f"config must be a golden.config.AcceleratorConfig, not {config!r}")
+        self._config = config
+        depth = config.pe_weight_depth
+        slots = result_slots(config)
+        super().__init__({
+            "clear": In(1),
+            "write": In(1),
+            "entry": In(to_layout(config.entry_spec)),
+            "entries": Out(range(depth + 1)),
+            "channels": Out(range(slots + 1)),
+            "full": Out(1),
+            "v_in": In(VChainSignature(config)),
+            "v_out": Out(VChainSignature(config)),
+            "start": In(1),
+            "half": In(1),
+            "done": Out(1),
+            "bank_addr": In(index_bits(slots) + 1),
+            "bank_en": In(1),
+            "bank_data": Out(to_layout(config.m_spec)),
+        })
+
+    @property
+    def config(self) -> AcceleratorConfig:
+        """The accelerator configuration."""
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        widths = cfg.widths
+        depth, slots = cfg.pe_weight_depth, result_slots(cfg)
+        entry_layout = to_layout(cfg.entry_spec)
+        v_layout, m_layout = to_layout(cfg.v_spec), to_layout(cfg.m_spec)
+        chan_bits, slot_bits = index_bits(cfg.max_in_channels), index_bits(slots)
+
+        m.submodules.weight_memory = wmem = Memory(shape=entry_layout, depth=depth, init=[])
+        m.submodules.v_memory = vmem = Memory(shape=v_layout, depth=2 << chan_bits, init=[])
+        m.submodules.result_bank = bank = Memory(shape=m_layout, depth=2 << slot_bits, init=[])
+
+        # -- loading: weights appended in execution order; V from the chain ----------------
+        w_wr = wmem.write_port()
+        m.d.comb += self.full.eq(self.entries == depth)
+        m.d.comb += [w_wr.addr.eq(self.entries), w_wr.data.eq(self.entry),
+                     w_wr.en.eq(self.write & ~self.full)]
+        with m.If(self.clear):
+            m.d.sync += [self.entries.eq(0), self.channels.eq(0)]
+        with m.Elif(self.write & ~self.full):
+            m.d.sync += self.entries.eq(self.entries + 1)
+            with m.If(self.entry.last & (self.channels != slots)):
+                m.d.sync += self.channels.eq(self.channels + 1)
+
+        v_wr = vmem.write_port()
+        m.d.comb += [v_wr.addr.eq(self.v_in.addr), v_wr.data.eq(self.v_in.data),
+                     v_wr.en.eq(self.v_in.valid)]
+        m.d.sync += [self.v_out.valid.eq(self.v_in.valid), self.v_out.addr.eq(self.v_in.addr),
+                     self.v_out.last.eq(self.v_in.last), self.v_out.data.eq(self.v_in.data)]
+
+        # -- issue: one weight read per cycle while entries remain -------------------------
+        running = Signal()
+        pointer = Signal(range(depth + 1))
+        half = Signal()
+        w_rd = wmem.read_port(transparent_for=())
+        m.d.comb += w_rd.addr.eq(pointer)
+        with m.If(self.start):
+            m.d.sync += [running.eq(self.entries != 0), pointer.eq(0), half.eq(self.half)]
+        with m.Elif(running):
+            m.d.sync += pointer.eq(pointer + 1)
+            with m.If(pointer == self.entries - 1):
+                m.d.sync += running.eq(0)
+
+        # -- fetch: the entry is out of the weight memory; read V[channel] -----------------
+        fetch_valid = Signal()
+        m.d.sync += fetch_valid.eq(running)
+        entry = data.View(entry_layout, w_rd.data)
+        v_rd = vmem.read_port(transparent_for=())
+        m.d.comb += v_rd.addr.eq(Cat(entry.channel[:chan_bits], half))
+
+        # -- multiply: one product per cycle (the PE's only multiplier) ---------------------
+        mul_valid = Signal()
+        mul_value = Signal(signed(widths.weight))
+        mul_position = Signal.like(entry.position)
+        mul_last = Signal()
+        m.d.sync += [mul_valid.eq(fetch_valid), mul_value.eq(entry.value),
+                     mul_position.eq(entry.position), mul_last.eq(entry.last)]
+        v_word = data.View(v_layout, v_rd.data)
+        v_selected = Array(v_word[i] for i in range(cfg.positions))[mul_position]
+
+        add_valid = Signal()
+        add_position = Signal.like(mul_position)
+        add_last = Signal()
+        product = Signal(signed(widths.product))
+        m.d.sync += [add_valid.eq(mul_valid), add_position.eq(mul_position),
+                     add_last.eq(mul_last & mul_valid), product.eq(mul_value * v_selected)]
+
+        # -- add: accumulate; a finished channel goes to the result bank -------------------
+        acc = [Signal(signed(widths.accumulator), name=f"acc_{i}") for i in range(cfg.positions)]
+        acc_sum = Signal(signed(widths.accumulator))
+        m.d.comb += acc_sum.eq(Array(acc)[add_position] + product)
+        slot = Signal(range(slots + 1))
+        b_wr = bank.write_port()
+        m.d.comb += b_wr.addr.eq(Cat(slot[:slot_bits], half))
+        for i in range(cfg.positions):
+            m.d.comb += b_wr.data[i].eq(Mux(add_position == i, acc_sum, acc[i]))
+        m.d.comb += b_wr.en.eq(add_valid & add_last)
+        with m.If(self.clear):
+            m.d.sync += [a.eq(0) for a in acc]
+        with m.Elif(add_valid):
+            with m.If(add_last):
+                m.d.sync += [a.eq(0) for a in acc]
+            with m.Else():
+                with m.Switch(add_position):
+                    for i in range(cfg.positions):
+                        with m.Case(i):
+                            m.d.sync += acc[i].eq(acc_sum)
+        with m.If(self.start):
+            m.d.sync += slot.eq(0)
+        with m.Elif(add_valid & add_last):
+            m.d.sync += slot.eq(slot + 1)
+
+        m.d.comb += self.done.eq(~(running | fetch_valid | mul_valid | add_valid))
+
+        # -- result bank read port for the collector ---------------------------------------
+        b_rd = bank.read_port(transparent_for=())
+        m.d.comb += [b_rd.addr.eq(self.bank_addr), b_rd.en.eq(self.bank_en),
+                     self.bank_data.eq(b_rd.data)]
+        return m

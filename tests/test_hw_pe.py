@@ -1,0 +1,141 @@
+"""The zero-skip PE against golden: M_k = sum_c U[k, c] * V_c, one cycle per nonzero weight."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from golden.config import AcceleratorConfig
+from golden.encoding import encode, pack_entries
+from golden.schedule import result_slots
+from hw.pe import PIPELINE_DEPTH, ProcessingElement, index_bits
+
+SMALL_4 = AcceleratorConfig(tile="4x4", array=(2, 2), max_in_channels=8, max_out_channels=8)
+SMALL_6 = AcceleratorConfig(tile="6x6", array=(2, 2), max_in_channels=5, max_out_channels=8)
+
+
+def _random_u(rng, k, c, alpha, density, extreme=False):
+    u = rng.integers(-127, 128, (k, c, alpha, alpha))
+    if extreme:
+        u = np.where(rng.random(u.shape) < 0.5, -127, 127)
+    u[rng.random(u.shape) >= density] = 0
+    return u
+
+
+def _random_v(rng, config, c, extreme=False):
+    lo, hi = config.widths.v_range
+    if extreme:
+        return np.where(rng.random((c, config.positions)) < 0.5, lo, hi)
+    return rng.integers(lo, hi + 1, (c, config.positions))
+
+
+def _run_pe(config, u, tiles, seed=0):
+    """Load u's channels, then compute each V tile in ``tiles`` (alternating halves, the next
+    tile streaming into the other half while the current one computes). Returns the bank
+    contents per tile and the cycles from start to done."""
+    dut = ProcessingElement(config)
+    sparse = encode(u)
+    words = pack_entries(sparse, config.entry_spec)
+    chan_bits = index_bits(config.max_in_channels)
+    slots = result_slots(config)
+    k_count = u.shape[0]
+    results, durations = [], []
+
+    async def send_v(ctx, v, half):
+        for c, row in enumerate(v):
+            ctx.set(dut.v_in.valid, 1)
+            ctx.set(dut.v_in.addr, c | (half << chan_bits))
+            ctx.set(dut.v_in.last, int(c == len(v) - 1))
+            ctx.set(dut.v_in.data.as_value(), config.v_spec.pack(row))
+            await ctx.tick()
+            # The chain passes the beat on one cycle later, unchanged.
+            assert ctx.get(dut.v_out.valid) == 1
+            assert ctx.get(dut.v_out.addr) == c | (half << chan_bits)
+            assert ctx.get(dut.v_out.data.as_value()) == config.v_spec.pack(row)
+        ctx.set(dut.v_in.valid, 0)
+
+    async def bench(ctx):
+        ctx.set(dut.clear, 1)
+        await ctx.tick()
+        ctx.set(dut.clear, 0)
+        for w in words:
+            ctx.set(dut.write, 1)
+            ctx.set(dut.entry.as_value(), w)
+            await ctx.tick()
+        ctx.set(dut.write, 0)
+        assert ctx.get(dut.entries) == len(words)
+        assert ctx.get(dut.channels) == int(np.count_nonzero(sparse.counts))
+        await send_v(ctx, tiles[0], 0)
+        for t in range(len(tiles)):
+            half = t % 2
+            ctx.set(dut.start, 1)
+            ctx.set(dut.half, half)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            cycles = 1
+            if t + 1 < len(tiles):
+                await send_v(ctx, tiles[t + 1], 1 - half)
+                cycles += len(tiles[t + 1])
+            while not ctx.get(dut.done):
+                await ctx.tick()
+                cycles += 1
+            durations.append(cycles)
+            bank = []
+            for slot in range(slots):
+                ctx.set(dut.bank_en, 1)
+                ctx.set(dut.bank_addr, slot | (half << index_bits(slots)))
+                await ctx.tick()
+                bank.append(config.m_spec.unpack(ctx.get(dut.bank_data.as_value())))
+            results.append(np.array(bank[:k_count]))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return sparse, results, durations
+
+
+def _expected(u, v, config):
+    """M [K, alpha**2] of each nonempty channel, in slot order (nonempty channels in k order)."""
+    full = np.einsum("kcp,cp->kp", u.reshape(u.shape[0], u.shape[1], -1), v)
+    return full[np.any(u.reshape(u.shape[0], -1) != 0, axis=1)]
+
+
+@pytest.mark.parametrize("config", [SMALL_4, SMALL_6], ids=["4x4", "6x6"])
+@pytest.mark.parametrize("density", [1.0, 0.3, 0.0])
+def test_pe_matches_golden(config, density):
+    rng = np.random.default_rng(int(density * 10) + config.alpha)
+    slots = result_slots(config)
+    c = config.max_in_channels - 1
+    u = _random_u(rng, slots, c, config.alpha, density)
+    tiles = [_random_v(rng, config, c) for _ in range(3)]
+    sparse, results, durations = _run_pe(config, u, tiles)
+    for v, got in zip(tiles, results):
+        want = _expected(u, v, config)
+        np.testing.assert_array_equal(got[:len(want)], want)
+    n = sparse.nnz
+    # A tile costs one cycle per nonzero weight plus the pipeline, never more.
+    for d in durations[:-1]:
+        assert d == max(n + PIPELINE_DEPTH, c + 1) if n else d == max(1, c + 1)
+    assert durations[-1] == (n + PIPELINE_DEPTH if n else 1)
+
+
+@pytest.mark.parametrize("config", [SMALL_4, SMALL_6], ids=["4x4", "6x6"])
+def test_pe_extreme_values_at_max_channels(config):
+    """Weights +-127 and V at its range ends over max_in_channels: the widest sums fit."""
+    rng = np.random.default_rng(7)
+    c = config.max_in_channels
+    lo, hi = config.widths.v_range
+    # Channel 0 reaches the positive extreme, channel 1 the negative one.
+    u = np.stack([np.full((c, config.alpha, config.alpha), 127),
+                  np.full((c, config.alpha, config.alpha), -127)])
+    tiles = [np.full((c, config.positions), lo), np.full((c, config.positions), hi),
+             _random_v(rng, config, c, extreme=True)]
+    _, results, _ = _run_pe(config, u, tiles)
+    for v, got in zip(tiles, results):
+        np.testing.assert_array_equal(got, _expected(u, v, config))
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_pe_rejects_non_config():
+    with pytest.raises(TypeError, match="config must be a golden.config.AcceleratorConfig"):
+        ProcessingElement("4x4")
