@@ -120,7 +120,7 @@ class LayerWeights:
         if self.U_float is not None:
             out["U_float"] = np.asarray(self.U_float)
         if self.input_scale is not None:
-            out["input_scale"] = np.asarray(self.input_scale)
+            out["input_scale"] = np.asarray(self.input_scale, dtype=np.float32)  # held as float
         return {f"{self.name}/{k}": v for k, v in out.items()}
 
 
@@ -323,9 +323,10 @@ def load_weights(path: str | os.PathLike) -> WeightFile:
     if os.path.isdir(source):
         raise WeightFileError(source, "is a directory, not a weight file")
     try:
-        with np.load(source, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise WeightFileError(source, "is a single .npy array, not an .npz archive")
+        loaded = np.load(source, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):    # a bare ndarray has no close()
+            raise WeightFileError(source, "is a single .npy array, not an .npz archive")
+        with loaded as npz:
             arrays = _LazyArchive(npz, source)
             return validate_arrays(arrays, source)
     except WeightFileError:
