@@ -1,0 +1,188 @@
+"""Build a harnessed design once per configuration and run bench jobs on it through cocotb.
+
+A build directory is keyed by the simulator, a readable design key and a hash of every Verilog
+text and build option, under ``sim_build/`` at the repository root. A second request for the
+same design reuses the compiled model (a Verilator build costs a minute or more on two cores);
+a lock file serialises concurrent builders of one directory (pytest-xdist).
+
+A *job* (JSON) lists runs for :mod:`sim.bench`, the cocotb test module; the bench writes a
+result JSON that :func:`run_job` returns. Comparisons with golden happen in the caller, so a
+failure is reported by pytest with the golden model's numbers, not in a simulator log.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from .harness import RAM_SOURCE, StreamHarness
+from .tools import TIMESCALE, find_simulator, simulator_build_args
+
+__all__ = ["BuiltDesign", "REPO_ROOT", "SimulationError", "build_harnessed", "build_root",
+           "run_job"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HARNESS_TOP = "stream_harness"
+
+
+class SimulationError(RuntimeError):
+    """A build or a simulation failed; the message names the log to read."""
+
+
+@dataclass(frozen=True)
+class BuiltDesign:
+    """A compiled harnessed design.
+
+    Members
+    -------
+    simulator : str
+        "verilator" or "icarus".
+    build_dir : Path
+        Where the model lives.
+    top : str
+        Verilog top (the harness).
+    harness : StreamHarness
+        The harness it was built from (stream names, widths, depths, pause period).
+    waves : bool
+        Built with FST tracing.
+    build_seconds : float
+        Wall time of the build (0 when reused).
+    """
+
+    simulator: str
+    build_dir: Path
+    top: str
+    harness: StreamHarness
+    waves: bool
+    build_seconds: float
+
+
+def build_root() -> Path:
+    """Root of all build directories (``$SIM_BUILD_DIR`` or ``<repo>/sim_build``)."""
+    return Path(os.environ.get("SIM_BUILD_DIR", REPO_ROOT / "sim_build")).resolve()
+
+
+def _ensure_importable():
+    # cocotb's runner hands sys.path to the simulator as PYTHONPATH; the bench module
+    # (sim.bench) must resolve from the simulator's working directory too.
+    root = str(REPO_ROOT)
+    if root not in sys.path:
+        sys.path.append(root)
+
+
+def build_harnessed(key: str, device_verilog: str, device_name: str, harness: StreamHarness,
+                    simulator: str = "verilator", waves: bool = False) -> BuiltDesign:
+    """Compile ``device_verilog`` inside ``harness`` with ``simulator`` (or reuse the build).
+
+    Parameters
+    ----------
+    key : str
+        Readable name of the design configuration (part of the directory name).
+    device_verilog : str
+        Verilog text defining module ``device_name``.
+    harness : StreamHarness
+        Harness instantiating ``device_name``.
+    simulator : str
+        "verilator" or "icarus".
+    waves : bool
+        Build with FST waveform support.
+    """
+    info = find_simulator(simulator)
+    if not info.available:
+        raise SimulationError(f"{simulator} is not available: {info.reason}")
+    if harness.device_name != device_name:
+        raise ValueError(f"harness wraps {harness.device_name!r}, not {device_name!r}")
+    harness_verilog = verilog.convert(harness, name=HARNESS_TOP, emit_src=False)
+    ram_verilog = RAM_SOURCE.read_text()
+    build_args = simulator_build_args(simulator, waves)
+    digest = hashlib.sha256()
+    for part in (device_verilog, harness_verilog, ram_verilog, json.dumps(build_args),
+                 info.version, str(waves)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    safe_key = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
+    build_dir = build_root() / simulator / f"{safe_key}-{digest.hexdigest()[:12]}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    stamp = build_dir / "build.stamp"
+    with open(build_dir / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists():
+            return BuiltDesign(simulator, build_dir, HARNESS_TOP, harness, waves, 0.0)
+        src = build_dir / "src"
+        src.mkdir(exist_ok=True)
+        files = []
+        for name, text in ((f"{device_name}.v", device_verilog),
+                           (f"{HARNESS_TOP}.v", harness_verilog), ("harness_ram.v", ram_verilog)):
+            path = src / name
+            path.write_text(text)
+            files.append(path)
+        from cocotb_tools.runner import get_runner
+        runner = get_runner(simulator)
+        log = build_dir / "build.log"
+        start = time.perf_counter()
+        try:
+            runner.build(sources=files, hdl_toplevel=HARNESS_TOP, build_dir=build_dir,
+                         build_args=build_args, timescale=TIMESCALE, waves=waves, always=True,
+                         log_file=log)
+        except (SystemExit, Exception) as exc:
+            raise SimulationError(f"{simulator} build of {key} failed ({exc}); see {log}") \
+                from None
+        seconds = time.perf_counter() - start
+        stamp.write_text(json.dumps({"key": key, "seconds": seconds}) + "\n")
+        return BuiltDesign(simulator, build_dir, HARNESS_TOP, harness, waves, seconds)
+
+
+def harness_description(harness: StreamHarness) -> dict:
+    """What the bench needs to know about a harness (JSON-able)."""
+    return {"sources": harness.sources, "sinks": harness.sinks, "depths": harness.depths,
+            "outputs": harness.outputs, "pause_words": harness.pause_words}
+
+
+def run_job(design: BuiltDesign, runs: list[dict], *, clock_ns: int = 10,
+            waves: bool = False, name: str = "job") -> list[dict]:
+    """Run ``runs`` (see :mod:`sim.bench`) in one simulator process and return their results.
+
+    Raises
+    ------
+    SimulationError
+        When the simulator or the bench fails (the message names the log).
+    """
+    if waves and not design.waves:
+        raise ValueError("waves need a design built with waves=True")
+    _ensure_importable()
+    from cocotb_tools.runner import get_runner
+    runner = get_runner(design.simulator)
+    test_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=design.build_dir))
+    job_path, result_path = test_dir / "job.json", test_dir / "result.json"
+    job = {"harness": harness_description(design.harness), "clock_ns": clock_ns, "runs": runs}
+    job_path.write_text(json.dumps(job))
+    log = test_dir / "sim.log"
+    env = {"SIM_JOB": str(job_path), "SIM_RESULT": str(result_path)}
+    # cocotb's runner exits the process on failure when it sees pytest; we report ourselves.
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        runner.test(test_module="sim.bench", hdl_toplevel=design.top, hdl_toplevel_lang="verilog",
+                    build_dir=design.build_dir, test_dir=test_dir, extra_env=env,
+                    timescale=TIMESCALE, waves=waves, log_file=log,
+                    results_xml=str(test_dir / "results.xml"))
+    except (SystemExit, Exception) as exc:
+        raise SimulationError(f"{design.simulator} simulation failed ({exc}); see {log}") \
+            from None
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
+    if not result_path.exists():
+        raise SimulationError(f"the bench wrote no result; see {log}")
+    result = json.loads(result_path.read_text())
+    if result.get("error"):
+        raise SimulationError(f"bench error: {result['error']}; see {log}")
+    return result["runs"]
