@@ -28,6 +28,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.config import AcceleratorConfig
+from golden.cycles import PE_PIPELINE_DEPTH
 from golden.schedule import result_slots
 
 from .layouts import to_layout
@@ -37,7 +38,7 @@ __all__ = ["PIPELINE_DEPTH", "ProcessingElement", "VChainSignature", "index_bits
 #: Cycles from a tile's ``start`` until ``done`` rises, beyond one per entry (issue, fetch,
 #: multiply, add and the idle cycle that reports ``done``); ``golden.cycles`` uses the same
 #: figure.
-PIPELINE_DEPTH = 4
+PIPELINE_DEPTH = PE_PIPELINE_DEPTH
 
 
 def index_bits(n: int) -> int:

@@ -1,0 +1,145 @@
+"""Exact cycle model of the accelerator RTL (``hw.accelerator``) for one layer.
+
+Definitions (every stream handshake counts on the rising clock edge where ``valid & ready``):
+
+* ``cycles``: from the first ``patches`` transfer to the last ``results`` transfer, both
+  inclusive, when the host never stalls (``patches`` always valid, ``results`` always ready).
+* ``load_cycles``: from the ``cfg`` transfer to the last layer-program transfer (``table`` or
+  ``weights``), inclusive, with never-stalled ``cfg``/``table``/``weights``:
+  ``1 + K + n_entries``.
+
+The array runs in lock-step *steps* s = 0 .. T + 1 (T tiles). Step s loads tile s (s < T),
+computes tile s - 1 (1 <= s <= T) and drains tile s - 2 (s >= 2); a step starts with a one-cycle
+``start`` and ends when its active units are done::
+
+    load    = C + L_in + n_pe              (C patches, input transform, V chain of n_pe hops)
+    compute = makespan + PE_PIPELINE_DEPTH (1 when the layer has no nonzero weight)
+    drain   = K + COLLECTOR_DEPTH          (table read, result-bank read, one beat per channel)
+    S_s     = 1 + max(active terms of step s)
+
+and the layer takes ``cycles = sum(S_s, s = 0 .. T) + K + COLLECTOR_DEPTH - 1 + L_out``: the
+first patch transfers one cycle after step 0 starts, the last drain beat enters the output
+transform ``K + COLLECTOR_DEPTH - 1`` cycles after step T + 1 starts and leaves it ``L_out``
+cycles later. ``makespan`` is the largest per-PE entry count of :mod:`golden.schedule`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import AcceleratorConfig
+
+__all__ = [
+    "COLLECTOR_DEPTH",
+    "CycleReport",
+    "PE_PIPELINE_DEPTH",
+    "input_transform_latency",
+    "layer_cycles",
+    "output_transform_latency",
+    "step_lengths",
+]
+
+#: Cycles a PE needs beyond one per entry: issue, fetch, multiply, add, then ``done``.
+PE_PIPELINE_DEPTH = 4
+#: Cycles the collector needs beyond one per channel: issue, table read, bank read, ``done``.
+COLLECTOR_DEPTH = 3
+
+
+def input_transform_latency(config: AcceleratorConfig) -> int:
+    """Pipeline latency of ``hw.transform.InputTransform`` (row, column stage)."""
+    return 2
+
+
+def output_transform_latency(config: AcceleratorConfig) -> int:
+    """Pipeline latency of ``hw.transform.OutputTransform`` (row, column stage, and three
+    requant stages when present)."""
+    return 5 if config.requant else 2
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    """Cycles and work of one layer (counters as Timeloop / SCALE-Sim users know them).
+
+    Members
+    -------
+    cycles : int
+        First ``patches`` to last ``results`` transfer, inclusive (never-stalled streams).
+    load_cycles : int
+        ``cfg`` to last program transfer, inclusive.
+    nonzero_macs : int
+        Multiply-accumulates the PEs perform (nonzero weights x tiles).
+    dense_macs : int
+        Multiplications of dense Winograd: ``T * K * C * alpha**2``.
+    direct_macs : int
+        Multiplications of direct 3x3 convolution: ``K * C * r**2 * Hout * Wout``.
+    multipliers : int
+        Physical multipliers of the design (``config.multipliers``).
+    utilisation : float
+        ``nonzero_macs / (n_pe * cycles)``.
+    skipped_macs_per_position, nonzero_macs_per_position : tuple of int
+        Dense Winograd multiplications skipped (pruned) / performed at each Winograd position.
+    """
+
+    cycles: int
+    load_cycles: int
+    nonzero_macs: int
+    dense_macs: int
+    direct_macs: int
+    multipliers: int
+    n_pe: int
+    utilisation: float
+    skipped_macs_per_position: tuple[int, ...]
+    nonzero_macs_per_position: tuple[int, ...]
+
+    def as_dict(self) -> dict:
+        """Plain JSON-able dict."""
+        return {
+            "cycles": self.cycles, "load_cycles": self.load_cycles,
+            "nonzero_macs": self.nonzero_macs, "dense_macs": self.dense_macs,
+            "direct_macs": self.direct_macs, "multipliers": self.multipliers,
+            "n_pe": self.n_pe, "utilisation": self.utilisation,
+            "skipped_macs_per_position": list(self.skipped_macs_per_position),
+            "nonzero_macs_per_position": list(self.nonzero_macs_per_position),
+        }
+
+
+def step_lengths(config: AcceleratorConfig, in_channels: int, out_channels: int,
+                 n_tiles: int, makespan: int) -> np.ndarray:
+    """Length ``S_s`` of every step s = 0 .. T + 1 (module docstring), int64 [T + 2]."""
+    s = np.arange(n_tiles + 2)
+    load = np.where(s < n_tiles, in_channels + input_transform_latency(config) + config.n_pe, 0)
+    compute_time = makespan + PE_PIPELINE_DEPTH if makespan else 1
+    compute = np.where((s >= 1) & (s <= n_tiles), compute_time, 0)
+    drain = np.where(s >= 2, out_channels + COLLECTOR_DEPTH, 0)
+    return 1 + np.maximum(np.maximum(load, compute), drain)
+
+
+def layer_cycles(program) -> CycleReport:
+    """The exact cycle count and work of ``program`` (a ``golden.program.LayerProgram``).
+
+    See the module docstring for the definitions; ``hw.accelerator`` is checked against this in
+    simulation.
+    """
+    config = program.config
+    c, k, t = program.in_channels, program.out_channels, program.n_tiles
+    steps = step_lengths(config, c, k, t, program.schedule.makespan)
+    cycles = int(steps[:t + 1].sum()) + k + COLLECTOR_DEPTH - 1 + output_transform_latency(
+        config)
+    nnz = program.sparse.nnz
+    per_position = program.sparse.position_counts() * t
+    dense_per_position = t * k * c
+    grid = program.grid
+    return CycleReport(
+        cycles=cycles,
+        load_cycles=1 + k + nnz,
+        nonzero_macs=nnz * t,
+        dense_macs=t * k * c * config.positions,
+        direct_macs=k * c * config.r * config.r * grid.out_h * grid.out_w,
+        multipliers=config.multipliers,
+        n_pe=config.n_pe,
+        utilisation=nnz * t / (config.n_pe * cycles),
+        skipped_macs_per_position=tuple(int(dense_per_position - v) for v in per_position),
+        nonzero_macs_per_position=tuple(int(v) for v in per_position),
+    )

@@ -1,0 +1,323 @@
+"""The whole accelerator in Amaranth's simulator: bit-exact against golden, exact cycle counts
+against golden.cycles, back-to-back layers, refusal of unloadable layers."""
+
+import gc
+import warnings
+
+import numpy as np
+import pytest
+from amaranth.hdl import Fragment, UnusedElaboratable
+from amaranth.sim import Simulator
+
+from golden.config import AcceleratorConfig
+from golden.cycles import layer_cycles
+from golden.program import (cfg_spec, compile_layer, expected_output, expected_output_q,
+                            patch_words, table_spec, unpack_results, unpack_results_q,
+                            weight_spec)
+from golden.synthetic import layer_from_u, synthetic_layer
+from hw.accelerator import Accelerator
+
+CFG_4 = AcceleratorConfig(tile="4x4", array=(2, 2), max_in_channels=4, max_out_channels=5)
+CFG_6 = AcceleratorConfig(tile="6x6", array=(1, 3), max_in_channels=3, max_out_channels=4)
+CFG_Q = AcceleratorConfig(tile="4x4", array=(2, 1), max_in_channels=3, max_out_channels=3,
+                          requant=True)
+
+
+class Log:
+    """Edge indices (cycles from the start of simulation) of every transfer, per stream."""
+
+    def __init__(self):
+        self.edges = {}
+
+    def add(self, name, edge):
+        self.edges.setdefault(name, []).append(edge)
+
+
+async def _put(ctx, port, words, name, log, rng, gap):
+    """Drive ``words`` on ``port`` with random idle cycles between beats."""
+    edge = 0
+    for word in words:
+        while gap and rng.random() < gap:
+            ctx.set(port.valid, 0)
+            await ctx.tick()
+            edge += 1
+        ctx.set(port.valid, 1)
+        ctx.set(port.payload.as_value(), word)
+        while True:
+            _, _, ready = await ctx.tick().sample(port.ready)
+            edge += 1
+            if ready:
+                log.add(name, edge - 1)
+                break
+    ctx.set(port.valid, 0)
+
+
+async def _get(ctx, port, count, log, rng, stall, limit):
+    """Collect ``count`` beats with random backpressure, checking the stream rules."""
+    words, edge, held = [], 0, None
+    while len(words) < count:
+        ready = not (stall and rng.random() < stall)
+        ctx.set(port.ready, int(ready))
+        _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload.as_value())
+        if held is not None:
+            # A beat offered and not taken stays offered, unchanged.
+            assert valid and payload == held, f"results changed before transfer at {edge}"
+        held = None
+        if valid and ready:
+            words.append(payload)
+            log.add("results", edge)
+        elif valid:
+            held = payload
+        edge += 1
+        assert edge < limit, f"only {len(words)} of {count} results after {limit} cycles"
+    ctx.set(port.ready, 0)
+    return words
+
+
+def run_layers(config, programs_inputs, *, gap=0.0, stall=0.0, seed=0, extra_cfg=(),
+               limit=200_000):
+    """Run layers back to back; return (results words per layer, Log, error samples)."""
+    dut = Accelerator(config)
+    rng = np.random.default_rng(seed)
+    log = Log()
+    streams = {"cfg": [], "table": [], "weights": [], "patches": []}
+    counts = []
+    for program, x in programs_inputs:
+        streams["cfg"] += program.cfg_words
+        streams["table"] += program.table_words
+        streams["weights"] += program.weight_words
+        streams["patches"] += patch_words(program, x)
+        counts.append(program.n_tiles * program.out_channels)
+    collected = {}
+
+    def source(name):
+        async def bench(ctx):
+            await _put(ctx, getattr(dut, name), streams[name], name, log,
+                       np.random.default_rng(rng.integers(1 << 30)), gap)
+        return bench
+
+    async def sink(ctx):
+        words = await _get(ctx, dut.results, sum(counts), log,
+                           np.random.default_rng(rng.integers(1 << 30)), stall, limit)
+        collected["words"] = words
+        for _ in range(3):
+            await ctx.tick()
+        collected["busy"] = ctx.get(dut.busy)
+        collected["error"] = ctx.get(dut.error)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    for name in streams:
+        sim.add_testbench(source(name), background=True)
+    sim.add_testbench(sink)
+    sim.run()
+    out, start = [], 0
+    for n in counts:
+        out.append(collected["words"][start:start + n])
+        start += n
+    return out, log, collected
+
+
+def _layer(config, c, k, density, seed, padding=1, extreme=False):
+    rng = np.random.default_rng(seed)
+    a = config.alpha
+    u = rng.integers(-127, 128, (k, c, a, a))
+    if extreme:
+        u = np.where(rng.random(u.shape) < 0.5, -127, 127)
+    u[rng.random(u.shape) >= density] = 0
+    if k > 1 and density > 0:
+        u[k // 2] = 0                  # an all-zero output channel: no owner, Y = bias
+    bias = rng.integers(-(1 << 31), 1 << 31, k) if extreme else rng.integers(-999, 1000, k)
+    return layer_from_u(config, u, bias=bias, padding=padding, name=f"l{seed}")
+
+
+def _input(config, c, h, w, seed, extreme=False):
+    if extreme:
+        return np.full((c, h, w), -(1 << (config.data_width - 1)), dtype=np.int64)
+    lo, hi = -(1 << (config.data_width - 1)), 1 << (config.data_width - 1)
+    return np.random.default_rng(seed).integers(lo, hi, (c, h, w))
+
+
+def _requant(k, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(1, 1 << 15, k), rng.integers(8, 24, k), bool(seed % 2)
+
+
+CASES = [
+    # config, C, K, H, W, density, padding
+    (CFG_4, 3, 5, 5, 3, 0.4, 1),
+    (CFG_4, 4, 4, 4, 5, 1.0, 0),
+    (CFG_4, 2, 3, 3, 3, 0.0, 1),
+    (CFG_6, 3, 4, 7, 5, 0.3, 1),
+    (CFG_6, 1, 2, 4, 4, 1.0, 0),
+    (CFG_Q, 3, 3, 5, 4, 0.5, 1),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].tile}-C{c[1]}K{c[2]}-"
+                         f"{c[3]}x{c[4]}-d{c[5]}-p{c[6]}{'-q' if c[0].requant else ''}")
+def test_accelerator_bit_exact_with_gaps_and_backpressure(case):
+    config, c, k, h, w, density, padding = case
+    seed = c * 100 + k * 10 + h
+    layer = _layer(config, c, k, density, seed, padding)
+    rq = _requant(k, seed) if config.requant else None
+    program = compile_layer(config, layer, h, w, requant=rq)
+    x = _input(config, c, h, w, seed)
+    (words,), _, state = run_layers(config, [(program, x)], gap=0.3, stall=0.3, seed=seed)
+    np.testing.assert_array_equal(unpack_results(program, words), expected_output(program, x))
+    if config.requant:
+        np.testing.assert_array_equal(unpack_results_q(program, words),
+                                      expected_output_q(program, x))
+    assert state["busy"] == 0 and state["error"] == 0
+
+
+@pytest.mark.parametrize("config", [CFG_4, CFG_6, CFG_Q], ids=["4x4", "6x6", "4x4-q"])
+def test_accelerator_extremes_at_max_channels(config):
+    """-128 everywhere, weights +-127, biases at the int32 ends, C and K at the maximum."""
+    c, k = config.max_in_channels, config.max_out_channels
+    layer = _layer(config, c, k, 1.0, 5, extreme=True)
+    rq = (np.full(k, (1 << 15) - 1), np.zeros(k, dtype=np.int64), False) if config.requant \
+        else None
+    program = compile_layer(config, layer, 3, 4, requant=rq)
+    x = _input(config, c, 3, 4, 0, extreme=True)
+    (words,), _, _ = run_layers(config, [(program, x)], gap=0.1, stall=0.5, seed=3)
+    np.testing.assert_array_equal(unpack_results(program, words), expected_output(program, x))
+    if config.requant:
+        np.testing.assert_array_equal(unpack_results_q(program, words),
+                                      expected_output_q(program, x))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].tile}-C{c[1]}K{c[2]}-"
+                         f"{c[3]}x{c[4]}-d{c[5]}{'-q' if c[0].requant else ''}")
+def test_accelerator_cycles_match_model_when_unstalled(case):
+    config, c, k, h, w, density, padding = case
+    seed = c + k + h
+    layer = _layer(config, c, k, density, seed, padding)
+    rq = _requant(k, seed) if config.requant else None
+    program = compile_layer(config, layer, h, w, requant=rq)
+    x = _input(config, c, h, w, seed)
+    (words,), log, _ = run_layers(config, [(program, x)])
+    report = layer_cycles(program)
+    e = log.edges
+    assert e["results"][-1] - e["patches"][0] + 1 == report.cycles
+    program_edges = e["table"] + e.get("weights", [])
+    assert max(program_edges) - e["cfg"][0] + 1 == report.load_cycles
+    np.testing.assert_array_equal(unpack_results(program, words), expected_output(program, x))
+
+
+def test_accelerator_skewed_layer_cycles_and_values():
+    """A position-skewed sparse layer: values exact, cycles as modelled."""
+    config = CFG_4
+    layer = synthetic_layer(config, 4, 5, 0.7, seed=11, padding=1)
+    program = compile_layer(config, layer, 4, 4)
+    x = _input(config, 4, 4, 4, 11)
+    (words,), log, _ = run_layers(config, [(program, x)])
+    np.testing.assert_array_equal(unpack_results(program, words), expected_output(program, x))
+    e = log.edges
+    assert e["results"][-1] - e["patches"][0] + 1 == layer_cycles(program).cycles
+
+
+def test_accelerator_runs_layers_back_to_back():
+    """After a layer the next cfg is accepted; a different C, K and size work at once."""
+    config = CFG_4
+    first = compile_layer(config, _layer(config, 4, 5, 0.5, 21), 3, 5)
+    second = compile_layer(config, _layer(config, 1, 2, 0.8, 22, padding=0), 6, 4)
+    x1, x2 = _input(config, 4, 3, 5, 1), _input(config, 1, 6, 4, 2)
+    (w1, w2), _, state = run_layers(config, [(first, x1), (second, x2)], gap=0.2, stall=0.2)
+    np.testing.assert_array_equal(unpack_results(first, w1), expected_output(first, x1))
+    np.testing.assert_array_equal(unpack_results(second, w2), expected_output(second, x2))
+    assert state["busy"] == 0
+
+
+def _refusal_sim(config, cfg_word, table_words=(), weight_words=()):
+    """Send one cfg (and optional program beats); return (error, busy, cfg ready, beats
+    consumed per stream) after the accelerator has settled."""
+    dut = Accelerator(config)
+    seen = {}
+
+    async def bench(ctx):
+        ctx.set(dut.results.ready, 1)
+        ctx.set(dut.cfg.valid, 1)
+        ctx.set(dut.cfg.payload.as_value(), cfg_word)
+        await ctx.tick().until(dut.cfg.ready)
+        ctx.set(dut.cfg.valid, 0)
+        consumed = {"table": 0, "weights": 0, "patches": 0}
+        for words, port in ((table_words, dut.table), (weight_words, dut.weights)):
+            for word in words:
+                ctx.set(port.valid, 1)
+                ctx.set(port.payload.as_value(), word)
+                for _ in range(4):
+                    _, _, ready = await ctx.tick().sample(port.ready)
+                    if ready:
+                        consumed["table" if port is dut.table else "weights"] += 1
+                        break
+                else:
+                    break
+            ctx.set(port.valid, 0)
+        ctx.set(dut.patches.valid, 1)
+        for _ in range(20):
+            _, _, ready, valid = await ctx.tick().sample(dut.patches.ready, dut.results.valid)
+            consumed["patches"] += ready
+            assert not valid
+        seen.update(error=ctx.get(dut.error), busy=ctx.get(dut.busy),
+                    cfg_ready=ctx.get(dut.cfg.ready), consumed=consumed)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return seen
+
+
+@pytest.mark.parametrize("field,value", [
+    ("in_channels", CFG_4.max_in_channels + 1), ("out_channels", CFG_4.max_out_channels + 1),
+    ("in_channels", 0), ("out_channels", 0), ("n_tiles", 0),
+    ("n_entries", CFG_4.n_pe * CFG_4.pe_weight_depth + 1)])
+def test_accelerator_refuses_oversize_cfg(field, value):
+    fields = {"in_channels": 2, "out_channels": 2, "n_tiles": 1, "n_entries": 0, field: value}
+    seen = _refusal_sim(CFG_4, cfg_spec(CFG_4).pack(fields))
+    assert seen["error"] == 1 and seen["busy"] == 0 and seen["cfg_ready"] == 1
+    assert seen["consumed"]["patches"] == 0
+
+
+def test_accelerator_refuses_unloadable_program():
+    """Entries for a channel >= C, a bad owner, or a PE not ending its channel: refused."""
+    config = CFG_6              # 3 PEs: PE index 3 exists in the 2-bit field but not in the array
+    cfg_word = cfg_spec(config).pack({"in_channels": 2, "out_channels": 1, "n_tiles": 1,
+                                      "n_entries": 1})
+    tspec, wspec = table_spec(config), weight_spec(config)
+    row = {"owner": 0, "slot": 0, "empty": 0, "bias": 0}
+    good_table = [tspec.pack(row)]
+
+    def weight(pe=0, channel=0, position=0, last=1):
+        return wspec.pack({"pe": pe, "entry": {"value": 3, "position": position,
+                                               "channel": channel, "last": last}})
+    cases = [
+        ([tspec.pack({**row, "owner": 3})], []),           # owner outside the array
+        (good_table, [weight(channel=2)]),                 # input channel >= C
+        (good_table, [weight(pe=3)]),                      # PE outside the array
+        (good_table, [weight(position=36)]),               # position >= alpha**2
+        (good_table, [weight(last=0)]),                    # channel never finished
+        (good_table, [weight(pe=1)]),                      # channel on a PE the table disowns
+    ]
+    for table_words, weight_words in cases:
+        seen = _refusal_sim(config, cfg_word, table_words, weight_words)
+        assert seen["error"] == 1 and seen["busy"] == 0, (table_words, weight_words)
+        assert seen["consumed"]["patches"] == 0
+
+
+def test_accelerator_rejects_non_config():
+    with warnings.catch_warnings():
+        # The half-built component is never elaborated; that is the point.
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(TypeError, match="config must be a golden.config.AcceleratorConfig"):
+            Accelerator({"tile": "4x4"})
+        gc.collect()
+
+
+def test_pe_submodules_named_by_grid_position():
+    top = Accelerator(CFG_6)
+    assert top.pe_names == ["pe_0_0", "pe_0_1", "pe_0_2"]
+    fragment = Fragment.get(top, None)
+    names = {name for _, name, _ in fragment.subfragments}
+    assert {"pe_0_0", "pe_0_1", "pe_0_2", "input_transform", "output_transform"} <= names
