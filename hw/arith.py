@@ -141,18 +141,29 @@ def linear_combination(terms, width: int | None = None) -> Value:
     if width is not None and (isinstance(width, bool) or not isinstance(width, numbers.Integral)
                               or width < 1):
         raise ValueError(f"width must be a positive integer, not {width!r}")
-    nodes = []
+    operands = []
     for index, term in enumerate(terms):
         if not isinstance(term, tuple) or len(term) != 2:
             raise TypeError(f"term {index} must be a (coefficient, value) pair, not {term!r}")
         coefficient = _check_constant(f"coefficient of term {index}", term[0])
-        value = Value.cast(term[1])
-        lo, hi = _shape_range(value.shape())
+        operands.append((coefficient, Value.cast(term[1])))
+    # Exact range of the sum (independent operands); every partial sum is cut to the result
+    # width, which is exact modulo 2**width.
+    lo = hi = 0
+    for coefficient, value in operands:
+        low, high = _shape_range(value.shape())
+        lo += min(coefficient * low, coefficient * high)
+        hi += max(coefficient * low, coefficient * high)
+    if width is None:
+        width = bits_for_range(lo, hi)
+    nodes = []
+    for coefficient, value in operands:
+        low, high = _shape_range(value.shape())
         for shift, sign in csd_digits(coefficient):
-            shifted = _fit(value << shift, lo << shift, hi << shift, width)
-            nodes.append(_Node(shifted, lo << shift, hi << shift, sign < 0))
+            shifted = _fit(value << shift, low << shift, high << shift, width)
+            nodes.append(_Node(shifted, low << shift, high << shift, sign < 0))
     if not nodes:
-        return Const(0, signed(width or 1))
+        return Const(0, signed(width))
     # Balanced tree: adder depth ceil(log2(terms)); pairing keeps neighbours (same operand).
     while len(nodes) > 1:
         paired = [_combine(nodes[i], nodes[i + 1], width) for i in range(0, len(nodes) - 1, 2)]
@@ -160,10 +171,7 @@ def linear_combination(terms, width: int | None = None) -> Value:
             paired.append(nodes[-1])
         nodes = paired
     root = nodes[0]
-    expr, lo, hi = root.expr, root.lo, root.hi
-    if root.negated:
-        expr, lo, hi = -expr, -hi, -lo
-    return _resize(expr, bits_for_range(lo, hi) if width is None else width)
+    return _resize(-root.expr if root.negated else root.expr, width)
 
 
 def constant_multiply(value, constant: int, width: int | None = None) -> Value:
