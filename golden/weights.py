@@ -323,12 +323,14 @@ def load_weights(path: str | os.PathLike) -> WeightFile:
     if os.path.isdir(source):
         raise WeightFileError(source, "is a directory, not a weight file")
     try:
-        loaded = np.load(source, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):    # a bare ndarray has no close()
-            raise WeightFileError(source, "is a single .npy array, not an .npz archive")
-        with loaded as npz:
-            arrays = _LazyArchive(npz, source)
-            return validate_arrays(arrays, source)
+        # Our own handle: np.load leaks the one it opens when the zip directory is corrupt.
+        with open(source, "rb") as handle:
+            loaded = np.load(handle, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):    # a bare ndarray has no close()
+                raise WeightFileError(source, "is a single .npy array, not an .npz archive")
+            with loaded as npz:
+                arrays = _LazyArchive(npz, source)
+                return validate_arrays(arrays, source)
     except WeightFileError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
