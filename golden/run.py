@@ -76,12 +76,13 @@ def load_input(path: str) -> np.ndarray:
     if os.path.isdir(path):
         raise CliError(f"input {path}: is a directory, not a .npy file")
     try:
-        x = np.load(path, allow_pickle=False)
+        with open(path, "rb") as handle:        # closed even when np.load fails half-way
+            x = np.load(handle, allow_pickle=False)
+            if isinstance(x, np.lib.npyio.NpzFile):
+                x.close()
+                raise CliError(f"input {path}: is an .npz archive, not a single .npy array")
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise CliError(f"input {path}: not a readable .npy array ({_one_line(exc)})") from None
-    if isinstance(x, np.lib.npyio.NpzFile):
-        x.close()
-        raise CliError(f"input {path}: is an .npz archive, not a single .npy array")
     if x.dtype != np.int8:
         raise CliError(f"input {path}: dtype must be int8, not {x.dtype}")
     if x.ndim not in (3, 4):
