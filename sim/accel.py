@@ -1,0 +1,270 @@
+"""Run layers through the generated accelerator RTL and check them against golden.
+
+The device is ``hw.generate.generate_verilog(config)``, the Verilog users get, compiled inside a
+:class:`sim.harness.StreamHarness`. One layer run sends the layer program (``cfg``, ``table``,
+``weights``) and the input patches from the harness memories, with optional random valid gaps
+on every input and random backpressure on ``results``, then compares:
+
+* every result word, unpacked by ``golden.program.unpack_results``, bit-exactly with
+  ``golden.program.expected_output`` (an in-order scoreboard: beat i must be tile i // K,
+  channel i % K);
+* the cycle count (first ``patches`` to last ``results`` transfer, inclusive) with
+  ``golden.cycles.layer_cycles``: exactly when no stream stalls, at least as many otherwise;
+  likewise ``load_cycles`` (``cfg`` to the last program beat).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from golden.config import AcceleratorConfig
+from golden.cycles import CycleReport, layer_cycles
+from golden.program import LayerProgram, expected_output, patch_words, unpack_results
+
+from .harness import PAUSE_WORD, StreamHarness
+from .runner import BuiltDesign, build_harnessed, run_job
+
+__all__ = [
+    "INPUT_STREAMS",
+    "LayerOutcome",
+    "LayerRun",
+    "accelerator_depths",
+    "build_accelerator",
+    "check_layer",
+    "no_pauses",
+    "pause_words",
+    "random_pauses",
+    "run_layers",
+]
+
+#: The accelerator's input streams, in protocol order.
+INPUT_STREAMS = ("cfg", "table", "weights", "patches")
+
+
+def random_pauses(rng: np.random.Generator, probability: float):
+    """A pause generator: each cycle pauses with ``probability`` (independently)."""
+    if not 0.0 <= probability < 1.0:
+        raise ValueError(f"pause probability must lie in [0, 1), not {probability!r}")
+    while True:
+        yield bool(rng.random() < probability)
+
+
+def no_pauses():
+    """A pause generator that never pauses."""
+    return itertools.repeat(False)
+
+
+def pause_words(generator, n_words: int) -> list[int]:
+    """Materialise ``n_words * 32`` cycles of a pause generator into pattern memory words
+    (bit t of the pattern is cycle t modulo the period)."""
+    bits = np.fromiter(itertools.islice(generator, n_words * PAUSE_WORD), dtype=np.int64,
+                       count=n_words * PAUSE_WORD)
+    weights = np.left_shift(np.int64(1), np.arange(PAUSE_WORD, dtype=np.int64))
+    return [int(w) for w in (bits.reshape(n_words, PAUSE_WORD) * weights).sum(axis=1)]
+
+
+def _pow2_at_least(n: int, floor: int) -> int:
+    return 1 << max(int(n) - 1, floor - 1, 0).bit_length()
+
+
+def accelerator_depths(config: AcceleratorConfig, patch_words_needed: int = 0,
+                       result_words_needed: int = 0) -> dict:
+    """Harness memory depths for ``config``: the whole layer program always fits; the patch
+    and result memories are powers of two (>= 4096 words) so that builds are shared."""
+    return {
+        "cfg": 2,
+        "table": config.max_out_channels,
+        "weights": max(1, config.n_pe * config.pe_weight_depth),
+        "patches": _pow2_at_least(patch_words_needed, 4096),
+        "results": _pow2_at_least(result_words_needed, 4096),
+    }
+
+
+def build_accelerator(config: AcceleratorConfig, simulator: str = "verilator", *,
+                      depths: dict | None = None, waves: bool = False) -> BuiltDesign:
+    """Generate (``hw.generate``) and compile the accelerator for ``config`` in a harness."""
+    from hw.accelerator import Accelerator
+    from hw.generate import generate_verilog, top_name
+    name = top_name(config)
+    depths = depths or accelerator_depths(config)
+    signature_only = Accelerator(config)
+    signature_only._MustUse__silence = True     # only its signature is needed, not elaborated
+    harness = StreamHarness(name, signature_only.signature, depths=depths)
+    key = (f"accel-{config.tile}-{config.array[0]}x{config.array[1]}-c{config.max_in_channels}"
+           f"-k{config.max_out_channels}{'-rq' if config.requant else ''}"
+           f"-p{depths['patches']}")
+    return build_harnessed(key, generate_verilog(config), name, harness, simulator, waves)
+
+
+@dataclass
+class LayerRun:
+    """One layer to run: its program, its input and the stall behaviour.
+
+    Members
+    -------
+    program : golden.program.LayerProgram
+    x : ndarray [C, H, W] of int
+    gaps : float
+        Probability of a pause cycle on every input stream (random valid gaps).
+    backpressure : float
+        Probability that ``results.ready`` is low in a cycle.
+    seed : int
+        Seed of the pause patterns.
+    abort_after : int or None
+        Reset the device this many cycles into the run (the run is then not checked).
+    """
+
+    program: LayerProgram
+    x: np.ndarray
+    gaps: float = 0.0
+    backpressure: float = 0.0
+    seed: int = 0
+    abort_after: int | None = None
+
+    @property
+    def stalled(self) -> bool:
+        """Some stream may stall."""
+        return self.gaps > 0 or self.backpressure > 0
+
+
+@dataclass
+class LayerOutcome:
+    """The checked result of one :class:`LayerRun`.
+
+    Members
+    -------
+    y, expected : ndarray [K, Hout, Wout] of int64
+        RTL and golden outputs (``y`` is None when the result count was wrong).
+    first_mismatch : tuple or None
+        Index (k, h, w) of the first differing output, None when bit-exact.
+    cycles, load_cycles : int
+        Measured (see the module docstring).
+    model : golden.cycles.CycleReport
+    problems : list of str
+        Everything that failed; empty means passed.
+    """
+
+    name: str
+    y: np.ndarray | None
+    expected: np.ndarray
+    first_mismatch: tuple | None
+    cycles: int
+    load_cycles: int
+    model: CycleReport
+    stalled: bool
+    simulated_cycles: int
+    wall_seconds: float
+    problems: list = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """Outputs bit-exact, cycle counts as modelled, no error flag."""
+        return not self.problems
+
+    def report(self) -> dict:
+        """Per-layer figures (cycles, multipliers, MACs, utilisation, per-position skips)."""
+        d = self.model.as_dict()
+        d.update(name=self.name, cycles=self.cycles, model_cycles=self.model.cycles,
+                 load_cycles=self.load_cycles, model_load_cycles=self.model.load_cycles,
+                 utilisation=self.model.nonzero_macs / (self.model.n_pe * self.cycles)
+                 if self.cycles else 0.0,
+                 stalled=self.stalled, passed=self.passed, problems=list(self.problems))
+        return d
+
+
+def _hex(words) -> list[str]:
+    return [format(int(w), "x") for w in words]
+
+
+def _job_run(run: LayerRun, design: BuiltDesign, model: CycleReport) -> dict:
+    program = run.program
+    pw = design.harness.pause_words
+    rng = np.random.default_rng(run.seed)
+    words = {"cfg": program.cfg_words, "table": program.table_words,
+             "weights": program.weight_words, "patches": patch_words(program, run.x)}
+    sources = {}
+    for name in INPUT_STREAMS:
+        if len(words[name]) > design.harness.depths[name]:
+            raise ValueError(f"layer '{program.layer.name}': {len(words[name])} {name} words "
+                             f"exceed the harness depth {design.harness.depths[name]}")
+        gen = random_pauses(rng, run.gaps) if run.gaps else no_pauses()
+        sources[name] = {"words": _hex(words[name]), "pause": pause_words(gen, pw)}
+    expect = program.n_tiles * program.out_channels
+    if expect > design.harness.depths["results"]:
+        raise ValueError(f"layer '{program.layer.name}': {expect} results exceed the harness "
+                         f"depth {design.harness.depths['results']}")
+    gen = random_pauses(rng, run.backpressure) if run.backpressure else no_pauses()
+    # Generous: every stall can at worst add its cycle to the run.
+    slack = 1.0 / ((1.0 - run.gaps) * (1.0 - run.backpressure))
+    budget = int((model.cycles + model.load_cycles + len(words["patches"])) * 4 * slack) + 2000
+    return {"sources": sources, "sinks": {"results": {"expect": expect,
+                                                      "pause": pause_words(gen, pw)}},
+            "timeout_cycles": budget, "abort_after": run.abort_after}
+
+
+def check_layer(run: LayerRun, result: dict, model: CycleReport | None = None) -> LayerOutcome:
+    """Compare one run's bench result with golden (outputs, counts, cycles, error flag)."""
+    program = run.program
+    model = model or layer_cycles(program)
+    expected = expected_output(program, run.x)
+    streams = result["streams"]
+    problems = []
+    if result["timed_out"]:
+        problems.append("timed out before all results arrived")
+    n_expected = program.n_tiles * program.out_channels
+    got = streams["results"]["count"]
+    if got != n_expected:
+        problems.append(f"received {got} result beats, expected {n_expected}")
+    for name in INPUT_STREAMS:
+        want = {"cfg": 1, "table": len(program.table_words),
+                "weights": len(program.weight_words),
+                "patches": program.n_tiles * program.in_channels}[name]
+        if streams[name]["count"] != want:
+            problems.append(f"{name}: {streams[name]['count']} beats consumed, expected {want}")
+    if result["outputs"].get("error"):
+        problems.append("the accelerator raised 'error'")
+    y, first = None, None
+    words = [int(w, 16) for w in result["sinks"]["results"]]
+    if len(words) == n_expected:
+        y = unpack_results(program, words)
+        diff = np.argwhere(y != expected)
+        if diff.size:
+            first = tuple(int(i) for i in diff[0])
+            problems.append(f"output {list(first)} is {int(y[first])}, golden "
+                            f"{int(expected[first])} ({len(diff)} of {y.size} differ)")
+    cycles = streams["results"]["last"] - streams["patches"]["first"] + 1
+    program_last = max(streams["table"]["last"], streams["weights"]["last"]
+                       if program.weight_words else 0)
+    load = program_last - streams["cfg"]["first"] + 1
+    if not problems:
+        if run.stalled:
+            if cycles < model.cycles:
+                problems.append(f"{cycles} cycles with stalls, fewer than the model's "
+                                f"{model.cycles}")
+        elif cycles != model.cycles:
+            problems.append(f"{cycles} cycles, golden.cycles predicts {model.cycles}")
+        if not run.gaps and load != model.load_cycles:
+            problems.append(f"{load} load cycles, golden.cycles predicts {model.load_cycles}")
+        elif run.gaps and load < model.load_cycles:
+            problems.append(f"{load} load cycles with gaps, fewer than the model's "
+                            f"{model.load_cycles}")
+    return LayerOutcome(name=program.layer.name, y=y, expected=expected, first_mismatch=first,
+                        cycles=cycles, load_cycles=load, model=model, stalled=run.stalled,
+                        simulated_cycles=result["cycles"],
+                        wall_seconds=result["wall_seconds"], problems=problems)
+
+
+def run_layers(design: BuiltDesign, runs: list[LayerRun], *, waves: bool = False,
+               name: str = "layers") -> list[LayerOutcome | None]:
+    """Run ``runs`` in one simulator process (a reset before each) and check them.
+
+    Aborted runs (``abort_after``) give None.
+    """
+    models = [layer_cycles(r.program) for r in runs]
+    job = [_job_run(r, design, m) for r, m in zip(runs, models)]
+    results = run_job(design, job, waves=waves, name=name)
+    return [None if r.abort_after is not None else check_layer(r, res, m)
+            for r, res, m in zip(runs, results, models)]
