@@ -1,0 +1,92 @@
+"""golden.config: parameter validation (pinned messages), presets and derived fields."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from golden.config import DEFAULT, PRESETS, SMALL, AcceleratorConfig, parse_array
+from golden.encoding import entry_spec
+from golden.transforms import tile_transform
+from golden.widths import datapath_widths
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"tile": "5x5"}, r"^tile must be one of 4x4, 6x6, not '5x5'$"),
+    ({"tile": 4}, r"^tile must be one of 4x4, 6x6, not 4$"),
+    ({"array": (0, 4)}, r"^array must be a \(rows, columns\) pair of positive integers, "
+                        r"not \(0, 4\)$"),
+    ({"array": [4, 4]}, r"^array must be a \(rows, columns\) pair"),
+    ({"array": (4, 4, 1)}, r"^array must be a \(rows, columns\) pair"),
+    ({"array": (True, 2)}, r"^array must be a \(rows, columns\) pair"),
+    ({"max_in_channels": 0}, r"^max_in_channels must be a positive integer, not 0$"),
+    ({"max_in_channels": 4097}, r"^max_in_channels must be at most 4096, not 4097$"),
+    ({"max_out_channels": 2.0}, r"^max_out_channels must be a positive integer, not 2\.0$"),
+    ({"data_width": 1}, r"^data_width must be an integer in \[2, 16\], not 1$"),
+    ({"weight_width": 17}, r"^weight_width must be an integer in \[2, 16\], not 17$"),
+    ({"bias_width": 33}, r"^bias_width must be an integer in \[1, 32\], not 33$"),
+    ({"weight_depth": 0}, r"^weight_depth must be a positive integer, not 0$"),
+    ({"requant": 1}, r"^requant must be a bool, not 1$"),
+])
+def test_invalid_parameters(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AcceleratorConfig(**kwargs)
+    with pytest.raises(ValueError, match=message):
+        DEFAULT.replace(**kwargs)
+
+
+@pytest.mark.parametrize("text, expected", [("4x4", (4, 4)), ("2X8", (2, 8)), ("1x1", (1, 1)),
+                                            (" 3 x 5 ", (3, 5))])
+def test_parse_array(text, expected):
+    assert parse_array(text) == expected
+
+
+@pytest.mark.parametrize("text", ["4", "0x4", "4x", "axb", "4x4x4", "-1x2", ""])
+def test_parse_array_errors(text):
+    with pytest.raises(ValueError, match=r"^array must be RxC with R, C >= 1 \(e\.g\. 4x4\), "
+                                         rf"not {text!r}$"):
+        parse_array(text)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_derived_fields(name):
+    cfg = PRESETS[name]
+    tr = tile_transform(cfg.tile)
+    assert (cfg.m, cfg.r, cfg.alpha, cfg.positions) == (tr.m, tr.r, tr.alpha, tr.alpha ** 2)
+    np.testing.assert_array_equal(cfg.AT, tr.AT_int)
+    np.testing.assert_array_equal(cfg.BT, tr.BT_int)
+    assert cfg.widths == datapath_widths(tr.AT_int, tr.BT_int, input_width=cfg.data_width,
+                                         weight_width=cfg.weight_width,
+                                         max_in_channels=cfg.max_in_channels,
+                                         bias_width=cfg.bias_width)
+    assert cfg.n_pe == cfg.array[0] * cfg.array[1]
+    assert cfg.multipliers == cfg.n_pe
+    assert cfg.replace(requant=True).multipliers == cfg.n_pe + cfg.m ** 2
+    # The default weight memory holds a dense layer of the largest size.
+    dense_entries = cfg.max_out_channels * cfg.max_in_channels * cfg.positions
+    assert cfg.pe_weight_depth == math.ceil(cfg.max_out_channels / cfg.n_pe) * \
+        cfg.max_in_channels * cfg.positions
+    assert cfg.pe_weight_depth * cfg.n_pe >= dense_entries
+    assert cfg.replace(weight_depth=100).pe_weight_depth == 100
+    assert cfg.entry_spec == entry_spec(cfg.alpha, cfg.max_in_channels, cfg.weight_width)
+    assert (cfg.patch_spec.width, cfg.patch_spec.count) == (cfg.data_width, cfg.positions)
+    assert (cfg.v_spec.width, cfg.v_spec.count) == (cfg.widths.v, cfg.positions)
+    assert (cfg.m_spec.width, cfg.m_spec.count) == (cfg.widths.accumulator, cfg.positions)
+    assert (cfg.y_spec.width, cfg.y_spec.count) == (cfg.widths.output, cfg.m ** 2)
+    assert (cfg.q_spec.width, cfg.q_spec.count) == (8, cfg.m ** 2)
+
+
+def test_presets_are_copies_of_default():
+    assert PRESETS["default"] is DEFAULT and PRESETS["small"] is SMALL
+    assert SMALL == dataclasses.replace(DEFAULT, array=(2, 2), max_in_channels=16,
+                                        max_out_channels=16)
+    assert PRESETS["default-6x6"] == DEFAULT.replace(tile="6x6")
+
+
+def test_frozen_and_json():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DEFAULT.tile = "6x6"
+    d = DEFAULT.as_dict()
+    assert d["array"] == [4, 4] and d["tile"] == "4x4"
+    assert AcceleratorConfig(**{**d, "array": tuple(d["array"])}) == DEFAULT
