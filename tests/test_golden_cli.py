@@ -40,7 +40,7 @@ def files(tmp_path_factory):
     np.save(root / "x.npy", x)
     xb = rng.integers(-128, 128, (2, 4, 11, 6)).astype(np.int8)
     np.save(root / "xb.npy", xb)
-    return {"root": root, "weights": root / "w.npz", "layers": {l.name: l for l in layers},
+    return {"root": root, "weights": root / "w.npz", "layers": {ly.name: ly for ly in layers},
             "x": root / "x.npy", "xb": root / "xb.npy"}
 
 

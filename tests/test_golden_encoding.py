@@ -43,7 +43,8 @@ def test_encode_decode_round_trip(shape, sparsity):
     np.testing.assert_array_equal(back, U)
     ref = _reference_entries(U)
     kk = np.repeat(np.arange(k), sw.counts)
-    got = list(zip(kk.tolist(), sw.channel.tolist(), sw.position.tolist(), sw.value.tolist()))
+    got = list(zip(kk.tolist(), sw.channel.tolist(), sw.position.tolist(), sw.value.tolist(),
+                   strict=True))
     assert got == ref
 
 

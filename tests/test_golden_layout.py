@@ -69,7 +69,7 @@ def test_array_round_trip(width, count, signed):
     assert words == [spec.pack(row) for row in rows]
     assert all(0 <= w < 1 << spec.size for w in words)
     np.testing.assert_array_equal(unpack_array(spec, words), rows)
-    for row, word in zip(rows, words):
+    for row, word in zip(rows, words, strict=True):
         np.testing.assert_array_equal(spec.unpack(word), row)
 
 

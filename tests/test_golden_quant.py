@@ -133,7 +133,7 @@ def test_quantize_then_requantize_tracks_float_scaling():
     rng = np.random.default_rng(4)
     y = rng.integers(-2**20, 2**20, (4, 8, 8))
     scales = np.array([1e-4, 3.3e-5, 7.7e-6, 2.5e-3])
-    mults, shifts = zip(*(quantize_multiplier(float(s)) for s in scales))
+    mults, shifts = zip(*(quantize_multiplier(float(s)) for s in scales), strict=True)
     q = requantize(y, np.array(mults), np.array(shifts)).astype(np.int64)
     ideal = np.clip(np.round(y * scales[:, None, None]), -128, 127)
     assert np.abs(q - ideal).max() <= 1

@@ -104,7 +104,7 @@ def test_f43_coefficient_magnitudes():
 def test_fractional_points_refuse_integer_view(m, r):
     tr = winograd_transform(m, r)
     with pytest.raises(ValueError, match="AT has non-integer entries"):
-        tr.AT_int
+        _ = tr.AT_int
 
 
 def test_custom_points_give_valid_triple():
