@@ -222,6 +222,11 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], source: str = "<memory>") 
         prefix = key.split("/", 1)[0]
         if "/" not in key or prefix not in names:
             raise err("belongs to no layer listed in 'layers'", key=key)
+        # A misspelt optional key (conv1/baias) would silently drop data: refuse it.
+        field_name = key.split("/", 1)[1]
+        if field_name not in _REQUIRED + _OPTIONAL:
+            raise err(f"unknown key; a v1 layer has {', '.join(_REQUIRED)} and optionally "
+                      f"{', '.join(_OPTIONAL)}", prefix, key)
 
     layers = [_validate_layer(name, get, err) for name in names]
     return WeightFile(layers=layers, source=source)

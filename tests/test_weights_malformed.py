@@ -127,6 +127,8 @@ CASES = [
     ("orphan-layer-key", _with(**{"conv9__U": np.zeros((1, 1, 4, 4), np.int8)}), None,
      "conv9/U", r"belongs to no layer listed in 'layers'"),
     ("orphan-top-key", _with(extra=np.array(1)), None, "extra", r"belongs to no layer"),
+    ("unknown-layer-key", _with(**{"conv1__baias": np.zeros(4, np.int32)}), "conv1",
+     "conv1/baias", r"unknown key; a v1 layer has m, r, AT"),
     ("layer-not-listed", _with(layers=np.array(["conv1"])), None, "conv2/m",
      r"belongs to no layer"),
     ("no-U", _with(conv1__U=None), "conv1", "conv1/U", r"missing"),
