@@ -17,6 +17,7 @@ import sys
 from dataclasses import fields
 
 from amaranth.back import verilog
+from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
 from golden.config import DEFAULT, AcceleratorConfig, parse_array
@@ -50,7 +51,7 @@ def _payload_fields(layout, offset: int = 0, prefix: str = "") -> list[dict]:
     if isinstance(layout, data.ArrayLayout):
         elem = layout.elem_shape
         if not isinstance(elem, data.Layout):
-            shape = elem if hasattr(elem, "width") else data.Shape.cast(elem)
+            shape = Shape.cast(elem)
             return [{"name": prefix, "offset": offset, "width": shape.width,
                      "signed": shape.signed, "count": layout.length}]
         return [row for i in range(layout.length)
@@ -61,8 +62,9 @@ def _payload_fields(layout, offset: int = 0, prefix: str = "") -> list[dict]:
         if isinstance(field.shape, data.Layout):
             rows += _payload_fields(field.shape, offset + field.offset, path)
         else:
+            shape = Shape.cast(field.shape)
             rows.append({"name": path, "offset": offset + field.offset,
-                         "width": field.shape.width, "signed": field.shape.signed, "count": 1})
+                         "width": shape.width, "signed": shape.signed, "count": 1})
     return rows
 
 
@@ -72,11 +74,14 @@ def port_list(top: wiring.Component) -> list[dict]:
              {"name": "rst", "direction": "input", "width": 1}]
     for path, member, value in top.signature.flatten(top):
         name = "__".join(str(p) for p in path)
-        entry = {"name": name, "direction": "input" if member.flow == wiring.In else "output",
-                 "width": member.shape.size if isinstance(member.shape, data.Layout)
-                 else member.shape.width}
+        direction = "input" if member.flow == wiring.In else "output"
         if isinstance(member.shape, data.Layout):
-            entry["fields"] = _payload_fields(member.shape)
+            entry = {"name": name, "direction": direction, "width": member.shape.size,
+                     "fields": _payload_fields(member.shape)}
+        else:
+            shape = Shape.cast(member.shape)
+            entry = {"name": name, "direction": direction, "width": shape.width,
+                     "signed": shape.signed}
         ports.append(entry)
     return ports
 

@@ -1,0 +1,156 @@
+"""``python -m hw.generate``: arguments, determinism, manifest contents, Verilog ports."""
+
+import json
+import re
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from golden.config import SMALL, AcceleratorConfig
+from golden.transforms import tile_transform
+from hw.generate import config_from_args, generate, make_parser, top_name
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "hw.generate", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def small_outputs(tmp_path_factory):
+    """The SMALL design generated twice, into two directories (4x4 tile)."""
+    a, b = tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")
+    return generate(SMALL, a), generate(SMALL, b)
+
+
+def verilog_ports(text: str, module: str) -> dict[str, tuple[str, int]]:
+    """{name: (direction, width)} of the ports of ``module`` in Amaranth's Verilog output."""
+    body = text[text.index(f"module {module}("):]
+    body = body[:body.index("endmodule")]
+    ports = {}
+    for direction, msb, name in re.findall(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?"
+                                           r"(?:\[(\d+):0\]\s+)?(\w+);", body, re.M):
+        ports[name] = (direction, int(msb) + 1 if msb else 1)
+    return ports
+
+
+def test_same_arguments_same_bytes(small_outputs):
+    (v1, j1), (v2, j2) = small_outputs
+    assert open(v1, "rb").read() == open(v2, "rb").read()
+    assert open(j1, "rb").read() == open(j2, "rb").read()
+
+
+def test_no_paths_or_source_locations(small_outputs, tmp_path):
+    (v1, j1), _ = small_outputs
+    text = open(v1).read() + open(j1).read()
+    assert "/tmp" not in text and str(tmp_path.parent) not in text
+    assert "src = " not in text, "emit_src=False must drop source attributes"
+
+
+def test_manifest_contents(small_outputs):
+    (v1, j1), _ = small_outputs
+    man = json.load(open(j1))
+    tr = tile_transform("4x4")
+    assert man["top"] == top_name(SMALL) == "sparse_winograd_4x4"
+    assert (man["tile"], man["m"], man["r"], man["alpha"]) == ("4x4", 2, 3, 4)
+    assert np.array_equal(man["AT"], tr.AT_int) and np.array_equal(man["BT"], tr.BT_int)
+    assert [[Fraction(v) for v in row] for row in man["G"]] == [list(row) for row in tr.G]
+    assert man["array"] == [2, 2] and man["multipliers"] == SMALL.multipliers == 4
+    assert man["max_in_channels"] == 16 and man["max_out_channels"] == 16
+    assert man["accumulator_width"] == SMALL.widths.accumulator
+    assert man["output_width"] == SMALL.widths.output
+    assert man["widths"]["v"] == SMALL.widths.v
+    assert man["data_width"] == 8 and man["weight_width"] == 8
+
+
+def test_manifest_ports_match_verilog(small_outputs):
+    (v1, j1), _ = small_outputs
+    man = json.load(open(j1))
+    ports = verilog_ports(open(v1).read(), man["top"])
+    listed = {p["name"]: (p["direction"], p["width"]) for p in man["ports"]}
+    assert listed == ports
+    for stream in ("cfg", "table", "weights", "patches"):
+        assert listed[f"{stream}__payload"][0] == "input"
+        assert listed[f"{stream}__ready"] == ("output", 1)
+    assert listed["results__payload"] == ("output", SMALL.y_spec.size)
+
+
+def test_manifest_payload_fields_tile_the_port(small_outputs):
+    """Every payload's fields are LSB-first, non-overlapping and fill the port exactly."""
+    (_, j1), _ = small_outputs
+    for port in json.load(open(j1))["ports"]:
+        if "fields" not in port:
+            continue
+        pos = 0
+        for f in port["fields"]:
+            assert f["offset"] == pos, (port["name"], f)
+            pos += f["width"] * f["count"]
+        assert pos == port["width"], port["name"]
+
+
+def test_6x6_and_requant_generate(tmp_path):
+    cfg = AcceleratorConfig(tile="6x6", array=(1, 2), max_in_channels=4, max_out_channels=4,
+                            requant=True)
+    v, j = generate(cfg, tmp_path)
+    man = json.load(open(j))
+    assert man["top"] == "sparse_winograd_6x6" and man["alpha"] == 6
+    assert man["multipliers"] == 2 + 16 and man["array_multipliers"] == 2
+    assert np.array_equal(man["BT"], tile_transform("6x6").BT_int)
+    assert f"module {man['top']}(" in open(v).read()
+
+
+def test_cli_writes_files_and_summary(tmp_path):
+    res = run_cli("--tile", "4x4", "--array", "1x2", "--max-channels", "4", "--out",
+                  str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    assert "sparse_winograd_4x4.v" in res.stdout and "2 multipliers" in res.stdout
+    assert (tmp_path / "out" / "sparse_winograd_4x4.v").stat().st_size > 0
+    man = json.load(open(tmp_path / "out" / "sparse_winograd_4x4.json"))
+    assert man["max_in_channels"] == man["max_out_channels"] == 4
+
+
+def test_help_lists_every_option_with_default():
+    res = run_cli("--help")
+    assert res.returncode == 0
+    for option in ("--tile", "--array", "--max-channels", "--max-in-channels",
+                   "--max-out-channels", "--data-width", "--weight-width", "--bias-width",
+                   "--weight-depth", "--requant", "--out"):
+        assert option in res.stdout
+    assert res.stdout.count("(default:") >= 11
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tile", "5x5"], "argument --tile: tile must be one of 4x4, 6x6, not '5x5'"),
+    (["--array", "0x4"], "argument --array: array must be RxC with R, C >= 1 (e.g. 4x4), "
+                         "not '0x4'"),
+    (["--array", "4"], "argument --array: array must be RxC"),
+    (["--max-channels", "-3"], "argument --max-channels: must be a positive integer, not '-3'"),
+    (["--max-in-channels", "x"], "argument --max-in-channels: must be a positive integer"),
+    (["--data-width", "40"], "data_width must be an integer in [2, 16], not 40"),
+    (["--bias-width", "33"], "bias_width must be an integer in [1, 32], not 33"),
+    (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+])
+def test_bad_arguments_one_line_exit_2(args, message):
+    res = run_cli(*args)
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert message in res.stderr
+
+
+def test_unwritable_output_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    res = run_cli("--array", "1x1", "--max-channels", "2", "--out", str(blocker / "sub"))
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert "cannot write to" in res.stderr
+
+
+def test_config_from_args_max_channels_sets_both():
+    args = make_parser().parse_args(["--max-channels", "8", "--array", "2x3", "--tile", "6x6"])
+    cfg = config_from_args(args)
+    assert (cfg.max_in_channels, cfg.max_out_channels, cfg.array, cfg.tile) == (8, 8, (2, 3),
+                                                                                 "6x6")
