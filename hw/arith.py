@@ -20,7 +20,7 @@ from amaranth.hdl import Cat, Const, Shape, Value, signed
 
 from golden.widths import bits_for_range
 
-__all__ = ["constant_multiply", "csd_digits", "linear_combination"]
+__all__ = ["constant_multiply", "csd_digits", "linear_combination", "resize_signed"]
 
 
 def _check_constant(name: str, value) -> int:
@@ -78,14 +78,30 @@ class _Node:
         self.expr, self.lo, self.hi, self.negated = expr, lo, hi, negated
 
 
-def _resize(expr: Value, width: int) -> Value:
-    """``expr`` as a signed value of exactly ``width`` bits: truncated (exact when the value
-    fits) or sign/zero-extended by wiring alone."""
+def resize_signed(value, width: int) -> Value:
+    """``value`` as a signed value of exactly ``width`` bits, by wiring alone.
+
+    Parameters
+    ----------
+    value : value-like
+        Signed (sign-extended) or unsigned (zero-extended) operand.
+    width : int
+        Result width; a narrower result keeps the low bits, which is exact when the value
+        fits ``signed(width)``.
+
+    Returns
+    -------
+    Value
+        A ``signed(width)`` value.
+    """
+    if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1:
+        raise ValueError(f"width must be a positive integer, not {width!r}")
+    expr = Value.cast(value)
     shape = expr.shape()
     if shape.width >= width:
         return expr[:width].as_signed()
     pad = width - shape.width
-    fill = expr[-1].replicate(pad) if shape.signed else Const(0, pad)
+    fill = expr[-1].replicate(pad) if shape.signed and shape.width else Const(0, pad)
     return Cat(expr, fill).as_signed()
 
 
@@ -102,7 +118,16 @@ def _fit(expr: Value, lo: int, hi: int, cap: int | None) -> Value:
     return expr[:width].as_signed()
 
 
+def _signed_width(expr: Value) -> int:
+    shape = expr.shape()
+    return shape.width if shape.signed else shape.width + 1
+
+
 def _combine(a: _Node, b: _Node, cap: int | None) -> _Node:
+    # Equal-width signed operands: the generated Verilog then has no implicit extension.
+    common = max(_signed_width(a.expr), _signed_width(b.expr))
+    a = _Node(resize_signed(a.expr, common), a.lo, a.hi, a.negated)
+    b = _Node(resize_signed(b.expr, common), b.lo, b.hi, b.negated)
     if a.negated == b.negated:
         expr, lo, hi, negated = a.expr + b.expr, a.lo + b.lo, a.hi + b.hi, a.negated
     elif a.negated:
@@ -171,7 +196,7 @@ def linear_combination(terms, width: int | None = None) -> Value:
             paired.append(nodes[-1])
         nodes = paired
     root = nodes[0]
-    return _resize(-root.expr if root.negated else root.expr, width)
+    return resize_signed(-root.expr if root.negated else root.expr, width)
 
 
 def constant_multiply(value, constant: int, width: int | None = None) -> Value:

@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 from golden.config import AcceleratorConfig
 from golden.protocol import output_transform_input_spec, result_spec
 
-from .arith import linear_combination
+from .arith import linear_combination, resize_signed
 from .layouts import to_layout
 
 __all__ = ["InputTransform", "OutputTransform"]
@@ -224,18 +224,25 @@ class OutputTransform(wiring.Component):
         stages[2] += [reg.eq(expr) for reg, expr in zip(products, product_next)]
 
         # Stage 4: add 2**(shift-1) (nothing for shift 0), then shift right arithmetically.
+        # The sum is exact for every 6-bit shift; the result is no wider than the product.
         shift = params[2]["shift"]
-        round_bias = (Const(1, 1) << shift)[1:]
-        rounded_next = [(p + round_bias) >> shift for p in products]
+        product_width = products[0].shape().width
+        sum_width = max(product_width, (1 << len(shift)) - 1) + 1
+        round_bias = resize_signed((Const(1, 1) << shift)[1:], sum_width)
+        rounded_next = [((resize_signed(p, sum_width) + round_bias)[:sum_width].as_signed()
+                         >> shift)[:product_width].as_signed() for p in products]
         rounded = _registers("rounded", rounded_next)
         stages[3] += [reg.eq(expr) for reg, expr in zip(rounded, rounded_next)]
 
         # Stage 5: clamp to int8, then ReLU (golden clamps first).
         relu = params[3]["relu"]
+        q_shape = self.o.payload.q.shape().elem_shape
+        q_lo, q_hi = (Const(limit, signed(product_width)) for limit in (-128, 127))
         final = []
         for n, value in enumerate(rounded):
-            clamped = Mux(value > 127, 127, Mux(value < -128, -128, value))
-            final.append(out.q[n].eq(Mux(relu & (clamped < 0), 0, clamped)))
+            clamped = Mux(value > q_hi, Const(127, q_shape),
+                          Mux(value < q_lo, Const(-128, q_shape), value[:8].as_signed()))
+            final.append(out.q[n].eq(Mux(relu & clamped[-1], Const(0, q_shape), clamped)))
             final.append(out.y[n].eq(y_regs[2][n]))
         stages.append(final)
         return stages
