@@ -83,7 +83,7 @@ def run_layers(config, programs_inputs, *, gap=0.0, stall=0.0, seed=0, extra_cfg
     dut = Accelerator(config)
     rng = np.random.default_rng(seed)
     log = Log()
-    streams = {"cfg": [], "table": [], "weights": [], "patches": []}
+    streams = {"cfg": list(extra_cfg), "table": [], "weights": [], "patches": []}
     counts = []
     for program, x in programs_inputs:
         streams["cfg"] += program.cfg_words
@@ -221,15 +221,19 @@ def test_accelerator_skewed_layer_cycles_and_values():
 
 
 def test_accelerator_runs_layers_back_to_back():
-    """After a layer the next cfg is accepted; a different C, K and size work at once."""
+    """After a refused cfg and after a layer the next cfg is accepted; a different C, K and
+    size work at once, and the error flag clears."""
     config = CFG_4
     first = compile_layer(config, _layer(config, 4, 5, 0.5, 21), 3, 5)
     second = compile_layer(config, _layer(config, 1, 2, 0.8, 22, padding=0), 6, 4)
     x1, x2 = _input(config, 4, 3, 5, 1), _input(config, 1, 6, 4, 2)
-    (w1, w2), _, state = run_layers(config, [(first, x1), (second, x2)], gap=0.2, stall=0.2)
+    oversize = cfg_spec(config).pack({"in_channels": 5, "out_channels": 5, "n_tiles": 1,
+                                      "n_entries": 0})
+    (w1, w2), _, state = run_layers(config, [(first, x1), (second, x2)], gap=0.2, stall=0.2,
+                                    extra_cfg=[oversize])
     np.testing.assert_array_equal(unpack_results(first, w1), expected_output(first, x1))
     np.testing.assert_array_equal(unpack_results(second, w2), expected_output(second, x2))
-    assert state["busy"] == 0
+    assert state["busy"] == 0 and state["error"] == 0
 
 
 def _refusal_sim(config, cfg_word, table_words=(), weight_words=()):
