@@ -15,55 +15,33 @@ on every input and random backpressure on ``results``, then compares:
 
 from __future__ import annotations
 
-import itertools
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from golden.config import AcceleratorConfig
 from golden.cycles import CycleReport, layer_cycles
-from golden.program import LayerProgram, expected_output, patch_words, unpack_results
+from golden.program import (LayerProgram, expected_output, expected_output_q, patch_words,
+                            unpack_results, unpack_results_q)
 
-from .harness import PAUSE_WORD, StreamHarness
+from .harness import StreamHarness
 from .runner import BuiltDesign, build_harnessed, run_job
+from .streams import stream_run
 
 __all__ = [
     "INPUT_STREAMS",
     "LayerOutcome",
     "LayerRun",
     "accelerator_depths",
+    "accelerator_verilog",
     "build_accelerator",
     "check_layer",
-    "no_pauses",
-    "pause_words",
-    "random_pauses",
     "run_layers",
 ]
 
 #: The accelerator's input streams, in protocol order.
 INPUT_STREAMS = ("cfg", "table", "weights", "patches")
-
-
-def random_pauses(rng: np.random.Generator, probability: float):
-    """A pause generator: each cycle pauses with ``probability`` (independently)."""
-    if not 0.0 <= probability < 1.0:
-        raise ValueError(f"pause probability must lie in [0, 1), not {probability!r}")
-    while True:
-        yield bool(rng.random() < probability)
-
-
-def no_pauses():
-    """A pause generator that never pauses."""
-    return itertools.repeat(False)
-
-
-def pause_words(generator, n_words: int) -> list[int]:
-    """Materialise ``n_words * 32`` cycles of a pause generator into pattern memory words
-    (bit t of the pattern is cycle t modulo the period)."""
-    bits = np.fromiter(itertools.islice(generator, n_words * PAUSE_WORD), dtype=np.int64,
-                       count=n_words * PAUSE_WORD)
-    weights = np.left_shift(np.int64(1), np.arange(PAUSE_WORD, dtype=np.int64))
-    return [int(w) for w in (bits.reshape(n_words, PAUSE_WORD) * weights).sum(axis=1)]
 
 
 def _pow2_at_least(n: int, floor: int) -> int:
@@ -83,11 +61,18 @@ def accelerator_depths(config: AcceleratorConfig, patch_words_needed: int = 0,
     }
 
 
+@functools.cache
+def accelerator_verilog(config: AcceleratorConfig) -> str:
+    """``hw.generate.generate_verilog(config)``, generated once per process."""
+    from hw.generate import generate_verilog
+    return generate_verilog(config)
+
+
 def build_accelerator(config: AcceleratorConfig, simulator: str = "verilator", *,
                       depths: dict | None = None, waves: bool = False) -> BuiltDesign:
     """Generate (``hw.generate``) and compile the accelerator for ``config`` in a harness."""
     from hw.accelerator import Accelerator
-    from hw.generate import generate_verilog, top_name
+    from hw.generate import top_name
     name = top_name(config)
     depths = depths or accelerator_depths(config)
     signature_only = Accelerator(config)
@@ -96,7 +81,7 @@ def build_accelerator(config: AcceleratorConfig, simulator: str = "verilator", *
     key = (f"accel-{config.tile}-{config.array[0]}x{config.array[1]}-c{config.max_in_channels}"
            f"-k{config.max_out_channels}{'-rq' if config.requant else ''}"
            f"-p{depths['patches']}")
-    return build_harnessed(key, generate_verilog(config), name, harness, simulator, waves)
+    return build_harnessed(key, accelerator_verilog(config), name, harness, simulator, waves)
 
 
 @dataclass
@@ -175,34 +160,20 @@ class LayerOutcome:
         return d
 
 
-def _hex(words) -> list[str]:
-    return [format(int(w), "x") for w in words]
-
-
 def _job_run(run: LayerRun, design: BuiltDesign, model: CycleReport) -> dict:
     program = run.program
-    pw = design.harness.pause_words
-    rng = np.random.default_rng(run.seed)
-    words = {"cfg": program.cfg_words, "table": program.table_words,
-             "weights": program.weight_words, "patches": patch_words(program, run.x)}
-    sources = {}
-    for name in INPUT_STREAMS:
-        if len(words[name]) > design.harness.depths[name]:
-            raise ValueError(f"layer '{program.layer.name}': {len(words[name])} {name} words "
-                             f"exceed the harness depth {design.harness.depths[name]}")
-        gen = random_pauses(rng, run.gaps) if run.gaps else no_pauses()
-        sources[name] = {"words": _hex(words[name]), "pause": pause_words(gen, pw)}
-    expect = program.n_tiles * program.out_channels
-    if expect > design.harness.depths["results"]:
-        raise ValueError(f"layer '{program.layer.name}': {expect} results exceed the harness "
-                         f"depth {design.harness.depths['results']}")
-    gen = random_pauses(rng, run.backpressure) if run.backpressure else no_pauses()
+    inputs = {"cfg": program.cfg_words, "table": program.table_words,
+              "weights": program.weight_words, "patches": patch_words(program, run.x)}
     # Generous: every stall can at worst add its cycle to the run.
     slack = 1.0 / ((1.0 - run.gaps) * (1.0 - run.backpressure))
-    budget = int((model.cycles + model.load_cycles + len(words["patches"])) * 4 * slack) + 2000
-    return {"sources": sources, "sinks": {"results": {"expect": expect,
-                                                      "pause": pause_words(gen, pw)}},
-            "timeout_cycles": budget, "abort_after": run.abort_after}
+    budget = int((model.cycles + model.load_cycles + len(inputs["patches"])) * 4 * slack) + 2000
+    try:
+        return stream_run(design.harness, inputs,
+                          {"results": program.n_tiles * program.out_channels},
+                          gaps=run.gaps, backpressure=run.backpressure, seed=run.seed,
+                          timeout_cycles=budget, abort_after=run.abort_after)
+    except ValueError as exc:
+        raise ValueError(f"layer '{program.layer.name}': {exc}") from None
 
 
 def check_layer(run: LayerRun, result: dict, model: CycleReport | None = None) -> LayerOutcome:
@@ -230,11 +201,17 @@ def check_layer(run: LayerRun, result: dict, model: CycleReport | None = None) -
     words = [int(w, 16) for w in result["sinks"]["results"]]
     if len(words) == n_expected:
         y = unpack_results(program, words)
-        diff = np.argwhere(y != expected)
-        if diff.size:
-            first = tuple(int(i) for i in diff[0])
-            problems.append(f"output {list(first)} is {int(y[first])}, golden "
-                            f"{int(expected[first])} ({len(diff)} of {y.size} differ)")
+        checks = [("output", y, expected)]
+        if program.requant is not None:
+            checks.append(("requantised output", unpack_results_q(program, words),
+                           expected_output_q(program, run.x)))
+        for what, got_y, want_y in checks:
+            diff = np.argwhere(got_y != want_y)
+            if diff.size:
+                index = tuple(int(i) for i in diff[0])
+                first = first or index
+                problems.append(f"{what} {list(index)} is {int(got_y[index])}, golden "
+                                f"{int(want_y[index])} ({len(diff)} of {got_y.size} differ)")
     cycles = streams["results"]["last"] - streams["patches"]["first"] + 1
     program_last = max(streams["table"]["last"], streams["weights"]["last"]
                        if program.weight_words else 0)

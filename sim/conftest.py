@@ -1,0 +1,94 @@
+"""pytest options and fixtures of the cocotb benches.
+
+Options::
+
+    --simulators verilator,icarus   simulators to run (default: both; a missing one is skipped)
+    --weights FILE.npz              run every layer of a weight file through the RTL
+    --input-size HxW                input size for --weights (default 16x16)
+
+Every design is built once per configuration and simulator (``sim.runner`` caches builds
+under ``sim_build/``; :func:`design_cache` also keeps them for the session).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from sim.tools import SIMULATORS, find_simulator
+
+_WEIGHT_REPORTS: list = []
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("sim", "cocotb simulation of the generated RTL")
+    group.addoption("--simulators", default=",".join(SIMULATORS),
+                    help="comma-separated simulators to run: verilator, icarus (default both)")
+    group.addoption("--weights", default=None, metavar="FILE.npz",
+                    help="run every layer of this weight file through the RTL")
+    group.addoption("--input-size", default="16x16", metavar="HxW",
+                    help="input height x width for --weights (default 16x16)")
+
+
+def _selected(config) -> list[str]:
+    names = [s.strip() for s in config.getoption("--simulators").split(",") if s.strip()]
+    bad = [s for s in names if s not in SIMULATORS]
+    if bad:
+        raise pytest.UsageError(f"--simulators: unknown simulator(s) {', '.join(bad)}; "
+                                f"choose from {', '.join(SIMULATORS)}")
+    return names
+
+
+def pytest_configure(config):
+    _selected(config)
+    config.addinivalue_line("markers", "simulators(*names): run this bench only on these "
+                            "simulators (default: every selected simulator)")
+
+
+def pytest_generate_tests(metafunc):
+    if "simulator" in metafunc.fixturenames:
+        params = []
+        marker = metafunc.definition.get_closest_marker("simulators")
+        only = marker.args if marker else None
+        for name in _selected(metafunc.config):
+            if only is not None and name not in only:
+                continue
+            info = find_simulator(name)
+            marks = [] if info.available else [pytest.mark.skip(reason=info.reason)]
+            params.append(pytest.param(name, marks=marks, id=name))
+        metafunc.parametrize("simulator", params)
+
+
+@functools.cache
+def design_cache(kind: str, key, simulator: str):
+    """Build (once per session and configuration) a design: ``kind`` selects the builder."""
+    if kind == "accelerator":
+        from sim.accel import build_accelerator
+        config, depths = key
+        return build_accelerator(config, simulator, depths=dict(depths) if depths else None)
+    if kind == "transforms":
+        from sim.units import build_transform_units
+        return build_transform_units(key, simulator)
+    raise ValueError(f"unknown design kind {kind!r}")
+
+
+def record_weight_report(row: dict) -> None:
+    """Keep one --weights layer report for the terminal summary."""
+    _WEIGHT_REPORTS.append(row)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _WEIGHT_REPORTS:
+        return
+    tr = terminalreporter
+    tr.section("RTL run of the weight file")
+    first = _WEIGHT_REPORTS[0]
+    positions = len(first["skipped_macs_per_position"])
+    tr.write_line(f"{'layer':16} {'cycles':>9} {'model':>9} {'mult':>5} {'nonzero MACs':>13} "
+                  f"{'util':>6}  result   skipped MACs per Winograd position (0..{positions - 1})")
+    for row in _WEIGHT_REPORTS:
+        tr.write_line(f"{row['name']:16} {row['cycles']:9d} {row['model_cycles']:9d} "
+                      f"{row['multipliers']:5d} {row['nonzero_macs']:13d} "
+                      f"{row['utilisation']:6.1%}  {'pass' if row['passed'] else 'FAIL':7}  "
+                      f"{' '.join(str(v) for v in row['skipped_macs_per_position'])}")
