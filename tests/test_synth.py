@@ -1,0 +1,254 @@
+"""Synthesis flow (hw.synth, hw.boards): resource baselines, multiplier counts, board harness,
+throughput figures and command-line errors.
+
+Baselines live in ``tests/baselines/synth_<target>_<name>.json`` with a relative tolerance per
+resource (hls4ml style): an area regression beyond it fails. Refresh them after an intended
+change with ``SYNTH_UPDATE_BASELINES=1 python -m pytest tests/test_synth.py [-m slow]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from golden.config import AcceleratorConfig
+from hw import synth
+from hw.boards import BOARDS, SerialHarness
+from hw.transform import InputTransform
+
+BASELINES = Path(__file__).parent / "baselines"
+TOLERANCE = 0.10          # relative, per resource
+ABSOLUTE_SLACK = 8        # cells: small counts may move by a few without meaning anything
+
+#: The default-run smoke design: one PE, 4 channels (seconds to synthesise).
+TINY = AcceleratorConfig(array=(1, 1), max_in_channels=4, max_out_channels=4)
+
+
+def _baseline_check(name: str, report: dict) -> None:
+    path = BASELINES / f"synth_{report['target']}_{name}.json"
+    current = {"config": report["design"]["config"], "target": report["target"],
+               "unit": report["design"]["unit"], "yosys": report["yosys"],
+               "tolerance": TOLERANCE, "resources": report["resources"]}
+    if os.environ.get("SYNTH_UPDATE_BASELINES"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
+    assert path.exists(), f"no baseline {path}; create it with SYNTH_UPDATE_BASELINES=1"
+    base = json.loads(path.read_text(encoding="utf-8"))
+    assert base["config"] == current["config"], f"{path} was made for another config"
+    tol = base["tolerance"]
+    drift = {key: (n, current["resources"].get(key)) for key, n in base["resources"].items()
+             if abs(current["resources"].get(key, 0) - n) > max(tol * n, ABSOLUTE_SLACK)}
+    assert not drift, f"resources moved beyond {tol:.0%} of {path.name}: (baseline, now) {drift}"
+
+
+def _synth(config, target, tmp_path, unit="accelerator"):
+    return synth.synthesize(config, target, tmp_path, unit=unit,
+                            progress=synth._Progress(2, quiet=True))
+
+
+# -- default run: small designs ----------------------------------------------------------------
+
+@pytest.mark.parametrize("target", ["generic", "ice40"])
+def test_tiny_accelerator_synthesises_within_baseline(target, tmp_path):
+    report = _synth(TINY, target, tmp_path)
+    assert report["multipliers"]["mul_cells"] == TINY.multipliers == 1
+    res = report["resources"]
+    assert res["luts"] > 0 and res["ffs"] > 0
+    assert res["cells"] >= res["luts"] + res["ffs"] + res["carry"] + res["bram"]
+    if target == "ice40":
+        # The PE's V and weight memories map to block RAM; 8x8 products need no DSP.
+        assert res["bram"] > 0
+        assert sum(report["cells_by_type"].values()) == res["cells"]
+    _baseline_check("tiny", report)
+
+
+def test_input_transform_has_no_multiplier(tmp_path):
+    config = AcceleratorConfig(tile="6x6")
+    report = _synth(config, "generic", tmp_path, unit="input-transform")
+    assert report["multipliers"] == {"mul_cells": 0, "expected": 0}
+    # 36 registered outputs of widths.v bits plus the row stage: every output bit is kept.
+    assert report["resources"]["ffs"] >= config.positions * config.widths.v
+
+
+@pytest.mark.parametrize("target, cells, expected", [
+    ("ice40", {"SB_LUT4": 10, "SB_DFFESR": 3, "SB_DFF": 2, "SB_CARRY": 4, "SB_RAM40_4K": 1,
+               "SB_MAC16": 2, "$scopeinfo": 5},
+     {"luts": 10, "ffs": 5, "carry": 4, "bram": 1, "dsp": 2, "spram": 0, "cells": 22}),
+    ("ecp5", {"LUT4": 7, "TRELLIS_FF": 9, "CCU2C": 3, "DP16KD": 2, "MULT18X18D": 1,
+              "PFUMX": 4, "TRELLIS_DPR16X4": 2},
+     {"luts": 7, "ffs": 9, "carry": 3, "bram": 2, "dsp": 1, "lutram": 2, "muxes": 4,
+      "cells": 28}),
+    ("xilinx", {"LUT6": 4, "LUT2": 1, "FDRE": 6, "FDSE": 1, "CARRY4": 2, "RAMB18E1": 1,
+                "DSP48E1": 3, "MUXF7": 1, "RAM32M": 2, "SRL16E": 1},
+     {"luts": 5, "ffs": 7, "carry": 2, "bram": 1, "dsp": 3, "lutram": 3, "muxes": 1,
+      "cells": 22}),
+    ("generic", {"$lut": 12, "$_SDFFE_PP0P_": 3, "$_DFF_P_": 2, "$mem_v2": 1},
+     {"luts": 12, "ffs": 5, "carry": 0, "bram": 0, "dsp": 0, "memories": 1, "cells": 18}),
+])
+def test_classify_cells(target, cells, expected):
+    assert synth.classify_cells(cells, target) == expected
+
+
+def test_classify_cells_rejects_unknown_target():
+    with pytest.raises(ValueError, match="target must be one of generic, ice40, ecp5, xilinx, "
+                                         "not 'gowin'"):
+        synth.classify_cells({}, "gowin")
+
+
+def test_synthesize_rejects_unknown_unit(tmp_path):
+    with pytest.raises(ValueError, match="unit must be one of accelerator, input-transform, "
+                                         "output-transform, not 'pe'"):
+        synth.synthesize(TINY, "generic", tmp_path, unit="pe")
+
+
+# -- board harness -------------------------------------------------------------------------------
+
+def test_serial_harness_wires_every_port_bit():
+    """Random serial input: every cycle the design's inputs equal the last ``in_bits`` bits
+    shifted in, and every ``out_bits`` cycles all of its outputs (sampled at the load) leave
+    on ``sout``, LSB first, in signature order."""
+    config = AcceleratorConfig()
+    dut = InputTransform(config)
+    harness = SerialHarness(dut)
+    p_bits = config.patch_spec.width * config.patch_spec.count
+    v_bits = config.v_spec.width * config.v_spec.count
+    # Inputs in signature order: i.payload, i.valid, o.ready; outputs: i.ready, o.payload,
+    # o.valid.
+    assert harness.in_bits == p_bits + 2
+    assert harness.out_bits == v_bits + 2
+    n_cycles = harness.in_bits + 3 * harness.out_bits
+    serial_in = np.random.default_rng(5).integers(0, 2, n_cycles)
+    inputs, outputs, serial_out = [], [], []
+
+    async def bench(ctx):
+        for bit in serial_in:
+            inputs.append(ctx.get(dut.i.payload.as_value()) | ctx.get(dut.i.valid) << p_bits
+                          | ctx.get(dut.o.ready) << p_bits + 1)
+            outputs.append(ctx.get(dut.i.ready) | ctx.get(dut.o.payload.as_value()) << 1
+                           | ctx.get(dut.o.valid) << v_bits + 1)
+            serial_out.append(ctx.get(harness.sout))
+            ctx.set(harness.sin, int(bit))
+            await ctx.tick()
+
+    sim = Simulator(harness)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+    for t in range(harness.in_bits, n_cycles):
+        shifted = sum(int(serial_in[t - 1 - j]) << j for j in range(harness.in_bits))
+        assert inputs[t] == shifted, f"cycle {t}: design inputs are not the shift register"
+    # The output register loads at cycle 0 and every out_bits cycles after.
+    loads = range(0, n_cycles - harness.out_bits - 1, harness.out_bits)
+    assert len(loads) >= 2
+    for t in loads:
+        word = sum(bit << n for n, bit in enumerate(serial_out[t + 1:t + 1 + harness.out_bits]))
+        assert word == outputs[t], f"capture at cycle {t} differs from the design's outputs"
+    assert any(outputs[t] >> 1 & ((1 << v_bits) - 1) for t in loads), "V never left the DUT"
+
+
+def test_serial_harness_rejects_non_component():
+    with pytest.raises(TypeError, match="design must be an amaranth.lib.wiring.Component"):
+        SerialHarness(object())
+
+
+def test_board_platform_rejects_bad_clock():
+    with pytest.raises(ValueError, match="clock_mhz must be a positive number, not 0"):
+        BOARDS["ice40"].platform(0)
+
+
+# -- throughput ----------------------------------------------------------------------------------
+
+def test_reference_throughput_matches_hand_count():
+    config = AcceleratorConfig(tile="6x6")
+    tp = synth.reference_throughput(config, 100.0, 0.74)
+    # Direct 3x3 convolution of a 64->64 32x32 layer with padding 1: K C 9 H W MACs.
+    assert tp["direct_macs"] == 64 * 64 * 9 * 32 * 32
+    seconds = tp["cycles"] / 100e6
+    assert tp["gops"] == pytest.approx(2 * tp["direct_macs"] / seconds / 1e9, rel=1e-3)
+    assert tp["gops_per_multiplier"] == pytest.approx(tp["gops"] / config.multipliers,
+                                                      rel=1e-3)
+    # 74 % of the 36 positions pruned: about 26 % of 64*64*36 MACs per tile remain.
+    assert tp["nonzero_macs"] == pytest.approx(0.26 * 64 * 64 * 36 * 64, rel=0.01)
+    # A PE performs at most one MAC per cycle.
+    assert tp["nonzero_macs"] <= config.n_pe * tp["cycles"]
+
+
+def test_reference_throughput_rejects_bad_fmax():
+    with pytest.raises(ValueError, match="fmax_mhz must be a positive number, not -1"):
+        synth.reference_throughput(TINY, -1, 0.5)
+
+
+# -- command line ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["--target", "gowin"], "argument --target: invalid choice: 'gowin'"),
+    (["--target", "generic", "--pnr"], "--pnr needs --target ice40 or ecp5, not 'generic'"),
+    (["--tile", "5x5"], "tile must be one of"),
+    (["--array", "0x2"], "array must be RxC"),
+    (["--sparsity", "1.5"], "must be a number in [0, 1), not '1.5'"),
+    (["--clock-mhz", "fast"], "must be a positive number, not 'fast'"),
+    (["--unit", "pe"], "argument --unit: invalid choice: 'pe'"),
+    (["sweep", "--arrays", "2y2"], "array must be RxC"),
+    (["sweep", "--tiles", "4x4,5x5"], "tile must be one of"),
+    (["sweep", "--max-channels", "0"], "channels must be positive integers, not '0'"),
+    (["sweep", "--target", "xilinx", "--pnr"], "--pnr needs --target ice40 or ecp5"),
+])
+def test_cli_errors_are_one_line_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        synth.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_writes_reports(tmp_path, capsys):
+    out = tmp_path / "it"
+    assert synth.main(["--unit", "output-transform", "--target", "generic", "--out", str(out),
+                       "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["design"]["unit"] == "output-transform"
+    assert report["multipliers"]["mul_cells"] == 0
+    assert "| luts |" in (out / "report.md").read_text()
+    assert "sparse_winograd_4x4_output_transform on generic" in capsys.readouterr().out
+
+
+# -- slow: bigger designs, other targets, place and route -----------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["ecp5", "xilinx"])
+def test_tiny_accelerator_other_targets(target, tmp_path):
+    report = _synth(TINY, target, tmp_path)
+    assert report["multipliers"]["mul_cells"] == TINY.multipliers
+    _baseline_check("tiny", report)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config, name", [
+    (AcceleratorConfig(array=(2, 2), max_in_channels=16, max_out_channels=16), "small"),
+    (AcceleratorConfig(array=(1, 2), max_in_channels=8, max_out_channels=8, requant=True),
+     "requant"),
+    (AcceleratorConfig(tile="6x6", array=(1, 1), max_in_channels=4, max_out_channels=4),
+     "tiny6x6"),
+])
+def test_multiplier_count_and_baseline(config, name, tmp_path):
+    report = _synth(config, "ice40", tmp_path)
+    assert report["multipliers"]["mul_cells"] == config.multipliers
+    _baseline_check(name, report)
+
+
+@pytest.mark.slow
+def test_place_and_route_ice40_tiny(tmp_path):
+    report = synth.run(TINY, "ice40", tmp_path, pnr=True, quiet=True)
+    pnr = report["pnr"]
+    assert pnr["fits"] is True
+    assert pnr["fmax_mhz"] > 10
+    assert Path(pnr["bitstream"]).stat().st_size > 0
+    assert 0 < pnr["utilisation"]["ICESTORM_LC"]["used"] <= 5280
+    assert report["throughput"]["gops"] > 0
