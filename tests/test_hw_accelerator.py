@@ -367,8 +367,11 @@ def yosys_cells(config, tmp_path) -> dict:
     return json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
 
 
-SYNTH_SMALL = [AcceleratorConfig(tile=t, array=(2, 2), max_in_channels=4, max_out_channels=4,
-                                 requant=q) for t, q in (("4x4", False), ("6x6", True))]
+SYNTH_SMALL = [
+    AcceleratorConfig(array=(2, 2), max_in_channels=4, max_out_channels=4),
+    pytest.param(AcceleratorConfig(tile="6x6", array=(2, 2), max_in_channels=4,
+                                   max_out_channels=4, requant=True), marks=pytest.mark.slow),
+]
 
 
 @pytest.mark.parametrize("config", SYNTH_SMALL, ids=["4x4", "6x6-q"])
