@@ -24,6 +24,11 @@ CFG_4 = AcceleratorConfig(tile="4x4", array=(2, 2), max_in_channels=4, max_out_c
 CFG_6 = AcceleratorConfig(tile="6x6", array=(1, 3), max_in_channels=3, max_out_channels=4)
 CFG_Q = AcceleratorConfig(tile="4x4", array=(2, 1), max_in_channels=3, max_out_channels=3,
                           requant=True)
+# Odd widths and a 3x2 array (six PEs, PE index field with unused codes).
+CFG_ODD = AcceleratorConfig(tile="4x4", array=(3, 2), max_in_channels=3, max_out_channels=7,
+                            data_width=5, weight_width=6, bias_width=9)
+# A single PE: the V chain's head is its tail.
+CFG_ONE = AcceleratorConfig(tile="6x6", array=(1, 1), max_in_channels=2, max_out_channels=3)
 
 
 class Log:
@@ -123,14 +128,16 @@ def run_layers(config, programs_inputs, *, gap=0.0, stall=0.0, seed=0, extra_cfg
 
 def _layer(config, c, k, density, seed, padding=1, extreme=False):
     rng = np.random.default_rng(seed)
-    a = config.alpha
-    u = rng.integers(-127, 128, (k, c, a, a))
+    a, w_max = config.alpha, (1 << (config.weight_width - 1)) - 1
+    u = rng.integers(-w_max, w_max + 1, (k, c, a, a))
     if extreme:
-        u = np.where(rng.random(u.shape) < 0.5, -127, 127)
+        u = np.where(rng.random(u.shape) < 0.5, -w_max, w_max)
     u[rng.random(u.shape) >= density] = 0
     if k > 1 and density > 0:
         u[k // 2] = 0                  # an all-zero output channel: no owner, Y = bias
-    bias = rng.integers(-(1 << 31), 1 << 31, k) if extreme else rng.integers(-999, 1000, k)
+    b_max = (1 << (config.bias_width - 1)) - 1
+    bias = rng.integers(-b_max - 1, b_max + 1, k) if extreme else rng.integers(
+        -min(999, b_max), min(999, b_max) + 1, k)
     return layer_from_u(config, u, bias=bias, padding=padding, name=f"l{seed}")
 
 
@@ -154,6 +161,8 @@ CASES = [
     (CFG_6, 3, 4, 7, 5, 0.3, 1),
     (CFG_6, 1, 2, 4, 4, 1.0, 0),
     (CFG_Q, 3, 3, 5, 4, 0.5, 1),
+    (CFG_ODD, 3, 7, 5, 6, 0.6, 1),
+    (CFG_ONE, 2, 3, 5, 3, 0.5, 1),
 ]
 
 
