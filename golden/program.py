@@ -213,6 +213,9 @@ def compile_layer(config: AcceleratorConfig, layer: LayerWeights, in_h: int, in_
             raise ValueError(f"layer '{name}': {what} differs from the accelerator's "
                              f"{config.tile} {what} {theirs.tolist()}")
     k, c = layer.out_channels, layer.in_channels
+    if k < 1 or c < 1:
+        raise ValueError(f"layer '{name}' has {c} input and {k} output channels; both must be "
+                         "at least 1")
     if c > config.max_in_channels:
         raise ValueError(f"layer '{name}' has {c} input channels; the accelerator's "
                          f"max_in_channels is {config.max_in_channels}")

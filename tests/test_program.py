@@ -171,6 +171,8 @@ def test_compile_refuses_with_layer_and_limit():
              r"layer 'q6': the accelerator has a requant stage; pass requant=\(mult, shift")
     _refusal(CFG6, layer_from_u(CFG6, np.ones((1, 1, 6, 6)), name="q6"),
              "layer 'q6': requant shift must lie in", requant=(1, 48, False))
+    _refusal(CFG, layer_from_u(CFG, np.ones((0, 2, 4, 4)), name="none"),
+             "layer 'none' has 2 input and 0 output channels; both must be at least 1")
     _refusal(CFG, layer_from_u(CFG, ok, name="h"), "layer 'h': in_h must be a positive integer",
              in_h=0)
     _refusal(CFG, layer_from_u(CFG, ok, padding=0, name="s"), "smaller than the 3x3 kernel",
