@@ -10,6 +10,7 @@ depends on ``ready``.
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -17,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 from golden.config import AcceleratorConfig
 from golden.protocol import output_transform_input_spec, result_spec
 
-from .arith import linear_combination, resize_signed
+from .arith import linear_transform, resize_signed
 from .layouts import to_layout
 
 __all__ = ["InputTransform", "OutputTransform"]
@@ -33,6 +34,15 @@ def _capped(expr, cap: int):
     """``expr`` reduced to ``cap`` bits when wider: exact modulo ``2**cap``, which is all the
     following linear stage needs when its own result fits ``cap`` bits."""
     return expr[:cap].as_signed() if expr.shape().width > cap else expr
+
+
+def _all_ones_column(matrix: np.ndarray) -> int:
+    """Index of the first all-ones column (AT's column for the interpolation point 1)."""
+    for column in range(matrix.shape[1]):
+        if np.all(matrix[:, column] == 1):
+            return column
+    raise ValueError(f"output transform has no all-ones column to add the bias through: "
+                     f"{matrix.tolist()}")
 
 
 def _registers(prefix: str, exprs) -> list:
@@ -105,16 +115,17 @@ class InputTransform(wiring.Component):
         alpha, bt, v_width = config.alpha, config.BT, config.widths.v
         d = [[self.i.payload[p * alpha + q] for q in range(alpha)] for p in range(alpha)]
 
-        # Stage 1: W[p][j] = sum_q BT[j, q] d[p][q] (exact width of each position's range).
-        rows_next = [_capped(linear_combination([(bt[j, q], d[p][q]) for q in range(alpha)]),
-                             v_width)
-                     for p in range(alpha) for j in range(alpha)]
+        # Stage 1: W[p] = BT d[p] for every row p of d (each position's exact width).
+        rows_next = [_capped(w, v_width) for p in range(alpha)
+                     for w in linear_transform(m, bt, d[p], name=f"row{p}")]
         rows = _registers("rows", rows_next)
         w = [[rows[p * alpha + j] for j in range(alpha)] for p in range(alpha)]
 
-        # Stage 2: V[r][j] = sum_p BT[r, p] W[p][j], in widths.v bits.
-        v_next = [linear_combination([(bt[r, p], w[p][j]) for p in range(alpha)], v_width)
-                  for r in range(alpha) for j in range(alpha)]
+        # Stage 2: V[:, j] = BT W[:, j] for every column j, in widths.v bits (row-major).
+        columns = [linear_transform(m, bt, [w[p][j] for p in range(alpha)], v_width,
+                                    name=f"column{j}")
+                   for j in range(alpha)]
+        v_next = [columns[j][r] for r in range(alpha) for j in range(alpha)]
 
         _chain(m, self.i, self.o, [
             [reg.eq(expr) for reg, expr in zip(rows, rows_next)],
@@ -172,19 +183,24 @@ class OutputTransform(wiring.Component):
         payload = self.i.payload
         tile = [[payload.m[x * alpha + y] for y in range(alpha)] for x in range(alpha)]
 
-        # Stage 1: Z[x][j] = sum_y AT[j, y] M[x][y]; the bias and requant fields ride along.
-        z_next = [_capped(linear_combination([(at[j, y], tile[x][y]) for y in range(alpha)]),
-                          y_width)
-                  for x in range(alpha) for j in range(size)]
+        # Stage 1: Z[x] = AT M[x] for every row x of M, plus the bias in row ``ones``: AT's
+        # column ``ones`` is all ones, so AT Z then adds the bias to every output (m adders
+        # instead of m**2). The requant fields ride along.
+        ones = _all_ones_column(at)
+        with_bias = np.concatenate([at, np.ones((size, 1), dtype=at.dtype)], axis=1)
+        z_next = [_capped(z, y_width) for x in range(alpha)
+                  for z in (linear_transform(m, with_bias, tile[x] + [payload.bias],
+                                             name=f"row{x}") if x == ones
+                            else linear_transform(m, at, tile[x], name=f"row{x}"))]
         z_regs = _registers("rows", z_next)
         z = [[z_regs[x * size + j] for j in range(size)] for x in range(alpha)]
-        bias = Signal.like(payload.bias, name="rows_bias")
-        stage1 = [reg.eq(expr) for reg, expr in zip(z_regs, z_next)] + [bias.eq(payload.bias)]
+        stage1 = [reg.eq(expr) for reg, expr in zip(z_regs, z_next)]
 
-        # Stage 2: Y[r][j] = sum_x AT[r, x] Z[x][j] + bias, in widths.output bits.
-        y_next = [linear_combination([(at[r, x], z[x][j]) for x in range(alpha)] + [(1, bias)],
-                                     y_width)
-                  for r in range(size) for j in range(size)]
+        # Stage 2: Y[:, j] = AT Z[:, j] for every column j, in widths.output bits (row-major).
+        columns = [linear_transform(m, at, [z[x][j] for x in range(alpha)], y_width,
+                                    name=f"column{j}")
+                   for j in range(size)]
+        y_next = [columns[j][r] for r in range(size) for j in range(size)]
 
         if not config.requant:
             _chain(m, self.i, self.o, [

@@ -21,7 +21,7 @@ from golden.config import AcceleratorConfig
 from golden.protocol import output_transform_input_spec, result_spec
 from golden.quant import MAX_SHIFT, MULTIPLIER_BITS, requantize
 from golden.widths import bits_for_range, signed_range
-from hw.arith import constant_multiply, csd_digits, linear_combination
+from hw.arith import constant_multiply, csd_digits, linear_combination, linear_transform
 from hw.layouts import to_layout
 from hw.transform import InputTransform, OutputTransform
 
@@ -338,6 +338,109 @@ def test_linear_combination_of_nothing_is_zero():
     zero = linear_combination([(0, Signal(8))], width=5)
     assert zero.shape() == signed(5)
     assert linear_combination([]).shape() == signed(1)
+
+
+def transform_cases(seed: int):
+    """Winograd matrices and random ones with butterfly structure (rows r, r' = E +- O;
+    columns with equal magnitudes), over operands of random shapes."""
+    rng = np.random.default_rng(seed)
+    matrices = [AcceleratorConfig(tile=t).BT for t in TILES]
+    matrices += [AcceleratorConfig(tile=t).AT for t in TILES]
+    for _ in range(6):
+        cols = int(rng.integers(2, 7))
+        even, odd = rng.integers(-5, 6, size=(2, 2, cols))
+        mixed = rng.integers(-9, 10, size=(2, cols))
+        rows = np.concatenate([even + odd, even - odd, mixed])
+        twin = int(rng.integers(cols))
+        rows = np.concatenate([rows, (rows[:, twin] * rng.choice([-1, 1], size=len(rows)))[:, None]],
+                              axis=1)
+        matrices.append(rows[rng.permutation(len(rows))])
+    cases = []
+    for n, matrix in enumerate(matrices):
+        signals = [Signal(signed(int(rng.integers(2, 11))) if rng.random() < 0.7
+                          else unsigned(int(rng.integers(1, 10))), name=f"t{n}_{k}")
+                   for k in range(matrix.shape[1])]
+        cases.append((matrix, signals))
+    return cases
+
+
+def test_linear_transform_exact_in_simulation():
+    m = Module()
+    checks = []
+    for n, (matrix, signals) in enumerate(transform_cases(9)):
+        case = m.submodules[f"case_{n}"] = Module()
+        outputs = linear_transform(case, matrix, signals)
+        ranges = [shape_range(s.shape()) for s in signals]
+        registered = []
+        for r, (row, out) in enumerate(zip(matrix, outputs)):
+            lo = sum(min(c * a, c * b) for c, (a, b) in zip(row, ranges))
+            hi = sum(max(c * a, c * b) for c, (a, b) in zip(row, ranges))
+            assert out.shape() == signed(bits_for_range(int(lo), int(hi)))
+            sig = Signal(out.shape(), name=f"y{n}_{r}")
+            case.d.comb += sig.eq(out)
+            registered.append(sig)
+        checks.append((matrix, signals, ranges, registered))
+    rng = random.Random(4)
+
+    async def bench(ctx):
+        for trial in range(30):
+            inputs = []
+            for matrix, signals, ranges, _ in checks:
+                values = [(lo, hi)[trial % 2] if trial < 2 else rng.randint(lo, hi)
+                          for lo, hi in ranges]
+                for signal, value in zip(signals, values):
+                    ctx.set(signal, value)
+                inputs.append(values)
+            for values, (matrix, _, _, outputs) in zip(inputs, checks):
+                expected = (matrix @ np.array(values, dtype=object)).tolist()
+                assert [ctx.get(out) for out in outputs] == expected, (matrix, values)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def count_adders(build, inputs) -> int:
+    """$add and $sub cells of the RTLIL of ``build(m)``'s outputs."""
+    m = Module()
+    outputs = build(m)
+    ports = list(inputs)
+    for n, out in enumerate(outputs):
+        sig = Signal(out.shape(), name=f"out{n}")
+        m.d.comb += sig.eq(out)
+        ports.append(sig)
+    text = rtlil.convert(m, ports=ports, emit_src=False)
+    assert "$mul" not in text
+    return text.count("cell $add ") + text.count("cell $sub ")
+
+
+def test_linear_transform_shares_adders():
+    """The 6x6 transforms need fewer adders than row-by-row combinations."""
+    config = AcceleratorConfig(tile="6x6")
+    for matrix in (config.BT, config.AT):
+        values = [Signal(signed(12), name=f"x{k}") for k in range(matrix.shape[1])]
+        shared = count_adders(lambda m: linear_transform(m, matrix, values), values)
+        direct = count_adders(
+            lambda m: [linear_combination(list(zip(row, values))) for row in matrix], values)
+        assert shared < direct
+    # BT: 4 butterfly rows of 4 digits cost 4 + 4 adders, the 2 others 3 each (18 direct).
+    assert count_adders(lambda m: linear_transform(m, config.BT, values), values) == 14
+    # AT: 4 for x1 +- x2, x3 +- x4, then 2 + 1 + 1 + 2 (14 direct).
+    assert count_adders(lambda m: linear_transform(m, config.AT, values), values) == 10
+
+
+def test_linear_transform_argument_errors():
+    x = [Signal(signed(4)) for _ in range(3)]
+    m = Module()
+    with pytest.raises(ValueError, match=r"^matrix rows must have 3 coefficients \(one per "
+                                         r"value\), not \[3, 2\]$"):
+        linear_transform(m, [[1, 2, 3], [1, 2]], x)
+    with pytest.raises(TypeError, match=r"^matrix\[1\]\[2\] must be an integer, not 0.5$"):
+        linear_transform(m, [[1, 2, 3], [1, 2, 0.5]], x)
+    with pytest.raises(ValueError, match=r"^width must be a positive integer, not -1$"):
+        linear_transform(m, [[1, 2, 3]], x, width=-1)
+    with pytest.raises(TypeError, match=r"^m must be an amaranth Module, not None$"):
+        linear_transform(None, [[1, 2, 3]], x)
 
 
 # -- configuration ---------------------------------------------------------------------------------
