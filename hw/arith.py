@@ -5,6 +5,8 @@ Each constant is written in canonical signed-digit form (the non-adjacent form, 
 fewest signed powers of two that sum to it, so ``x * 7`` costs one subtraction
 (``(x << 3) - x``) and never a ``$mul`` cell. A linear combination ``sum(c_i * x_i)`` expands
 every constant into its signed digits and sums all shifted terms with a balanced adder tree.
+A matrix-vector product (:func:`linear_transform`) also shares adders between rows: sum and
+difference operands, and butterfly row pairs, as Winograd's transform matrices invite.
 
 Widths are exact: every adder is as wide as the exact range of its partial sum (interval
 arithmetic over the operands' shapes), capped at the result width. A caller that passes

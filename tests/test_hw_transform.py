@@ -352,8 +352,8 @@ def transform_cases(seed: int):
         mixed = rng.integers(-9, 10, size=(2, cols))
         rows = np.concatenate([even + odd, even - odd, mixed])
         twin = int(rng.integers(cols))
-        rows = np.concatenate([rows, (rows[:, twin] * rng.choice([-1, 1], size=len(rows)))[:, None]],
-                              axis=1)
+        flip = rng.choice([-1, 1], size=len(rows))
+        rows = np.concatenate([rows, (rows[:, twin] * flip)[:, None]], axis=1)
         matrices.append(rows[rng.permutation(len(rows))])
     cases = []
     for n, matrix in enumerate(matrices):
