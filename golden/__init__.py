@@ -5,6 +5,9 @@ Importable with NumPy alone (no simulator, no Amaranth).
 """
 
 from .config import DEFAULT, PRESETS, SMALL, AcceleratorConfig, parse_array
+from .cycles import CycleReport, layer_cycles
+from .program import LayerProgram, compile_layer, expected_output, patch_words, unpack_results
+from .schedule import Schedule, schedule_layer
 from .conv import (TileGrid, assemble_tiles, direct_conv2d, extract_patches, tile_grid,
                    winograd_conv2d_float, winograd_conv2d_int, winograd_tiles_int)
 from .encoding import SparseWeights, decode, encode, entry_spec, pack_entries, unpack_entries
@@ -17,6 +20,8 @@ from .weights import (LayerWeights, WeightFile, WeightFileError, load_weights, s
 from .widths import DatapathWidths, bits_for_range, datapath_widths, signed_range
 
 __all__ = [
+    "CycleReport", "LayerProgram", "Schedule", "compile_layer", "expected_output",
+    "layer_cycles", "patch_words", "schedule_layer", "unpack_results",
     "AcceleratorConfig", "ArraySpec", "CANONICAL_POINTS", "DEFAULT", "DatapathWidths", "Field",
     "LayerWeights", "PRESETS", "SMALL", "SparseWeights", "StructSpec", "TILES", "TileGrid",
     "WeightFile", "WeightFileError", "WinogradTransform", "assemble_tiles", "bits_for_range",
