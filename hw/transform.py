@@ -17,6 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import AcceleratorConfig
 from golden.protocol import output_transform_input_spec, result_spec
+from golden.widths import signed_range
 
 from .arith import linear_transform, resize_signed
 from .layouts import to_layout
@@ -137,12 +138,12 @@ class InputTransform(wiring.Component):
 class OutputTransform(wiring.Component):
     """Output transform ``Y = AT M AT^T + bias``, optionally requantised to int8 (+ ReLU).
 
-    Two multiplier-free stages, the 1-D transform of every row of ``M`` (``Z = M AT^T``) then of
-    every column of ``Z`` plus the bias (``Y = AT Z + bias``, ``config.widths.output`` bits, the
-    exact worst case). With ``config.requant`` three more stages compute
-    ``golden.quant.requantize`` exactly: the product ``y * mult`` (``m**2`` multipliers, the
-    only ones in this unit), the rounding add and arithmetic shift, then the int8 clamp and
-    ReLU.
+    Two multiplier-free stages, the 1-D transform of every row of ``M`` (``Z = M AT^T``, the
+    bias added to the row that AT's all-ones column weights) then of every column of ``Z``
+    (``Y = AT Z``, ``config.widths.output`` bits, the exact worst case). With
+    ``config.requant`` three more stages compute ``golden.quant.requantize`` exactly: the
+    product ``y * mult`` (``m**2`` multipliers, the only ones in this unit), the rounding add
+    and arithmetic shift, then the int8 clamp and ReLU.
 
     Parameters
     ----------
@@ -253,11 +254,12 @@ class OutputTransform(wiring.Component):
         # Stage 5: clamp to int8, then ReLU (golden clamps first).
         relu = params[3]["relu"]
         q_shape = self.o.payload.q.shape().elem_shape
-        q_lo, q_hi = (Const(limit, signed(product_width)) for limit in (-128, 127))
+        q_min, q_max = signed_range(q_shape.width)
         final = []
         for n, value in enumerate(rounded):
-            clamped = Mux(value > q_hi, Const(127, q_shape),
-                          Mux(value < q_lo, Const(-128, q_shape), value[:8].as_signed()))
+            clamped = Mux(value > Const(q_max, signed(product_width)), Const(q_max, q_shape),
+                          Mux(value < Const(q_min, signed(product_width)), Const(q_min, q_shape),
+                              value[:q_shape.width].as_signed()))
             final.append(out.q[n].eq(Mux(relu & clamped[-1], Const(0, q_shape), clamped)))
             final.append(out.y[n].eq(y_regs[2][n]))
         stages.append(final)

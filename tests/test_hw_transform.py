@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from golden.config import AcceleratorConfig
+from golden.conv import winograd_tiles_int
 from golden.protocol import output_transform_input_spec, result_spec
 from golden.quant import MAX_SHIFT, MULTIPLIER_BITS, requantize
 from golden.widths import bits_for_range, signed_range
@@ -596,6 +597,56 @@ def test_output_transform_narrow_config():
     for n in range(len(tiles)):
         np.testing.assert_array_equal(
             q[n], requantize(expected[n][None], int(mult[n]), int(shift[n]), bool(relu[n]))[0])
+
+
+def test_requant_shift_beyond_golden_range():
+    """Shifts 48..63 fit the 6-bit field; the unit keeps the same exact formula there."""
+    config = AcceleratorConfig(tile="4x4", requant=True)
+    rng = np.random.default_rng(8)
+    m_lo, m_hi = accumulator_bounds(config)
+    n = 24
+    tiles = np.concatenate([rng.integers(m_lo, m_hi + 1, size=(n - 2, 4, 4)), [m_hi, m_lo]])
+    biases = rng.integers(-(1 << 31), 1 << 31, size=n)
+    mult = rng.integers(0, 1 << MULTIPLIER_BITS, size=n)
+    shift = rng.integers(MAX_SHIFT + 1, 64, size=n)
+    relu = rng.integers(0, 2, size=n)
+    spec = output_transform_input_spec(config)
+    words = [spec.pack({"m": tiles[k].ravel(), "bias": int(biases[k]), "mult": int(mult[k]),
+                        "shift": int(shift[k]), "relu": int(relu[k])}) for k in range(n)]
+    got = run_stream(OutputTransform(config), words, n, p_valid=0.8, p_ready=0.8, seed=8)
+    for k, word in enumerate(got):
+        y = config.AT @ tiles[k] @ config.AT.T + biases[k]
+        expected = [min(max((int(v) * int(mult[k]) + (1 << int(shift[k] - 1))) >> int(shift[k]),
+                            -128), 127) for v in y.ravel()]
+        if relu[k]:
+            expected = [max(v, 0) for v in expected]
+        assert result_spec(config).unpack(word)["q"].tolist() == expected
+
+
+@pytest.mark.parametrize("tile", TILES)
+def test_units_compute_golden_layer(tile):
+    """Patches -> InputTransform -> (M = sum_c U V in NumPy) -> OutputTransform equals
+    golden.conv.winograd_tiles_int on random weights, bias and data."""
+    config = AcceleratorConfig(tile=tile, max_in_channels=5)
+    rng = np.random.default_rng(12)
+    tiles, channels, kernels, a = 3, 5, 4, config.alpha
+    patches = rng.integers(-128, 128, size=(tiles, channels, a, a))
+    U = rng.integers(-127, 128, size=(kernels, channels, a, a))
+    U[:, :, 0, :] = 0                                   # a pruned edge row
+    bias = rng.integers(-(1 << 31), 1 << 31, size=kernels)
+    words = [config.patch_spec.pack(p) for p in patches.reshape(-1, a, a)]
+    got = run_stream(InputTransform(config), words, len(words), p_valid=0.7, p_ready=0.7,
+                     seed=1)
+    V = np.array([config.v_spec.unpack(w) for w in got]).reshape(tiles, channels, a, a)
+    M = np.einsum("kcxy,tcxy->tkxy", U, V)
+    spec = output_transform_input_spec(config)
+    words = [spec.pack({"m": M[t, k].ravel(), "bias": int(bias[k])})
+             for t in range(tiles) for k in range(kernels)]
+    got = run_stream(OutputTransform(config), words, len(words), p_valid=0.7, p_ready=0.7,
+                     seed=2)
+    y = np.array([result_spec(config).unpack(w)["y"] for w in got])
+    expected = winograd_tiles_int(patches, U, config.AT, config.BT, bias)
+    np.testing.assert_array_equal(y.reshape(expected.shape), expected)
 
 
 # -- synthesis: multiplier-free transforms ---------------------------------------------------------
