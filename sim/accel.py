@@ -123,6 +123,8 @@ class LayerOutcome:
     -------
     y, expected : ndarray [K, Hout, Wout] of int64
         RTL and golden outputs (``y`` is None when the result count was wrong).
+    y_q : ndarray [K, Hout, Wout] of int64 or None
+        The RTL's requantised outputs (requant stage only).
     first_mismatch : tuple or None
         Index (k, h, w) of the first differing output, None when bit-exact.
     cycles, load_cycles : int
@@ -134,6 +136,7 @@ class LayerOutcome:
 
     name: str
     y: np.ndarray | None
+    y_q: np.ndarray | None
     expected: np.ndarray
     first_mismatch: tuple | None
     cycles: int
@@ -197,14 +200,14 @@ def check_layer(run: LayerRun, result: dict, model: CycleReport | None = None) -
             problems.append(f"{name}: {streams[name]['count']} beats consumed, expected {want}")
     if result["outputs"].get("error"):
         problems.append("the accelerator raised 'error'")
-    y, first = None, None
+    y, y_q, first = None, None, None
     words = [int(w, 16) for w in result["sinks"]["results"]]
     if len(words) == n_expected:
         y = unpack_results(program, words)
         checks = [("output", y, expected)]
         if program.requant is not None:
-            checks.append(("requantised output", unpack_results_q(program, words),
-                           expected_output_q(program, run.x)))
+            y_q = unpack_results_q(program, words)
+            checks.append(("requantised output", y_q, expected_output_q(program, run.x)))
         for what, got_y, want_y in checks:
             diff = np.argwhere(got_y != want_y)
             if diff.size:
@@ -228,17 +231,18 @@ def check_layer(run: LayerRun, result: dict, model: CycleReport | None = None) -
         elif run.gaps and load < model.load_cycles:
             problems.append(f"{load} load cycles with gaps, fewer than the model's "
                             f"{model.load_cycles}")
-    return LayerOutcome(name=program.layer.name, y=y, expected=expected, first_mismatch=first,
+    return LayerOutcome(name=program.layer.name, y=y, y_q=y_q, expected=expected,
+                        first_mismatch=first,
                         cycles=cycles, load_cycles=load, model=model, stalled=run.stalled,
                         simulated_cycles=result["cycles"],
                         wall_seconds=result["wall_seconds"], problems=problems)
 
 
-def run_layers(design: BuiltDesign, runs: list[LayerRun], *, waves: bool = False,
+def run_layers(design: BuiltDesign, runs: list[LayerRun], *, waves=None,
                name: str = "layers") -> list[LayerOutcome | None]:
     """Run ``runs`` in one simulator process (a reset before each) and check them.
 
-    Aborted runs (``abort_after``) give None.
+    Aborted runs (``abort_after``) give None. ``waves`` names an FST file to write.
     """
     models = [layer_cycles(r.program) for r in runs]
     job = [_job_run(r, design, m) for r, m in zip(runs, models)]

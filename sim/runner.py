@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -156,15 +157,18 @@ def harness_description(harness: StreamHarness) -> dict:
 
 
 def run_job(design: BuiltDesign, runs: list[dict], *, clock_ns: int = 10,
-            waves: bool = False, name: str = "job") -> list[dict]:
+            waves: str | os.PathLike | None = None, name: str = "job") -> list[dict]:
     """Run ``runs`` (see :mod:`sim.bench`) in one simulator process and return their results.
+
+    ``waves`` names an FST file to write (the design must be built with ``waves=True``).
+    The run's directory (job, result, log) is removed after a successful run.
 
     Raises
     ------
     SimulationError
         When the simulator or the bench fails (the message names the log).
     """
-    if waves and not design.waves:
+    if waves is not None and not design.waves:
         raise ValueError("waves need a design built with waves=True")
     _ensure_importable()
     from cocotb_tools.runner import get_runner
@@ -177,11 +181,19 @@ def run_job(design: BuiltDesign, runs: list[dict], *, clock_ns: int = 10,
     env = {"SIM_JOB": str(job_path), "SIM_RESULT": str(result_path)}
     # cocotb's runner exits the process on failure when it sees pytest; we report ourselves.
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    test_args, plusargs = [], []
+    if waves is not None:
+        fst = str(Path(waves).resolve())
+        if design.simulator == "verilator":
+            test_args = ["--trace-file", fst]
+        else:
+            plusargs = [f"+dumpfile_path={fst}"]
     try:
         runner.test(test_module="sim.bench", hdl_toplevel=design.top, hdl_toplevel_lang="verilog",
                     build_dir=design.build_dir, test_dir=test_dir, extra_env=env,
-                    timescale=TIMESCALE, waves=waves, log_file=log,
-                    results_xml=str(test_dir / "results.xml"))
+                    timescale=TIMESCALE, waves=waves is not None, log_file=log,
+                    results_xml=str(test_dir / "results.xml"), test_args=test_args,
+                    plusargs=plusargs)
     except (SystemExit, Exception) as exc:
         raise SimulationError(f"{design.simulator} simulation failed ({exc}); see {log}") \
             from None
@@ -193,4 +205,5 @@ def run_job(design: BuiltDesign, runs: list[dict], *, clock_ns: int = 10,
     result = json.loads(result_path.read_text())
     if result.get("error"):
         raise SimulationError(f"bench error: {result['error']}; see {log}")
+    shutil.rmtree(test_dir, ignore_errors=True)
     return result["runs"]

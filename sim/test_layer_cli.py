@@ -1,0 +1,113 @@
+"""``python -m sim.layer``: golden.run's contract through the RTL; exit 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from golden.run import main as golden_main
+from golden.synthetic import synthetic_layer
+from golden.weights import save_weights
+from sim import layer as cli
+from sim.runner import REPO_ROOT
+from sim.test_accelerator import small_config
+
+# The small 4x4-tile design of test_accelerator (same Verilog, so the same build is reused).
+SMALL = ["--array", "2x2", "--max-channels", "8"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    config = small_config("4x4")
+    save_weights(d / "w.npz", [synthetic_layer(config, 3, 8, 0.6, seed=1, name="conv1"),
+                               synthetic_layer(config, 8, 6, 0.7, seed=2, padding=0,
+                                               name="conv2")])
+    rng = np.random.default_rng(0)
+    np.save(d / "x.npy", rng.integers(-128, 128, size=(3, 7, 9)).astype(np.int8))
+    np.save(d / "xb.npy", rng.integers(-128, 128, size=(2, 8, 5, 6)).astype(np.int8))
+    np.save(d / "xf.npy", rng.random((3, 7, 9)).astype(np.float32))
+    return d
+
+
+def _args(d, layer="conv1", x="x.npy", *extra):
+    return ["--weights", str(d / "w.npz"), "--layer", layer, "--input", str(d / x),
+            "--out", str(d / "y.npy"), "--report", str(d / "r.json"), *SMALL, *extra]
+
+
+@pytest.mark.simulators("verilator")
+@pytest.mark.parametrize("layer, x", [("conv1", "x.npy"), ("conv2", "xb.npy")],
+                         ids=["single", "batch"])
+def test_output_equals_golden_run(simulator, files, capsys, layer, x):
+    assert cli.main(_args(files, layer, x, "--simulator", simulator)) == 0
+    assert golden_main(["--weights", str(files / "w.npz"), "--layer", layer, "--input",
+                        str(files / x), "--out", str(files / "g.npy")]) == 0
+    y, g = np.load(files / "y.npy"), np.load(files / "g.npy")
+    assert y.dtype == np.int64 and g.dtype == np.int64
+    np.testing.assert_array_equal(y, g)
+    report = json.loads((files / "r.json").read_text())
+    for key in ("cycles", "multipliers", "nonzero_macs", "utilisation", "simulator", "tile",
+                "skipped_macs_per_position"):
+        assert key in report
+    assert report["simulator"] == simulator and report["tile"] == "4x4"
+    assert report["cycles"] == report["model_cycles"]
+    assert report["multipliers"] == 4 and report["passed"]
+    assert 0 < report["utilisation"] <= 1
+    assert not (files / "y.fst").exists(), "waves written without --waves"
+    assert "RTL == golden" in capsys.readouterr().out
+
+
+@pytest.mark.simulators("verilator")
+def test_mismatch_exits_1_naming_the_index(simulator, files, capsys, monkeypatch):
+    import sim.accel
+    real = sim.accel.run_layers
+
+    def corrupted(*args, **kwargs):
+        outcomes = real(*args, **kwargs)
+        outcomes[0].y[2, 3, 4] += 1
+        return outcomes
+
+    monkeypatch.setattr(sim.accel, "run_layers", corrupted)
+    assert cli.main(_args(files)) == 1
+    err = capsys.readouterr().err
+    assert "index [2, 3, 4]" in err
+    assert not json.loads((files / "r.json").read_text())["passed"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"--weights": "missing.npz"}, "no such file"),
+    ({"--layer": "nope"}, "no layer 'nope'; layers are: conv1, conv2"),
+    ({"--input": "xb.npy"}, "has 8 channels"),
+    ({"--input": "xf.npy"}, "dtype must be int8"),
+    ({"--input": "w.npz"}, "is an .npz archive"),
+    ({"--out": "y.txt"}, "--out"),
+    ({"--report": "nodir/r.json"}, "does not exist"),
+    ({"--simulator": "xsim"}, "invalid choice"),
+    ({"--array": "0x3"}, "array must be RxC"),
+    ({"--max-channels": "0"}, "--max-channels"),
+    ({"--relu": None}, "--relu needs --requant"),
+    ({"--requant": ["5", "99"]}, "shift must lie in [0, 47]"),
+])
+def test_bad_input_exits_2_with_one_line(files, change, message):
+    args = {"--weights": "w.npz", "--layer": "conv1", "--input": "x.npy", "--out": "y.npy",
+            "--report": "r.json"}
+    argv = []
+    for flag, value in {**args, **change}.items():
+        if value is None:
+            argv.append(flag)
+        elif isinstance(value, list):
+            argv += [flag, *value]
+        else:
+            argv += [flag, value if flag in ("--layer", "--simulator", "--array",
+                                             "--max-channels") else str(files / value)]
+    proc = subprocess.run([sys.executable, "-m", "sim.layer", *argv], capture_output=True,
+                          text=True, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sim.layer: error: "), proc.stderr
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr
