@@ -34,8 +34,9 @@ from golden.config import AcceleratorConfig, parse_array
 from golden.transforms import TILES, parse_tile
 
 __all__ = [
-    "DEVICES", "SynthError", "TARGETS", "UNITS", "classify_cells", "main", "place_and_route",
-    "reference_throughput", "render_markdown", "synthesize", "sweep",
+    "DEVICES", "SynthError", "TARGETS", "UNITS", "breakdown", "classify_cells", "main",
+    "place_and_route", "reference_throughput", "render_markdown", "run", "synthesize", "sweep",
+    "sweep_table",
 ]
 
 #: Yosys synthesis command of each target (``{top}`` is the top module).
@@ -282,6 +283,34 @@ def synthesize(config: AcceleratorConfig, target: str, out_dir, *, unit: str = "
     }
 
 
+def breakdown(config: AcceleratorConfig, out_dir, *, unit: str = "accelerator",
+              progress: _Progress | None = None) -> dict:
+    """Per-submodule resources of a hierarchical (not flattened) generic 4-LUT synthesis of
+    ``unit``: where the area goes. Needs the RTLIL written by :func:`synthesize` in ``out_dir``.
+    """
+    out = Path(out_dir)
+    top = _unit_top_name(config, unit)
+    script = "\n".join([f"read_rtlil {top}.il", f"hierarchy -check -top {top}",
+                         _RENAME_BIT_NAMES,
+                         TARGETS["generic"].replace("synth -flatten", "synth").format(top=top),
+                         "tee -q -o breakdown.json stat -json", ""])
+    (out / "breakdown.ys").write_text(script, encoding="utf-8")
+    progress = progress or _Progress(1)
+    progress.run("yosys hierarchical 4-LUT synthesis (breakdown)", _run_tool, "yosys",
+                 ["-q", "-l", "breakdown.log", "breakdown.ys"], out, "yosys-breakdown.out")
+    stat = json.loads((out / "breakdown.json").read_text(encoding="utf-8"))
+    modules = {}
+    for name, module in stat["modules"].items():
+        name = name.lstrip("\\")
+        short = name[len(top) + 1:] if name.startswith(top + ".") else "(top level)"
+        cells = {k: v for k, v in module.get("num_cells_by_type", {}).items()
+                 if k.startswith("$")}
+        res = classify_cells(cells, "generic")
+        modules[short] = {"luts": res["luts"], "ffs": res["ffs"],
+                          "memories": res["memories"]}
+    return modules
+
+
 def _yosys_version(log_path: Path) -> str:
     for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
         if line.startswith("Yosys "):
@@ -435,6 +464,13 @@ def render_markdown(report: dict) -> str:
     lines += ["", f"`$mul` cells in the coarse netlist: {mul['mul_cells']} (expected "
               f"{mul['expected']}); memories: {report['memories']['count']} "
               f"({report['memories']['bits']} bits).", ""]
+    modules = report.get("breakdown")
+    if modules:
+        lines += ["## Breakdown (hierarchical generic 4-LUT synthesis)", "",
+                  "| module | LUT4 | FFs | memories |", "|---|---:|---:|---:|"]
+        lines += [f"| {name} | {m['luts']} | {m['ffs']} | {m['memories']} |"
+                  for name, m in modules.items()]
+        lines.append("")
     pnr = report.get("pnr")
     if pnr:
         lines += [f"## Place and route: {pnr['board_description']}", ""]
@@ -466,15 +502,18 @@ def _write_reports(report: dict, out: Path) -> None:
 
 def run(config: AcceleratorConfig, target: str, out_dir, *, unit: str = "accelerator",
         pnr: bool = False, clock_mhz: float | None = None, sparsity: float = 0.74,
-        quiet: bool = False) -> dict:
-    """Synthesis [+ place and route + throughput] of one design; writes report.json/.md."""
+        with_breakdown: bool = False, quiet: bool = False) -> dict:
+    """Synthesis [+ per-module breakdown] [+ place and route + throughput] of one design;
+    writes report.json and report.md."""
     from hw.boards import BOARDS
 
     if pnr and target not in BOARDS:
         raise ValueError(f"--pnr needs --target {' or '.join(BOARDS)}, not {target!r}")
     out = Path(out_dir)
-    progress = _Progress(2 + (4 if pnr else 0), quiet=quiet)
+    progress = _Progress(2 + (4 if pnr else 0) + (1 if with_breakdown else 0), quiet=quiet)
     report = synthesize(config, target, out, unit=unit, progress=progress)
+    if with_breakdown:
+        report["breakdown"] = breakdown(config, out, unit=unit, progress=progress)
     if pnr:
         report["pnr"] = place_and_route(config, target, out / "pnr", unit=unit,
                                         clock_mhz=clock_mhz, progress=progress)
@@ -620,6 +659,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--clock-mhz", type=_mhz, default=None,
                    help="place-and-route clock constraint (default: the goal of the board: "
                         "50 MHz iCE40, 150 MHz ECP5)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also report resources per submodule (hierarchical generic synthesis)")
     p.add_argument("--out", default="build/synth", help="output directory")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
@@ -701,7 +742,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     try:
         report = run(config, args.target, args.out, unit=args.unit, pnr=args.pnr,
-                     clock_mhz=args.clock_mhz, sparsity=args.sparsity, quiet=args.quiet)
+                     clock_mhz=args.clock_mhz, sparsity=args.sparsity,
+                     with_breakdown=args.breakdown, quiet=args.quiet)
     except OSError as exc:
         parser.exit(2, f"{parser.prog}: error: cannot write to {args.out!r}: "
                        f"{exc.strerror or exc}\n")
