@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from amaranth.back import rtlil
+from amaranth.back import rtlil, verilog
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 from hypothesis import given, settings
@@ -471,6 +471,15 @@ def test_signatures_follow_golden_specs(tile, requant):
     assert (it.latency, ot.latency) == (2, 5 if requant else 2)
     with pytest.raises(AttributeError):
         it.latency = 3
+
+
+@pytest.mark.parametrize("unit", [InputTransform, OutputTransform])
+def test_verilog_is_deterministic(unit):
+    config = AcceleratorConfig(tile="4x4", requant=True)
+    first, second = (verilog.convert(unit(config), name="unit", emit_src=False)
+                     for _ in range(2))
+    assert first == second
+    assert "/work" not in first                 # no absolute paths
 
 
 # -- input transform -------------------------------------------------------------------------------
