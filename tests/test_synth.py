@@ -110,8 +110,7 @@ def test_synthesize_rejects_unknown_unit(tmp_path):
 
 def test_serial_harness_wires_every_port_bit():
     """Random serial input: every cycle the design's inputs equal the last ``in_bits`` bits
-    shifted in, and every ``out_bits`` cycles all of its outputs (sampled at the load) leave
-    on ``sout``, LSB first, in signature order."""
+    shifted in, and ``sout`` is the parity of all of its outputs one cycle earlier."""
     config = AcceleratorConfig()
     dut = InputTransform(config)
     harness = SerialHarness(dut)
@@ -121,7 +120,7 @@ def test_serial_harness_wires_every_port_bit():
     # o.valid.
     assert harness.in_bits == p_bits + 2
     assert harness.out_bits == v_bits + 2
-    n_cycles = harness.in_bits + 3 * harness.out_bits
+    n_cycles = 3 * harness.in_bits
     serial_in = np.random.default_rng(5).integers(0, 2, n_cycles)
     inputs, outputs, serial_out = [], [], []
 
@@ -143,13 +142,11 @@ def test_serial_harness_wires_every_port_bit():
     for t in range(harness.in_bits, n_cycles):
         shifted = sum(int(serial_in[t - 1 - j]) << j for j in range(harness.in_bits))
         assert inputs[t] == shifted, f"cycle {t}: design inputs are not the shift register"
-    # The output register loads at cycle 0 and every out_bits cycles after.
-    loads = range(0, n_cycles - harness.out_bits - 1, harness.out_bits)
-    assert len(loads) >= 2
-    for t in loads:
-        word = sum(bit << n for n, bit in enumerate(serial_out[t + 1:t + 1 + harness.out_bits]))
-        assert word == outputs[t], f"capture at cycle {t} differs from the design's outputs"
-    assert any(outputs[t] >> 1 & ((1 << v_bits) - 1) for t in loads), "V never left the DUT"
+    for t in range(n_cycles - 1):
+        assert serial_out[t + 1] == bin(outputs[t]).count("1") % 2, f"cycle {t}: parity"
+    # The transform really ran: V (not just zeros) and both parities appeared.
+    assert sum(1 for t in range(n_cycles) if outputs[t] >> 1 & ((1 << v_bits) - 1)) > 10
+    assert set(serial_out) == {0, 1}
 
 
 def test_serial_harness_rejects_non_component():
