@@ -25,6 +25,8 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from cocotb_tools.runner import Verilator, get_runner
+
 from .harness import RAM_SOURCE, StreamHarness
 from .tools import TIMESCALE, find_simulator, simulator_build_args, simulator_build_env
 
@@ -33,6 +35,25 @@ __all__ = ["BuiltDesign", "REPO_ROOT", "SimulationError", "build_harnessed", "bu
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HARNESS_TOP = "stream_harness"
+#: Verilator control file: VPI access to the harness only (see :class:`_LeanVerilator`).
+VERILATOR_CONTROL = Path(__file__).resolve().parent / "hdl" / "harness.vlt"
+
+
+class _LeanVerilator(Verilator):
+    """cocotb's Verilator runner without ``--public-flat-rw``.
+
+    Making every signal of the device public costs minutes of C++ compilation and most of the
+    simulation speed; :data:`VERILATOR_CONTROL` makes just the harness public instead.
+    """
+
+    def _build_command(self):
+        cmds = super()._build_command()
+        cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+        return cmds
+
+
+def _get_runner(simulator: str):
+    return _LeanVerilator() if simulator == "verilator" else get_runner(simulator)
 
 
 class SimulationError(RuntimeError):
@@ -104,9 +125,10 @@ def build_harnessed(key: str, device_verilog: str, device_name: str, harness: St
         raise ValueError(f"harness wraps {harness.device_name!r}, not {device_name!r}")
     harness_verilog = verilog.convert(harness, name=HARNESS_TOP, emit_src=False)
     ram_verilog = RAM_SOURCE.read_text()
+    control = VERILATOR_CONTROL.read_text() if simulator == "verilator" else ""
     build_args = simulator_build_args(simulator, waves)
     digest = hashlib.sha256()
-    for part in (device_verilog, harness_verilog, ram_verilog, json.dumps(build_args),
+    for part in (device_verilog, harness_verilog, ram_verilog, control, json.dumps(build_args),
                  info.version, str(waves)):
         digest.update(part.encode())
         digest.update(b"\0")
@@ -126,8 +148,11 @@ def build_harnessed(key: str, device_verilog: str, device_name: str, harness: St
             path = src / name
             path.write_text(text)
             files.append(path)
-        from cocotb_tools.runner import get_runner
-        runner = get_runner(simulator)
+        if control:
+            path = src / VERILATOR_CONTROL.name
+            path.write_text(control)
+            files.insert(0, path)
+        runner = _get_runner(simulator)
         log = build_dir / "build.log"
         start = time.perf_counter()
         saved = {k: os.environ.get(k) for k in simulator_build_env(simulator)}
@@ -171,8 +196,7 @@ def run_job(design: BuiltDesign, runs: list[dict], *, clock_ns: int = 10,
     if waves is not None and not design.waves:
         raise ValueError("waves need a design built with waves=True")
     _ensure_importable()
-    from cocotb_tools.runner import get_runner
-    runner = get_runner(design.simulator)
+    runner = _get_runner(design.simulator)
     test_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=design.build_dir))
     job_path, result_path = test_dir / "job.json", test_dir / "result.json"
     job = {"harness": harness_description(design.harness), "clock_ns": clock_ns, "runs": runs}
