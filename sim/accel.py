@@ -51,13 +51,15 @@ def _pow2_at_least(n: int, floor: int) -> int:
 def accelerator_depths(config: AcceleratorConfig, patch_words_needed: int = 0,
                        result_words_needed: int = 0) -> dict:
     """Harness memory depths for ``config``: the whole layer program always fits; the patch
-    and result memories are powers of two (>= 4096 words) so that builds are shared."""
+    and result memories are powers of two with room for at least 256 tiles (a 32 x 32 input
+    with the 4x4 tile) at the channel maximum, so that most layers share one build."""
+    floor = max(4096, 256 * max(config.max_in_channels, config.max_out_channels))
     return {
         "cfg": 2,
         "table": config.max_out_channels,
         "weights": max(1, config.n_pe * config.pe_weight_depth),
-        "patches": _pow2_at_least(patch_words_needed, 4096),
-        "results": _pow2_at_least(result_words_needed, 4096),
+        "patches": _pow2_at_least(patch_words_needed, floor),
+        "results": _pow2_at_least(result_words_needed, floor),
     }
 
 

@@ -46,7 +46,37 @@ def pytest_configure(config):
                             "simulators (default: every selected simulator)")
 
 
+def input_size(config) -> tuple[int, int]:
+    """The --input-size option as (height, width)."""
+    text = config.getoption("--input-size")
+    parts = text.lower().split("x")
+    if len(parts) == 2 and all(p.isdigit() and int(p) >= 1 for p in parts):
+        return int(parts[0]), int(parts[1])
+    raise pytest.UsageError(f"--input-size must be HxW with H, W >= 1 (e.g. 16x16), "
+                            f"not {text!r}")
+
+
+@functools.cache
+def _weight_file(path: str):
+    from golden.weights import WeightFileError, load_weights
+    try:
+        return load_weights(path)
+    except WeightFileError as exc:
+        raise pytest.UsageError(f"--weights: {exc}") from None
+
+
 def pytest_generate_tests(metafunc):
+    if "weight_layer" in metafunc.fixturenames:
+        path = metafunc.config.getoption("--weights")
+        if path is None:
+            metafunc.parametrize("weight_layer", [pytest.param(
+                None, marks=pytest.mark.skip(reason="no --weights FILE.npz given"))],
+                ids=["no-weights"])
+        else:
+            weights = _weight_file(path)
+            input_size(metafunc.config)
+            metafunc.parametrize("weight_layer", [(weights, name) for name in weights.names],
+                                 ids=weights.names)
     if "simulator" in metafunc.fixturenames:
         params = []
         marker = metafunc.definition.get_closest_marker("simulators")

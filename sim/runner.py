@@ -30,8 +30,8 @@ from cocotb_tools.runner import Verilator, get_runner
 from .harness import RAM_SOURCE, StreamHarness
 from .tools import TIMESCALE, find_simulator, simulator_build_args, simulator_build_env
 
-__all__ = ["BuiltDesign", "REPO_ROOT", "SimulationError", "build_harnessed", "build_root",
-           "run_job"]
+__all__ = ["BuiltDesign", "REPO_ROOT", "SimulationError", "build_harnessed", "build_plain",
+           "build_root", "run_bench", "run_job"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HARNESS_TOP = "stream_harness"
@@ -72,8 +72,9 @@ class BuiltDesign:
         Where the model lives.
     top : str
         Verilog top (the harness).
-    harness : StreamHarness
-        The harness it was built from (stream names, widths, depths, pause period).
+    harness : StreamHarness or None
+        The harness it was built from (stream names, widths, depths, pause period); None for
+        a device built on its own (:func:`build_plain`).
     waves : bool
         Built with FST tracing.
     build_seconds : float
@@ -101,6 +102,64 @@ def _ensure_importable():
         sys.path.append(root)
 
 
+def _build(key: str, texts: dict, top: str, simulator: str, waves: bool,
+           control: str) -> tuple[Path, float]:
+    """Compile Verilog ``texts`` (file name -> text) with top ``top``, or reuse the build.
+
+    Returns the build directory and the build's wall time (0 when reused).
+    """
+    info = find_simulator(simulator)
+    if not info.available:
+        raise SimulationError(f"{simulator} is not available: {info.reason}")
+    control = control if simulator == "verilator" else ""
+    build_args = simulator_build_args(simulator, waves)
+    digest = hashlib.sha256()
+    # The directory name carries the key (and so the top); the hash covers every text.
+    for part in (*texts.values(), control, json.dumps(build_args), info.version, str(waves)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    safe_key = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
+    build_dir = build_root() / simulator / f"{safe_key}-{digest.hexdigest()[:12]}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    stamp = build_dir / "build.stamp"
+    with open(build_dir / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists():
+            return build_dir, 0.0
+        src = build_dir / "src"
+        src.mkdir(exist_ok=True)
+        files = []
+        if control:
+            path = src / VERILATOR_CONTROL.name
+            path.write_text(control)
+            files.append(path)
+        for name, text in texts.items():
+            path = src / name
+            path.write_text(text)
+            files.append(path)
+        runner = _get_runner(simulator)
+        log = build_dir / "build.log"
+        start = time.perf_counter()
+        saved = {k: os.environ.get(k) for k in simulator_build_env(simulator)}
+        os.environ.update(simulator_build_env(simulator))
+        try:
+            runner.build(sources=files, hdl_toplevel=top, build_dir=build_dir,
+                         build_args=build_args, timescale=TIMESCALE, waves=waves, always=True,
+                         log_file=log)
+        except (SystemExit, Exception) as exc:
+            raise SimulationError(f"{simulator} build of {key} failed ({exc}); see {log}") \
+                from None
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        seconds = time.perf_counter() - start
+        stamp.write_text(json.dumps({"key": key, "seconds": seconds}) + "\n")
+        return build_dir, seconds
+
+
 def build_harnessed(key: str, device_verilog: str, device_name: str, harness: StreamHarness,
                     simulator: str = "verilator", waves: bool = False) -> BuiltDesign:
     """Compile ``device_verilog`` inside ``harness`` with ``simulator`` (or reuse the build).
@@ -118,61 +177,25 @@ def build_harnessed(key: str, device_verilog: str, device_name: str, harness: St
     waves : bool
         Build with FST waveform support.
     """
-    info = find_simulator(simulator)
-    if not info.available:
-        raise SimulationError(f"{simulator} is not available: {info.reason}")
     if harness.device_name != device_name:
         raise ValueError(f"harness wraps {harness.device_name!r}, not {device_name!r}")
-    harness_verilog = verilog.convert(harness, name=HARNESS_TOP, emit_src=False)
-    ram_verilog = RAM_SOURCE.read_text()
-    control = VERILATOR_CONTROL.read_text() if simulator == "verilator" else ""
-    build_args = simulator_build_args(simulator, waves)
-    digest = hashlib.sha256()
-    for part in (device_verilog, harness_verilog, ram_verilog, control, json.dumps(build_args),
-                 info.version, str(waves)):
-        digest.update(part.encode())
-        digest.update(b"\0")
-    safe_key = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
-    build_dir = build_root() / simulator / f"{safe_key}-{digest.hexdigest()[:12]}"
-    build_dir.mkdir(parents=True, exist_ok=True)
-    stamp = build_dir / "build.stamp"
-    with open(build_dir / "build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.exists():
-            return BuiltDesign(simulator, build_dir, HARNESS_TOP, harness, waves, 0.0)
-        src = build_dir / "src"
-        src.mkdir(exist_ok=True)
-        files = []
-        for name, text in ((f"{device_name}.v", device_verilog),
-                           (f"{HARNESS_TOP}.v", harness_verilog), ("harness_ram.v", ram_verilog)):
-            path = src / name
-            path.write_text(text)
-            files.append(path)
-        if control:
-            path = src / VERILATOR_CONTROL.name
-            path.write_text(control)
-            files.insert(0, path)
-        runner = _get_runner(simulator)
-        log = build_dir / "build.log"
-        start = time.perf_counter()
-        saved = {k: os.environ.get(k) for k in simulator_build_env(simulator)}
-        os.environ.update(simulator_build_env(simulator))
-        try:
-            runner.build(sources=files, hdl_toplevel=HARNESS_TOP, build_dir=build_dir,
-                         build_args=build_args, timescale=TIMESCALE, waves=waves, always=True,
-                         log_file=log)
-        except (SystemExit, Exception) as exc:
-            raise SimulationError(f"{simulator} build of {key} failed ({exc}); see {log}") \
-                from None
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        seconds = time.perf_counter() - start
-        stamp.write_text(json.dumps({"key": key, "seconds": seconds}) + "\n")
-        return BuiltDesign(simulator, build_dir, HARNESS_TOP, harness, waves, seconds)
+    texts = {f"{device_name}.v": device_verilog,
+             f"{HARNESS_TOP}.v": verilog.convert(harness, name=HARNESS_TOP, emit_src=False),
+             RAM_SOURCE.name: RAM_SOURCE.read_text()}
+    build_dir, seconds = _build(key, texts, HARNESS_TOP, simulator, waves,
+                                VERILATOR_CONTROL.read_text())
+    return BuiltDesign(simulator, build_dir, HARNESS_TOP, harness, waves, seconds)
+
+
+def build_plain(key: str, top_verilog: str, top: str, simulator: str = "verilator",
+                waves: bool = False) -> BuiltDesign:
+    """Compile a device on its own (no harness): its bench drives its ports from Python.
+
+    Every signal of ``top``'s own module is visible to the bench; submodules stay private.
+    """
+    control = f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n'
+    build_dir, seconds = _build(key, {f"{top}.v": top_verilog}, top, simulator, waves, control)
+    return BuiltDesign(simulator, build_dir, top, None, waves, seconds)
 
 
 def harness_description(harness: StreamHarness) -> dict:
@@ -186,7 +209,21 @@ def run_job(design: BuiltDesign, runs: list[dict], *, clock_ns: int = 10,
     """Run ``runs`` (see :mod:`sim.bench`) in one simulator process and return their results.
 
     ``waves`` names an FST file to write (the design must be built with ``waves=True``).
-    The run's directory (job, result, log) is removed after a successful run.
+
+    Raises
+    ------
+    SimulationError
+        When the simulator or the bench fails (the message names the log).
+    """
+    job = {"harness": harness_description(design.harness), "clock_ns": clock_ns, "runs": runs}
+    return run_bench(design, "sim.bench", job, waves=waves, name=name)["runs"]
+
+
+def run_bench(design: BuiltDesign, test_module: str, job: dict, *,
+              waves: str | os.PathLike | None = None, name: str = "job") -> dict:
+    """Run cocotb ``test_module`` on ``design`` with ``job`` (JSON, as ``$SIM_JOB``) and return
+    the result it writes to ``$SIM_RESULT``. The run's directory (job, result, log) is removed
+    after a successful run and kept for inspection otherwise.
 
     Raises
     ------
@@ -199,7 +236,6 @@ def run_job(design: BuiltDesign, runs: list[dict], *, clock_ns: int = 10,
     runner = _get_runner(design.simulator)
     test_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=design.build_dir))
     job_path, result_path = test_dir / "job.json", test_dir / "result.json"
-    job = {"harness": harness_description(design.harness), "clock_ns": clock_ns, "runs": runs}
     job_path.write_text(json.dumps(job))
     log = test_dir / "sim.log"
     env = {"SIM_JOB": str(job_path), "SIM_RESULT": str(result_path)}
@@ -213,7 +249,7 @@ def run_job(design: BuiltDesign, runs: list[dict], *, clock_ns: int = 10,
         else:
             plusargs = [f"+dumpfile_path={fst}"]
     try:
-        runner.test(test_module="sim.bench", hdl_toplevel=design.top, hdl_toplevel_lang="verilog",
+        runner.test(test_module=test_module, hdl_toplevel=design.top, hdl_toplevel_lang="verilog",
                     build_dir=design.build_dir, test_dir=test_dir, extra_env=env,
                     timescale=TIMESCALE, waves=waves is not None, log_file=log,
                     results_xml=str(test_dir / "results.xml"), test_args=test_args,
@@ -230,4 +266,4 @@ def run_job(design: BuiltDesign, runs: list[dict], *, clock_ns: int = 10,
     if result.get("error"):
         raise SimulationError(f"bench error: {result['error']}; see {log}")
     shutil.rmtree(test_dir, ignore_errors=True)
-    return result["runs"]
+    return result
