@@ -1,0 +1,122 @@
+"""Datasets: scikit-learn's bundled digits (default, nothing downloaded) and a local CIFAR-10.
+
+Both loaders return a :class:`Dataset` of float32 tensors scaled to [0, 1] and int64 labels,
+split into training and test parts.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["DATASETS", "Dataset", "DatasetError", "load_cifar10", "load_dataset", "load_digits"]
+
+#: Dataset names the CLIs accept.
+DATASETS = ("digits", "cifar10")
+
+_CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+_CIFAR_TEST = "test_batch"
+
+
+class DatasetError(ValueError):
+    """A dataset is missing or malformed (the message names the file and the problem)."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images [N, C, H, W] float32 in [0, 1] and labels [N] int64, split train / test."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: int
+
+
+def load_digits(seed: int = 0, test_fraction: float = 0.25) -> Dataset:
+    """scikit-learn's 8x8 digits (1797 images), stratified split by ``seed``."""
+    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = sk_digits()
+    x = (bunch.images.astype(np.float32) / 16.0)[:, None]      # pixel values are 0..16
+    y = bunch.target.astype(np.int64)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed,
+                                              stratify=y)
+    return Dataset("digits", torch.from_numpy(x_tr), torch.from_numpy(y_tr),
+                   torch.from_numpy(x_te), torch.from_numpy(y_te), classes=10)
+
+
+def _read_cifar_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
+    if not os.path.isfile(path):
+        raise DatasetError(f"{path}: missing CIFAR-10 batch file")
+    try:
+        with open(path, "rb") as f:
+            # The official python batches are pickles; only ever pass a folder you trust.
+            batch = pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, OSError, ValueError, TypeError,
+            AttributeError, ImportError, IndexError) as exc:
+        raise DatasetError(f"{path}: not a CIFAR-10 python batch ({exc})") from None
+    if not isinstance(batch, dict):
+        raise DatasetError(f"{path}: not a CIFAR-10 python batch (holds {type(batch).__name__})")
+    data = batch.get(b"data", batch.get("data"))
+    labels = batch.get(b"labels", batch.get("labels"))
+    if data is None or labels is None:
+        raise DatasetError(f"{path}: CIFAR-10 batch lacks 'data' or 'labels'")
+    data = np.asarray(data)
+    labels = np.asarray(labels, dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.dtype != np.uint8:
+        raise DatasetError(f"{path}: 'data' must be uint8 [N, 3072], not {data.dtype} "
+                           f"{list(data.shape)}")
+    if labels.shape != (data.shape[0],) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
+        raise DatasetError(f"{path}: 'labels' must be N integers in 0..9")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def load_cifar10(folder: str | os.PathLike, limit: int | None = None) -> Dataset:
+    """Read a local ``cifar-10-batches-py`` folder (data_batch_1..5 and test_batch).
+
+    Parameters
+    ----------
+    folder : path
+        The extracted folder of the official python version.
+    limit : int, optional
+        Keep at most this many training and test images (for quick runs).
+
+    Raises
+    ------
+    DatasetError
+        Naming the missing or malformed file.
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise DatasetError(f"{folder}: no such CIFAR-10 folder (expected cifar-10-batches-py)")
+    parts = [_read_cifar_batch(os.path.join(folder, name)) for name in _CIFAR_TRAIN]
+    x_tr = np.concatenate([p[0] for p in parts])
+    y_tr = np.concatenate([p[1] for p in parts])
+    x_te, y_te = _read_cifar_batch(os.path.join(folder, _CIFAR_TEST))
+    if limit is not None:
+        x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
+
+    def tensor(x):
+        return torch.from_numpy(x.astype(np.float32) / 255.0)
+
+    return Dataset("cifar10", tensor(x_tr), torch.from_numpy(y_tr), tensor(x_te),
+                   torch.from_numpy(y_te), classes=10)
+
+
+def load_dataset(name: str, seed: int = 0, cifar_dir: str | None = None,
+                 limit: int | None = None) -> Dataset:
+    """Load ``name`` ("digits" or "cifar10"; the latter needs ``cifar_dir``)."""
+    if name == "digits":
+        return load_digits(seed)
+    if name == "cifar10":
+        if cifar_dir is None:
+            raise DatasetError("cifar10 needs the path of a local cifar-10-batches-py folder")
+        return load_cifar10(cifar_dir, limit)
+    raise DatasetError(f"dataset must be one of {', '.join(DATASETS)}, not {name!r}")

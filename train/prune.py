@@ -1,0 +1,122 @@
+"""Train, prune, quantise and export: ``python -m train.prune``.
+
+Example::
+
+    python -m train.prune --dataset digits --tile 4x4 --method spatial-winograd \\
+        --target-sparsity 0.7 --out W.npz --report R.json
+
+writes weight file v1 (``W.npz``: the quantised convolution layers conv0, conv1, ...) and a JSON
+report: accuracy dense / pruned / quantised (the last with golden's integer model),
+Winograd-domain sparsity overall, per layer and per position, method, tile, wall time.
+Bad arguments print one line to stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from .cli import OneLineParser, check_output_path, fail
+
+__all__ = ["main"]
+
+PROG = "python -m train.prune"
+
+
+def _parser() -> OneLineParser:
+    from golden.transforms import TILES
+
+    from .data import DATASETS
+    from .pipeline import METHODS, PruneSettings
+    d = PruneSettings()
+    p = OneLineParser(prog=PROG, description="Spatial-Winograd pruning with weight-file export.")
+    p.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help="digits (scikit-learn, bundled) or cifar10 (needs --cifar-dir)")
+    p.add_argument("--cifar-dir", help="local cifar-10-batches-py folder")
+    p.add_argument("--limit", type=int, help="use at most N training and N test images")
+    p.add_argument("--tile", choices=tuple(TILES), default=d.tile,
+                   help="4x4 = F(2x2,3x3), 6x6 = F(4x4,3x3)")
+    p.add_argument("--method", choices=METHODS, default=d.method)
+    p.add_argument("--target-sparsity", type=float, default=d.target,
+                   help="per-layer target sparsity in [0, 1)")
+    p.add_argument("--out", required=True, help="weight file to write (.npz, format v1)")
+    p.add_argument("--report", help="JSON report to write")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--dense-epochs", type=int, default=d.dense_epochs)
+    p.add_argument("--prune-epochs", type=int, default=d.prune_epochs)
+    p.add_argument("--stages", type=int, default=d.stages)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="spatial-domain SGD learning rate")
+    p.add_argument("--winograd-lr", type=float, default=d.winograd_lr,
+                   help="Winograd-domain learning rate (default: lr / max(I**2 * scaling))")
+    p.add_argument("--step1-share", type=float, default=d.step1_share,
+                   help="share of the target reached by step 1 (spatial-winograd; default: "
+                        "0.8 for 4x4, 1.0 for 6x6)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="PyTorch CPU threads (default 1: fastest for these small models, and "
+                        "results are reproducible for a fixed thread count)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns 0 (errors exit with status 2)."""
+    try:
+        import torch
+    except ImportError:
+        fail(PROG, "needs PyTorch; install the [train] extra (pip install torch==2.13.0 "
+                   "scikit-learn)")
+    args = _parser().parse_args(argv)
+
+    from golden.weights import WeightFileError, save_weights
+
+    from .data import DatasetError, load_dataset
+    from .pipeline import PruneSettings, run
+
+    if args.limit is not None and args.limit < 1:
+        fail(PROG, f"--limit must be a positive integer, not {args.limit}")
+    if args.dataset == "cifar10" and args.cifar_dir is None:
+        fail(PROG, "--dataset cifar10 needs --cifar-dir (a local cifar-10-batches-py folder)")
+    if args.threads < 1:
+        fail(PROG, f"--threads must be a positive integer, not {args.threads}")
+    check_output_path(PROG, "--out", args.out)
+    if args.report is not None:
+        check_output_path(PROG, "--report", args.report)
+    try:
+        settings = PruneSettings(
+            tile=args.tile, method=args.method, target=args.target_sparsity, seed=args.seed,
+            dense_epochs=args.dense_epochs, prune_epochs=args.prune_epochs, stages=args.stages,
+            batch_size=args.batch_size, lr=args.lr, winograd_lr=args.winograd_lr,
+            step1_share=args.step1_share)
+    except ValueError as exc:
+        fail(PROG, str(exc))
+    try:
+        data = load_dataset(args.dataset, seed=args.seed, cifar_dir=args.cifar_dir,
+                            limit=args.limit)
+    except DatasetError as exc:
+        fail(PROG, str(exc))
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(settings.seed)
+    layers, report = run(args.dataset, data, settings, progress=not args.quiet)
+    try:
+        save_weights(args.out, layers)
+    except (WeightFileError, OSError) as exc:
+        fail(PROG, f"cannot write --out: {exc}")
+    report["weight_file"] = os.path.abspath(args.out)
+    if args.report is not None:
+        try:
+            with open(args.report, "w") as f:
+                json.dump(report, f, indent=2)
+        except OSError as exc:
+            fail(PROG, f"cannot write --report {args.report}: {exc}")
+    acc = report["accuracy"]
+    print(f"{args.method} {args.tile}: accuracy dense {acc['dense']:.4f} pruned "
+          f"{acc['pruned']:.4f} quantised {acc['quantised']:.4f}; Winograd-domain sparsity "
+          f"{report['winograd_sparsity']['overall']:.4f}; {report['wall_time_s']:.1f} s; "
+          f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Int8 quantisation of Winograd-domain weights, export to weight file v1, integer evaluation.
+
+Weights: per output channel k, symmetric, ``U_q = clip(round(U / scale[k]), -127, 127)``; the scale
+is chosen among ``f * max |U[k]| / 127`` to minimise the importance-weighted rounding error;
+pruned (zero) weights stay exactly zero. Weights that
+round to zero count as pruned: ``U_float`` is stored zero there, as format v1 requires.
+Bias: ``bias_q = round(bias / (input_scale * scale[k]))`` as int32, so that the integer layer's
+output times ``input_scale * scale[k]`` approximates the float output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from golden.conv import winograd_conv2d_int
+from golden.quant import quantize_multiplier, requantize
+from golden.transforms import tile_transform
+from golden.weights import LayerWeights
+
+from .winograd import WinogradConv2d, importance_matrix, spatial_to_winograd
+
+__all__ = [
+    "QMAX",
+    "calibrate_input_scales",
+    "export_model",
+    "integer_logits",
+    "quantize_layer",
+]
+
+#: Largest int8 magnitude of format v1 (symmetric range, -128 unused).
+QMAX = 127
+
+
+def _channel_scales(U: np.ndarray, tile: str) -> np.ndarray:
+    """Per-channel scales minimising the output error the rounding causes.
+
+    An error at Winograd position (i, j) reaches the output amplified about I_ij times
+    (importance matrix), and for F(4x4, 3x3) the high-importance positions hold the smallest
+    weights; so the scale minimises sum I_ij**2 (U - s * q)**2 over s = f * max|U| / 127,
+    f in [0.25, 1] (clipping a few large low-importance weights can pay for finer steps).
+    """
+    k = U.shape[0]
+    weight = importance_matrix(tile, normalise=True) ** 2
+    peak = np.abs(U).reshape(k, -1).max(axis=1)
+    best = np.where(peak > 0, peak / QMAX, 1.0 / QMAX)   # all-zero channel: any positive scale
+    best_err = np.full(k, np.inf)
+    for f in np.linspace(1.0, 0.25, 61):
+        s = (np.where(peak > 0, peak * f / QMAX, 1.0 / QMAX)).astype(np.float32)
+        s64 = s.astype(np.float64)[:, None, None, None]
+        deq = np.clip(np.rint(U / s64), -QMAX, QMAX) * s64
+        err = (weight * (U - deq) ** 2).reshape(k, -1).sum(axis=1)
+        better = err < best_err * (1 - 1e-9)
+        best = np.where(better, s, best)
+        best_err = np.where(better, err, best_err)
+    return best.astype(np.float32)
+
+
+def quantize_layer(name: str, U: np.ndarray, tile: str, padding: int,
+                   bias: np.ndarray | None = None, input_scale: float | None = None
+                   ) -> LayerWeights:
+    """Quantise one layer's Winograd-domain weights and bias into a :class:`LayerWeights`.
+
+    Parameters
+    ----------
+    name : str
+        Layer name in the weight file.
+    U : ndarray [K, C, alpha, alpha]
+        Float Winograd-domain weights (zeros are pruned weights).
+    tile : str
+        Tile name; AT, BT and G come from golden.
+    padding : int
+        The layer's zero padding.
+    bias : ndarray [K], optional
+        Float bias; needs ``input_scale``.
+    input_scale : float, optional
+        Real value of one step of the layer's int8 input.
+
+    Raises
+    ------
+    ValueError
+        For a bias without input scale, a non-finite weight, or a bias beyond int32.
+    """
+    U = np.asarray(U, dtype=np.float64)
+    tr = tile_transform(tile)
+    a = tr.alpha
+    if U.ndim != 4 or U.shape[2:] != (a, a):
+        raise ValueError(f"layer '{name}': U must have shape [K, C, {a}, {a}], "
+                         f"not {list(U.shape)}")
+    if not np.all(np.isfinite(U)):
+        raise ValueError(f"layer '{name}': U contains NaN or Inf")
+    scale32 = _channel_scales(U, tile)
+    q = np.rint(U / scale32.astype(np.float64)[:, None, None, None])
+    U_q = np.clip(q, -QMAX, QMAX).astype(np.int8)
+    U_float = np.where(U_q != 0, U, 0.0).astype(np.float32)
+    bias_q = None
+    if bias is not None:
+        if input_scale is None:
+            raise ValueError(f"layer '{name}': a bias needs the layer's input scale")
+        bias = np.asarray(bias, dtype=np.float64)
+        step = float(np.float32(input_scale)) * scale32.astype(np.float64)
+        b = np.rint(bias / step)
+        if np.any(np.abs(b) > np.iinfo(np.int32).max):
+            raise ValueError(f"layer '{name}': bias does not fit int32 at input scale "
+                             f"{input_scale:g}; the input scale is too small")
+        bias_q = b.astype(np.int32)
+    return LayerWeights(
+        name=name, m=tr.m, r=tr.r, AT=tr.AT_int, BT=tr.BT_int, G=tr.G_float, U=U_q,
+        scale=scale32, padding=int(padding), bias=bias_q, U_float=U_float,
+        input_scale=None if input_scale is None else float(np.float32(input_scale)))
+
+
+@torch.no_grad()
+def calibrate_input_scales(model, x: torch.Tensor) -> list[float]:
+    """Return each convolution's input scale, max |input| / 127, over the batch ``x``."""
+    peaks = []
+    hooks = [conv.register_forward_pre_hook(
+        lambda mod, args: peaks.append(float(args[0].abs().max()))) for conv in model.convs]
+    try:
+        model.eval()
+        model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return [max(p, 1e-8) / QMAX for p in peaks]
+
+
+def _winograd_weights(conv, tile: str) -> np.ndarray:
+    """U of a Winograd layer, or G g G^T (float64) of a spatial one."""
+    if isinstance(conv, WinogradConv2d):
+        return conv.effective_weight().detach().double().numpy()
+    g = conv.effective_weight().detach().double()
+    return spatial_to_winograd(g, tile).numpy()
+
+
+def export_model(model, tile: str, input_scales: list[float]) -> list[LayerWeights]:
+    """Quantise every convolution of a :class:`~train.models.VGGLike` into weight-file layers."""
+    layers = []
+    for name, conv, s in zip(model.conv_names, model.convs, input_scales):
+        bias = None if conv.bias is None else conv.bias.detach().double().numpy()
+        padding = conv.padding if isinstance(conv.padding, int) else conv.padding[0]
+        layers.append(quantize_layer(name, _winograd_weights(conv, tile), tile, padding,
+                                     bias, s))
+    return layers
+
+
+@torch.no_grad()
+def integer_logits(model, layers: list[LayerWeights], x: torch.Tensor) -> torch.Tensor:
+    """Class logits with every convolution run by golden's bit-exact integer model.
+
+    The input is quantised with the first layer's input scale; between convolutions the raw
+    int64 outputs are requantised to int8 with ReLU by ``golden.quant`` (what the accelerator's
+    requant stage does); max pooling runs on int8; the last convolution's output is dequantised
+    and the classifier runs in float.
+    """
+    s_in = layers[0].input_scale
+    xq = np.clip(np.rint(x.double().numpy() / s_in), -QMAX, QMAX).astype(np.int64)
+    for i, layer in enumerate(layers):
+        y = winograd_conv2d_int(xq, layer.U, layer.AT, layer.BT, layer.padding,
+                                layer.bias_or_zeros, r=layer.r)
+        step = layer.input_scale * layer.scale.astype(np.float64)
+        if i + 1 < len(layers):
+            ratios = step / layers[i + 1].input_scale
+            mult, shift = zip(*(quantize_multiplier(float(v)) for v in ratios))
+            q = requantize(y, np.array(mult), np.array(shift), relu=True, axis=1)
+            xq = q.astype(np.int64)
+        else:
+            xq = np.maximum(y * step[None, :, None, None], 0.0)
+        if i in model.pool_after:
+            xq = F.max_pool2d(torch.from_numpy(xq).double(), 2).numpy().astype(xq.dtype)
+    feats = torch.from_numpy(np.asarray(xq, dtype=np.float64)).float()
+    return model.classifier(torch.flatten(feats, 1))
