@@ -9,6 +9,8 @@ PEs, 64 channels) with Verilator. Icarus is roughly a hundred times slower, so i
 16 -> 16-channel 8 x 8 layer on the same design (printed in its row). The figure is simulated
 clock cycles over the wall time of the run itself (``run`` high to ``done``); the bulk load of
 the harness memories and the read-back are printed separately, as is the one-off build.
+Cycles per CPU-second of the simulator process is printed too: unlike the wall-clock figure it
+does not drop when other jobs share the machine.
 Goal: >= 100 000 cycles/s with Verilator.
 """
 
@@ -50,6 +52,7 @@ def measure(simulator: str, sparsity: float) -> dict:
     return {"simulator": simulator, "layer": f"{c}->{k} {h}x{w}", "passed": outcome.passed,
             "cycles": outcome.simulated_cycles, "run_s": outcome.wall_seconds,
             "rate": outcome.simulated_cycles / outcome.wall_seconds,
+            "cpu_rate": outcome.simulated_cycles / max(outcome.cpu_seconds, 1e-9),
             "total_s": total_s, "build_s": build_s, "reused": design.build_seconds == 0.0}
 
 
@@ -63,7 +66,7 @@ def main(argv=None) -> int:
     print(f"design: tile {DEFAULT.tile}, {DEFAULT.array[0]}x{DEFAULT.array[1]} PEs, "
           f"{DEFAULT.max_in_channels} channels; sparsity {args.sparsity:.0%}")
     print(f"{'simulator':10} {'layer':14} {'cycles':>9} {'run s':>8} {'cycles/s':>10} "
-          f"{'load+run s':>10} {'build s':>8}  result")
+          f"{'cyc/CPU-s':>10} {'load+run s':>10} {'build s':>8}  result")
     for sim in args.simulators.split(","):
         info = find_simulator(sim)
         if not info.available:
@@ -72,9 +75,12 @@ def main(argv=None) -> int:
         r = measure(sim, args.sparsity)
         build = "reused" if r["reused"] else f"{r['build_s']:.0f}"
         print(f"{sim:10} {r['layer']:14} {r['cycles']:9d} {r['run_s']:8.2f} {r['rate']:10.0f} "
-              f"{r['total_s']:10.2f} {build:>8}  {'bit-exact' if r['passed'] else 'FAILED'}")
+              f"{r['cpu_rate']:10.0f} {r['total_s']:10.2f} {build:>8}  "
+              f"{'bit-exact' if r['passed'] else 'FAILED'}")
         if sim == "verilator":
-            print(f"{'':10} goal >= 100000 cycles/s: {'met' if r['rate'] >= 1e5 else 'NOT met'}")
+            print(f"{'':10} goal >= 100000 cycles/s (wall): "
+                  f"{'met' if r['rate'] >= 1e5 else 'NOT met'}; a loaded machine lowers the "
+                  f"wall-clock figure, cycles per CPU-second is load-independent")
     return 0
 
 

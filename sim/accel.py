@@ -147,6 +147,7 @@ class LayerOutcome:
     stalled: bool
     simulated_cycles: int
     wall_seconds: float
+    cpu_seconds: float
     problems: list = field(default_factory=list)
 
     @property
@@ -237,7 +238,8 @@ def check_layer(run: LayerRun, result: dict, model: CycleReport | None = None) -
                         first_mismatch=first,
                         cycles=cycles, load_cycles=load, model=model, stalled=run.stalled,
                         simulated_cycles=result["cycles"],
-                        wall_seconds=result["wall_seconds"], problems=problems)
+                        wall_seconds=result["wall_seconds"],
+                        cpu_seconds=result["cpu_seconds"], problems=problems)
 
 
 def run_layers(design: BuiltDesign, runs: list[LayerRun], *, waves=None,

@@ -15,7 +15,8 @@ Job format (JSON)::
                "timeout_cycles": n, "abort_after": null | n, "settle_cycles": n}]}
 
 Result: per run ``done``, ``timed_out``, ``cycles``, per stream ``first``/``last``/``count``,
-per sink the captured ``words`` (hex), the device's other outputs, ``wall_seconds``.
+per sink the captured ``words`` (hex), the device's other outputs, ``wall_seconds`` and
+``cpu_seconds`` of the simulator process while the device ran.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ async def _one_run(dut, harness, run, clock_ns):
     dut.rst.value = 0
     await FallingEdge(dut.clk)
     dut.run.value = 1
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     out = {"done": False, "timed_out": False}
     if run.get("abort_after") is not None:
         await Timer(int(run["abort_after"]) * clock_ns, unit="ns")
@@ -90,6 +91,7 @@ async def _one_run(dut, harness, run, clock_ns):
         # Extra beats after the expected ones would show up in the counters.
         await ClockCycles(dut.clk, int(run.get("settle_cycles", 16)))
     out["wall_seconds"] = time.perf_counter() - start
+    out["cpu_seconds"] = time.process_time() - start_cpu
     out["cycles"] = _uint(dut.cycles)
     out["streams"] = {}
     for name in [*harness["sources"], *harness["sinks"]]:
