@@ -7,6 +7,7 @@ Thresholds are per layer, chosen so that the layer reaches a target sparsity.
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 
@@ -74,37 +75,56 @@ def structured_mask(g: torch.Tensor, tile: str, threshold: float) -> torch.Tenso
     """
     _check_kernels(g)
     taps = _tap_matrix(tile)
-    k, c = g.shape[:2]
-    mag = g.detach().abs().reshape(k, c, 1, 9)
-    scores = torch.where(taps, mag, torch.zeros((), dtype=mag.dtype)).amax(dim=-1)  # [K, C, P]
-    pruned = (scores < threshold).to(torch.float32)
+    pruned = (_position_scores(g, tile) < threshold).to(torch.float32)
     hit = pruned @ taps.to(torch.float32)                       # pruned positions per tap
     return (hit == 0).to(g.dtype).reshape(g.shape)
 
 
-def structured_threshold(g: torch.Tensor, tile: str, target: float,
-                         iterations: int = 60) -> tuple[float, torch.Tensor]:
+def _position_scores(g: torch.Tensor, tile: str) -> torch.Tensor:
+    """Largest |g| among the taps feeding each position: [K, C, alpha**2]."""
+    taps = _tap_matrix(tile)
+    k, c = g.shape[:2]
+    mag = g.detach().abs().reshape(k, c, 1, 9)
+    return torch.where(taps, mag, torch.zeros((), dtype=mag.dtype)).amax(dim=-1)
+
+
+def structured_threshold(g: torch.Tensor, tile: str, target: float
+                         ) -> tuple[float, torch.Tensor]:
     """Bisect the per-layer threshold of :func:`structured_mask` to a Winograd-domain sparsity.
 
-    Returns the smallest threshold found whose mask makes at least ``target`` of the layer's
-    Winograd-domain weights exactly zero, and that mask.
+    The sparsity only changes when the threshold passes a position's score, so the bisection
+    runs over the sorted distinct scores and is exact: the result is the smallest threshold
+    whose mask makes at least ``target`` of the layer's Winograd-domain weights exactly zero.
+
+    Returns
+    -------
+    threshold : float
+        The smallest such threshold (just above a score, in the kernels' dtype).
+    mask : Tensor
+        Its mask, as :func:`structured_mask` makes it.
     """
+    _check_kernels(g)
     _check_target(target)
 
-    def sparsity(t):
-        mask = structured_mask(g, tile, t)
-        return winograd_zero_positions(mask, tile).float().mean().item(), mask
+    a = int(round(_tap_matrix(tile).shape[0] ** 0.5))
+    needed = math.ceil(target * g.shape[0] * g.shape[1] * a * a - 1e-9)  # zeros, counted exactly
 
-    lo, hi = 0.0, float(g.detach().abs().max()) * 1.01 + 1e-12
-    if sparsity(lo)[0] >= target:
-        return lo, sparsity(lo)[1]
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        if sparsity(mid)[0] >= target:
+    def enough(t):
+        return int(winograd_zero_positions(structured_mask(g, tile, t), tile).sum()) >= needed
+
+    if enough(0.0):
+        return 0.0, structured_mask(g, tile, 0.0)
+    scores = torch.unique(_position_scores(g, tile))            # sorted ascending
+    above = torch.nextafter(scores, torch.full_like(scores, float("inf")))
+    lo, hi = 0, len(scores) - 1                                 # pruning every score: sparsity 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if enough(float(above[mid])):
             hi = mid
         else:
-            lo = mid
-    return hi, sparsity(hi)[1]
+            lo = mid + 1
+    threshold = float(above[lo])
+    return threshold, structured_mask(g, tile, threshold)
 
 
 def magnitude_mask(scores: torch.Tensor, target: float) -> torch.Tensor:
