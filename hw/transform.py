@@ -19,7 +19,7 @@ from golden.config import AcceleratorConfig
 from golden.protocol import output_transform_input_spec, result_spec
 from golden.widths import signed_range
 
-from .arith import linear_transform, resize_signed
+from .arith import linear_transform
 from .layouts import to_layout
 
 __all__ = ["InputTransform", "OutputTransform"]
@@ -142,8 +142,9 @@ class OutputTransform(wiring.Component):
     bias added to the row that AT's all-ones column weights) then of every column of ``Z``
     (``Y = AT Z``, ``config.widths.output`` bits, the exact worst case). With
     ``config.requant`` three more stages compute ``golden.quant.requantize`` exactly: the
-    product ``y * mult`` (``m**2`` multipliers, the only ones in this unit), the rounding add
-    and arithmetic shift, then the int8 clamp and ReLU.
+    product ``y * mult`` (``m**2`` multipliers, the only ones in this unit), the arithmetic
+    shift ``t = (2 * product) >> shift``, then ``(t + 1) >> 1`` (the rounding) clamped to int8
+    and the ReLU.
 
     Parameters
     ----------
@@ -223,14 +224,14 @@ class OutputTransform(wiring.Component):
         def carry(stage):
             return {f: Signal.like(payload[f], name=f"{stage}_{f}") for f in names}
 
-        params = [carry("rows"), carry("cols"), carry("product"), carry("rounded")]
+        params = [carry("rows"), carry("cols"), carry("product"), carry("halves")]
         stages = [stage1 + [params[0][f].eq(payload[f]) for f in names]]
         for k in range(1, 4):
             stages.append([params[k][f].eq(params[k - 1][f]) for f in names])
 
         # Stage 2: Y, kept for the result beat through the following stages.
         y_regs = [[Signal(signed(self._config.widths.output), name=f"{stage}_y_{n}")
-                   for n in range(count)] for stage in ("cols", "product", "rounded")]
+                   for n in range(count)] for stage in ("cols", "product", "halves")]
         stages[1] += [reg.eq(expr) for reg, expr in zip(y_regs[0], y_next)]
         stages[2] += [b.eq(a) for a, b in zip(y_regs[0], y_regs[1])]
         stages[3] += [b.eq(a) for a, b in zip(y_regs[1], y_regs[2])]
@@ -240,26 +241,27 @@ class OutputTransform(wiring.Component):
         products = _registers("product", product_next)
         stages[2] += [reg.eq(expr) for reg, expr in zip(products, product_next)]
 
-        # Stage 4: add 2**(shift-1) (nothing for shift 0), then shift right arithmetically.
-        # The sum is exact for every 6-bit shift; the result is no wider than the product.
+        # Stage 4: t = (2 * product) >> shift (arithmetic), so that golden's rounded
+        # (product + 2**(shift-1)) >> shift equals (t + 1) >> 1 for every shift, 0 included:
+        # a barrel shifter here, and only a narrow increment after it.
         shift = params[2]["shift"]
-        product_width = products[0].shape().width
-        sum_width = max(product_width, (1 << len(shift)) - 1) + 1
-        round_bias = resize_signed((Const(1, 1) << shift)[1:], sum_width)
-        rounded_next = [((resize_signed(p, sum_width) + round_bias)[:sum_width].as_signed()
-                         >> shift)[:product_width].as_signed() for p in products]
-        rounded = _registers("rounded", rounded_next)
-        stages[3] += [reg.eq(expr) for reg, expr in zip(rounded, rounded_next)]
+        halves_next = [(p.as_signed() << 1) >> shift for p in products]
+        halves = _registers("halves", halves_next)
+        stages[3] += [reg.eq(expr) for reg, expr in zip(halves, halves_next)]
 
-        # Stage 5: clamp to int8, then ReLU (golden clamps first).
+        # Stage 5: clamp (t + 1) >> 1 to int8, then ReLU (golden clamps first). The bounds
+        # are tested on t itself: (t + 1) >> 1 > q_max iff t >= 2 * q_max + 1, and
+        # (t + 1) >> 1 < q_min iff t < 2 * q_min - 1; in range, t's low bits suffice.
         relu = params[3]["relu"]
         q_shape = self.o.payload.q.shape().elem_shape
         q_min, q_max = signed_range(q_shape.width)
         final = []
-        for n, value in enumerate(rounded):
-            clamped = Mux(value > Const(q_max, signed(product_width)), Const(q_max, q_shape),
-                          Mux(value < Const(q_min, signed(product_width)), Const(q_min, q_shape),
-                              value[:q_shape.width].as_signed()))
+        for n, half in enumerate(halves):
+            width = half.shape().width
+            rounded = ((half[:q_shape.width + 1] + 1) >> 1)[:q_shape.width].as_signed()
+            clamped = Mux(half >= Const(2 * q_max + 1, signed(width)), Const(q_max, q_shape),
+                          Mux(half < Const(2 * q_min - 1, signed(width)), Const(q_min, q_shape),
+                              rounded))
             final.append(out.q[n].eq(Mux(relu & clamped[-1], Const(0, q_shape), clamped)))
             final.append(out.y[n].eq(y_regs[2][n]))
         stages.append(final)

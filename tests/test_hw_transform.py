@@ -608,6 +608,25 @@ def test_output_transform_narrow_config():
             q[n], requantize(expected[n][None], int(mult[n]), int(shift[n]), bool(relu[n]))[0])
 
 
+def test_requant_clamp_and_rounding_boundaries():
+    """Outputs next to the int8 limits and rounding ties: M = 0, so y is the bias."""
+    config = AcceleratorConfig(tile="4x4", requant=True)
+    spec = output_transform_input_spec(config)
+    biases = [b for centre in (-512, -258, -256, -129, -128, 0, 127, 128, 255, 256, 510)
+              for b in range(centre - 3, centre + 4)]
+    params = [(1, 0), (1, 1), (1, 2), (3, 2), (1, 3)]           # (mult, shift)
+    beats = [(b, mult, shift, relu) for b in biases for mult, shift in params
+             for relu in (0, 1)]
+    words = [spec.pack({"m": np.zeros(16, dtype=np.int64), "bias": b, "mult": mult,
+                        "shift": shift, "relu": relu}) for b, mult, shift, relu in beats]
+    got = run_stream(OutputTransform(config), words, len(words), p_valid=1.0, p_ready=1.0,
+                     seed=0)
+    for (b, mult, shift, relu), word in zip(beats, got):
+        q = result_spec(config).unpack(word)["q"]
+        expected = requantize(np.full((1, 2, 2), b), mult, shift, bool(relu)).ravel()
+        assert q.tolist() == expected.tolist(), (b, mult, shift, relu)
+
+
 def test_requant_shift_beyond_golden_range():
     """Shifts 48..63 fit the 6-bit field; the unit keeps the same exact formula there."""
     config = AcceleratorConfig(tile="4x4", requant=True)
