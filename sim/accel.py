@@ -203,6 +203,8 @@ def check_layer(run: LayerRun, result: dict, model: CycleReport | None = None) -
             problems.append(f"{name}: {streams[name]['count']} beats consumed, expected {want}")
     if result["outputs"].get("error"):
         problems.append("the accelerator raised 'error'")
+    for name in result["unstable"]:
+        problems.append(f"{name}: an offered beat was withdrawn or changed before transfer")
     y, y_q, first = None, None, None
     words = [int(w, 16) for w in result["sinks"]["results"]]
     if len(words) == n_expected:

@@ -15,7 +15,8 @@ Job format (JSON)::
                "timeout_cycles": n, "abort_after": null | n, "settle_cycles": n}]}
 
 Result: per run ``done``, ``timed_out``, ``cycles``, per stream ``first``/``last``/``count``,
-per sink the captured ``words`` (hex), the device's other outputs, ``wall_seconds`` and
+per sink the captured ``words`` (hex), ``unstable``: the sinks whose device withdrew or
+changed an offered beat, the device's other outputs, ``wall_seconds`` and
 ``cpu_seconds`` of the simulator process while the device ran.
 """
 
@@ -101,6 +102,8 @@ async def _one_run(dut, harness, run, clock_ns):
             "first": _uint(getattr(dut, f"{name}_first")),
             "last": _uint(getattr(dut, f"{name}_last")),
         }
+    out["unstable"] = [name for name in harness["sinks"]
+                       if _uint(getattr(dut, f"{name}_unstable"))]
     out["sinks"] = {}
     for name in harness["sinks"]:
         n = min(out["streams"][name]["count"], harness["depths"][name])

@@ -42,6 +42,9 @@ def _selected(config) -> list[str]:
 
 def pytest_configure(config):
     _selected(config)
+    input_size(config)
+    if config.getoption("--weights") is not None:
+        _weight_file(config.getoption("--weights"))      # a bad file stops the session here
     config.addinivalue_line("markers", "simulators(*names): run this bench only on these "
                             "simulators (default: every selected simulator)")
 

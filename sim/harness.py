@@ -85,6 +85,9 @@ class StreamHarness(wiring.Component):
         Words to send, words sent.
     <sink>_expect : In(32), <sink>_received : Out(32)
         Words expected, words received (also beyond ``expect``; captured up to the depth).
+    <sink>_unstable : Out(1)
+        Sticky: the device withdrew ``valid`` or changed the payload of an offered beat
+        before it was accepted (a stream protocol violation).
     <stream>_first, <stream>_last : Out(32)
         Cycle of the stream's first and last transfer.
     dev_<port>
@@ -130,6 +133,7 @@ class StreamHarness(wiring.Component):
         for name in sinks:
             members[f"{name}_expect"] = In(COUNTER_WIDTH)
             members[f"{name}_received"] = Out(COUNTER_WIDTH)
+            members[f"{name}_unstable"] = Out(1)
         for name in streams:
             members[f"{name}_first"] = Out(COUNTER_WIDTH)
             members[f"{name}_last"] = Out(COUNTER_WIDTH)
@@ -244,6 +248,12 @@ class StreamHarness(wiring.Component):
             with m.If(transfer):
                 m.d.sync += received.eq(received + 1)
             stamp(name, transfer)
+            # An offered beat must stay valid and unchanged until it is accepted.
+            held = Signal(name=f"{name}_held")
+            held_payload = Signal(width, name=f"{name}_held_payload")
+            m.d.sync += [held.eq(valid & ~ready), held_payload.eq(payload)]
+            with m.If(held & (~valid | (payload != held_payload))):
+                m.d.sync += getattr(self, f"{name}_unstable").eq(1)
             ports[f"o_{name}__payload"] = payload
             ports[f"o_{name}__valid"] = valid
             ports[f"i_{name}__ready"] = ready

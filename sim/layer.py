@@ -121,10 +121,12 @@ def _run(argv) -> tuple[int, str]:
     if not 1 <= args.max_channels <= 4096:
         raise CliError(f"--max-channels must lie in [1, 4096], not {args.max_channels}")
     _check_paths(args)
-    from sim.tools import find_simulator
+    from sim.tools import find_simulator, waves_problem
     info = find_simulator(args.simulator)
     if not info.available:
         raise CliError(f"--simulator {args.simulator}: {info.reason}")
+    if args.waves and waves_problem(args.simulator):
+        raise CliError(f"--waves: {waves_problem(args.simulator)}")
     try:
         weights = load_weights(args.weights)
     except WeightFileError as exc:
@@ -221,7 +223,8 @@ def _run(argv) -> tuple[int, str]:
         return 1, f"{layer.name}: {problems[0]}"
     return 0, (f"{layer.name}: RTL == golden, {cycles} cycles ({model.cycles * len(images)} "
                f"modelled), {config.multipliers} multipliers, utilisation "
-               f"{report['utilisation']:.1%}, {args.simulator} -> {args.out}, {args.report}")
+               f"{report['utilisation']:.1%}, {args.simulator} -> {args.out}, {args.report}"
+               + (f", {waves}" if waves else ""))
 
 
 def main(argv=None) -> int:

