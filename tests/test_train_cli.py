@@ -1,0 +1,95 @@
+"""The prune CLI: a tiny deterministic run, its weight file and report, and one-line errors."""
+
+import json
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from golden.conv import winograd_conv2d_int  # noqa: E402
+from golden.weights import load_weights  # noqa: E402
+from train.prune import main  # noqa: E402
+
+TINY = ["--dense-epochs", "1", "--prune-epochs", "2", "--stages", "1", "--quiet"]
+
+
+def _run(tmp_path, name, *extra):
+    out, report = tmp_path / f"{name}.npz", tmp_path / f"{name}.json"
+    assert main(["--out", str(out), "--report", str(report), *TINY, *extra]) == 0
+    return out, json.loads(report.read_text())
+
+
+def test_tiny_run_writes_valid_file_and_report_deterministically(tmp_path):
+    args = ("--tile", "6x6", "--method", "spatial-winograd", "--target-sparsity", "0.5")
+    out, report = _run(tmp_path, "a", *args)
+    out2, report2 = _run(tmp_path, "b", *args)
+    wf, wf2 = load_weights(out), load_weights(out2)
+    assert wf.names == ["conv0", "conv1", "conv2", "conv3"]
+    for a, b in zip(wf.layers, wf2.layers):                 # same seed, same file
+        np.testing.assert_array_equal(a.U, b.U)
+        np.testing.assert_array_equal(a.bias, b.bias)
+    assert report["accuracy"] == report2["accuracy"]
+    assert report["method"] == "spatial-winograd" and report["tile"] == "6x6"
+    assert set(report["accuracy"]) == {"dense", "pruned", "quantised"}
+    sp = report["winograd_sparsity"]
+    assert sp["overall"] >= 0.5 - 1e-3
+    layer = sp["layers"]["conv1"]
+    assert np.array(layer["per_position"]).shape == (6, 6)
+    # The report's per-layer sparsity is that of the float weights; the file can only add zeros.
+    for lw in wf.layers:
+        assert lw.sparsity >= sp["layers"][lw.name]["sparsity"] - 1e-12
+    assert report["wall_time_s"] > 0
+    # The file runs through golden's integer model.
+    x = np.random.default_rng(0).integers(0, 128, size=(1, 8, 8))
+    y = winograd_conv2d_int(x, wf["conv0"].U, wf["conv0"].AT, wf["conv0"].BT, 1,
+                            wf["conv0"].bias_or_zeros)
+    assert y.shape == (16, 8, 8)
+
+
+def test_other_seed_gives_other_weights(tmp_path):
+    a, _ = _run(tmp_path, "s0", "--method", "winograd-magnitude", "--target-sparsity", "0.3")
+    b, _ = _run(tmp_path, "s1", "--method", "winograd-magnitude", "--target-sparsity", "0.3",
+                "--seed", "1")
+    assert not np.array_equal(load_weights(a)["conv1"].U, load_weights(b)["conv1"].U)
+
+
+def test_cifar_run_on_synthetic_folder(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8),
+                         b"labels": list(rng.integers(0, 10, 4))}, f)
+    out, report = _run(tmp_path, "c", "--dataset", "cifar10", "--cifar-dir", str(folder),
+                       "--limit", "8", "--method", "spatial-magnitude")
+    assert load_weights(out)["conv5"].U.shape == (64, 64, 4, 4)
+    assert report["dataset"] == "cifar10"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--tile", "5x5"], "argument --tile: invalid choice: '5x5'"),
+    (["--method", "random"], "argument --method: invalid choice: 'random'"),
+    (["--target-sparsity", "1.2"], "target sparsity must lie in [0, 1), not 1.2"),
+    (["--stages", "0"], "stages must be a positive integer, not 0"),
+    (["--dataset", "cifar10"], "--dataset cifar10 needs --cifar-dir"),
+    (["--threads", "0"], "--threads must be a positive integer, not 0"),
+])
+def test_bad_arguments_give_one_line_and_status_2(tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as info:
+        main(["--out", str(tmp_path / "w.npz"), *extra])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_missing_output_folder_fails_before_training(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "train.prune", "--out",
+                           str(tmp_path / "absent" / "w.npz")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
