@@ -93,3 +93,14 @@ def test_missing_output_folder_fails_before_training(tmp_path):
                            str(tmp_path / "absent" / "w.npz")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
+
+
+def test_diverging_training_is_one_line_not_a_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--out", str(tmp_path / "w.npz"), "--limit", "64", "--dense-epochs", "1",
+              "--prune-epochs", "1", "--method", "winograd-magnitude", "--tile", "6x6",
+              "--lr", "1e6", "--winograd-lr", "1e6", "--quiet"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "training failed" in err and "NaN" in err
+    assert not (tmp_path / "w.npz").exists()

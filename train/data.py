@@ -112,9 +112,16 @@ def load_cifar10(folder: str | os.PathLike, limit: int | None = None) -> Dataset
 
 def load_dataset(name: str, seed: int = 0, cifar_dir: str | None = None,
                  limit: int | None = None) -> Dataset:
-    """Load ``name`` ("digits" or "cifar10"; the latter needs ``cifar_dir``)."""
+    """Load ``name`` ("digits" or "cifar10"; the latter needs ``cifar_dir``).
+
+    ``limit`` keeps at most that many training and test images.
+    """
     if name == "digits":
-        return load_digits(seed)
+        data = load_digits(seed)
+        if limit is None:
+            return data
+        return Dataset(data.name, data.x_train[:limit], data.y_train[:limit],
+                       data.x_test[:limit], data.y_test[:limit], data.classes)
     if name == "cifar10":
         if cifar_dir is None:
             raise DatasetError("cifar10 needs the path of a local cifar-10-batches-py folder")

@@ -98,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         fail(PROG, str(exc))
     torch.set_num_threads(args.threads)
     torch.manual_seed(settings.seed)
-    layers, report = run(args.dataset, data, settings, progress=not args.quiet)
+    try:
+        layers, report = run(args.dataset, data, settings, progress=not args.quiet)
+    except ValueError as exc:       # e.g. NaN weights after a learning rate that diverged
+        fail(PROG, f"training failed: {exc} (a learning rate too high makes training diverge; "
+                   "try a lower --lr or --winograd-lr)")
     try:
         save_weights(args.out, layers)
     except (WeightFileError, OSError) as exc:
