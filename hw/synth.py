@@ -44,7 +44,8 @@ TARGETS = {
     # Generic 4-LUT mapping; memories stay $mem_v2 cells (mapping them to gates says nothing).
     "generic": ("synth -flatten -top {top} -run :fine\n"
                 "opt -fast -full\ntechmap\nopt -fast\nabc -lut 4\nopt -fast"),
-    "ice40": "synth_ice40 -top {top}",
+    # -dsp: the UltraPlus parts (the iCEBreaker's UP5K) have SB_MAC16 multipliers.
+    "ice40": "synth_ice40 -dsp -top {top}",
     "ecp5": "synth_ecp5 -top {top}",
     "xilinx": "synth_xilinx -flatten -noiopad -family xc7 -top {top}",
 }
@@ -342,7 +343,7 @@ def place_and_route(config: AcceleratorConfig, target: str, out_dir, *,
     plan = progress.run(
         f"elaborate board top for {board.description} at {clock_mhz:g} MHz",
         platform.prepare, top, name="top", emit_src=False,
-        script_after_read=_RENAME_BIT_NAMES,
+        script_after_read=_RENAME_BIT_NAMES, synth_opts="-dsp" if target == "ice40" else "",
         script_after_synth="tee -q -o board_stat.json stat -json")
     plan.extract(out)
     commands = json.loads(plan.files["build_top.json"])["commands"]

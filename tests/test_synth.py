@@ -61,8 +61,9 @@ def test_tiny_accelerator_synthesises_within_baseline(target, tmp_path):
     assert res["luts"] > 0 and res["ffs"] > 0
     assert res["cells"] >= res["luts"] + res["ffs"] + res["carry"] + res["bram"]
     if target == "ice40":
-        # The PE's V and weight memories map to block RAM; 8x8 products need no DSP.
+        # The PE's memories map to block RAM, its multiplier to an UltraPlus SB_MAC16.
         assert res["bram"] > 0
+        assert res["dsp"] == TINY.multipliers
         assert sum(report["cells_by_type"].values()) == res["cells"]
     _baseline_check("tiny", report)
 
@@ -241,11 +242,31 @@ def test_multiplier_count_and_baseline(config, name, tmp_path):
 
 
 @pytest.mark.slow
-def test_place_and_route_ice40_tiny(tmp_path):
-    report = synth.run(TINY, "ice40", tmp_path, pnr=True, quiet=True)
+def test_place_and_route_ecp5_tiny(tmp_path):
+    report = synth.run(TINY, "ecp5", tmp_path, pnr=True, quiet=True)
     pnr = report["pnr"]
     assert pnr["fits"] is True
-    assert pnr["fmax_mhz"] > 10
+    assert pnr["fmax_mhz"] > 10 and pnr["timing_met"] == (pnr["fmax_mhz"] >= 150)
     assert Path(pnr["bitstream"]).stat().st_size > 0
-    assert 0 < pnr["utilisation"]["ICESTORM_LC"]["used"] <= 5280
-    assert report["throughput"]["gops"] > 0
+    assert 0 < pnr["utilisation"]["TRELLIS_COMB"]["used"] <= 83640
+    assert pnr["utilisation"]["MULT18X18D"]["used"] == TINY.multipliers
+    tp = report["throughput"]
+    assert tp["gops"] == pytest.approx(
+        2 * tp["direct_macs"] * pnr["fmax_mhz"] * 1e6 / tp["cycles"] / 1e9, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_place_and_route_ice40_reports_a_design_that_does_not_fit(tmp_path, capsys):
+    """The 2x2, 16-channel design needs about three UP5Ks: the flow must say so, with the
+    numbers, and exit 1."""
+    code = synth.main(["--array", "2x2", "--max-channels", "16", "--target", "ice40", "--pnr",
+                       "--out", str(tmp_path), "--quiet"])
+    assert code == 1
+    report = json.loads((tmp_path / "report.json").read_text())
+    pnr = report["pnr"]
+    assert pnr["fits"] is False and pnr["bitstream"] is None
+    lc = pnr["utilisation"]["ICESTORM_LC"]
+    assert lc["available"] == 5280 and lc["used"] > lc["available"]
+    out = capsys.readouterr().out
+    assert "DOES NOT FIT iCEBreaker (iCE40 UP5K-SG48)" in out
+    assert f"ICESTORM_LC {lc['used']}/5280" in out
