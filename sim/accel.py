@@ -245,13 +245,14 @@ def check_layer(run: LayerRun, result: dict, model: CycleReport | None = None) -
 
 
 def run_layers(design: BuiltDesign, runs: list[LayerRun], *, waves=None,
-               name: str = "layers") -> list[LayerOutcome | None]:
+               name: str = "layers", progress=None) -> list[LayerOutcome | None]:
     """Run ``runs`` in one simulator process (a reset before each) and check them.
 
-    Aborted runs (``abort_after``) give None. ``waves`` names an FST file to write.
+    Aborted runs (``abort_after``) give None. ``waves`` names an FST file to write;
+    ``progress`` receives the bench's progress reports (see :func:`sim.runner.run_job`).
     """
     models = [layer_cycles(r.program) for r in runs]
     job = [_job_run(r, design, m) for r, m in zip(runs, models)]
-    results = run_job(design, job, waves=waves, name=name)
+    results = run_job(design, job, waves=waves, name=name, progress=progress)
     return [None if r.abort_after is not None else check_layer(r, res, m)
             for r, res, m in zip(runs, results, models)]

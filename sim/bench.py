@@ -12,7 +12,8 @@ Job format (JSON)::
     {"harness": {...}, "clock_ns": 10,
      "runs": [{"sources": {name: {"words": [hex, ...], "pause": [int, ...]}},
                "sinks": {name: {"expect": n, "pause": [int, ...]}},
-               "timeout_cycles": n, "abort_after": null | n, "settle_cycles": n}]}
+               "timeout_cycles": n, "abort_after": null | n, "settle_cycles": n,
+               "progress_cycles": n}]}
 
 Result: per run ``done``, ``timed_out``, ``cycles``, per stream ``first``/``last``/``count``,
 per sink the captured ``words`` (hex), ``unstable``: the sinks whose device withdrew or
@@ -29,12 +30,14 @@ import traceback
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer, with_timeout
+from cocotb.triggers import ClockCycles, FallingEdge, First, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
 __all__ = ["run_job_bench"]
 
 RESET_CYCLES = 4
+#: Cycles between progress reports (and the bench's only wake-ups while the device runs).
+PROGRESS_CYCLES = 250_000
 
 
 def _load_memory(handle, words, fill_to=None):
@@ -53,6 +56,27 @@ def _uint(handle) -> int:
 
 def _read_memory(handle, n):
     return [format(_uint(handle[i]), "x") for i in range(n)]
+
+
+async def _wait_done(dut, harness, run, clock_ns) -> bool:
+    """Sleep until ``done`` rises or the run's timeout passes; every ``progress_cycles``
+    (default :data:`PROGRESS_CYCLES`) append a progress line to ``$SIM_PROGRESS`` (if set)."""
+    done_edge = RisingEdge(dut.done)
+    remaining = int(run["timeout_cycles"])
+    progress = os.environ.get("SIM_PROGRESS")
+    while remaining > 0:
+        chunk = min(int(run.get("progress_cycles", PROGRESS_CYCLES)), remaining)
+        fired = await First(done_edge, Timer(chunk * clock_ns, unit="ns"))
+        if fired is done_edge:
+            return True
+        remaining -= chunk
+        if progress:
+            counts = {name: _uint(getattr(dut, f"{name}_received")) for name in harness["sinks"]}
+            with open(progress, "a") as f:
+                f.write(json.dumps({"cycles": _uint(dut.cycles), "received": counts,
+                                    "expected": {name: run["sinks"].get(name, {}).get(
+                                        "expect", 0) for name in harness["sinks"]}}) + "\n")
+    return False
 
 
 async def _one_run(dut, harness, run, clock_ns):
@@ -83,12 +107,8 @@ async def _one_run(dut, harness, run, clock_ns):
         await Timer(int(run["abort_after"]) * clock_ns, unit="ns")
         out["aborted"] = True
     else:
-        try:
-            await with_timeout(RisingEdge(dut.done), int(run["timeout_cycles"]) * clock_ns,
-                               "ns")
-            out["done"] = True
-        except cocotb.triggers.SimTimeoutError:
-            out["timed_out"] = True
+        out["done"] = await _wait_done(dut, harness, run, clock_ns)
+        out["timed_out"] = not out["done"]
         # Extra beats after the expected ones would show up in the counters.
         await ClockCycles(dut.clk, int(run.get("settle_cycles", 16)))
     out["wall_seconds"] = time.perf_counter() - start

@@ -1,4 +1,5 @@
-"""A stream test harness around a device's Verilog module, so Python stays out of the per-cycle path.
+"""A stream test harness around a device's Verilog module: Python stays out of the per-cycle
+path.
 
 Each input stream of the device under test gets a *source*: a memory the bench fills in bulk
 (through VPI, before the run), a word counter and a pause pattern that inserts random gaps
@@ -243,7 +244,7 @@ class StreamHarness(wiring.Component):
             m.d.comb += ready.eq(self.run & ~paused)
             transfer = valid & ready
             depth = self._depths[name]
-            self._ram(m, f"{name}_data", width, depth, Const(0, 1),
+            self._ram(m, f"{name}_data", width, depth, Const(0, COUNTER_WIDTH),
                       we=transfer & (received < depth), waddr=received, wdata=payload)
             with m.If(transfer):
                 m.d.sync += received.eq(received + 1)

@@ -110,6 +110,12 @@ def _progress(step: int, total: int, text: str) -> None:
     print(f"[{step}/{total}] {text}", file=sys.stderr, flush=True)
 
 
+def _show_progress(report: dict) -> None:
+    got, want = report["received"]["results"], report["expected"]["results"]
+    print(f"      ... {report['cycles']:,} cycles, {got:,}/{want:,} results", file=sys.stderr,
+          flush=True)
+
+
 def _run(argv) -> tuple[int, str]:
     args = build_parser().parse_args(argv)
     if args.relu and args.requant is None:
@@ -174,7 +180,7 @@ def _run(argv) -> tuple[int, str]:
                             f"(golden.cycles)")
         start = time.perf_counter()
         outcomes = run_layers(design, [LayerRun(program, img) for img in images],
-                              waves=waves, name="layer")
+                              waves=waves, name="layer", progress=_show_progress)
     except SimulationError as exc:
         return 1, f"{layer.name}: {_one_line(exc)}"
     wall = time.perf_counter() - start

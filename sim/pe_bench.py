@@ -12,8 +12,8 @@ Job (``$SIM_JOB``)::
      "slot_bits": n, "slots_used": n, "idle": [0/1 per beat], "clock_ns": 10}
 
 Result (``$SIM_RESULT``): ``entries`` and ``channels`` as counted by the PE, per half the
-the cycles ``done`` is low after ``start`` (``busy``) and the bank words (hex) of every used slot, ``v_out``
-words seen on the chain.
+cycles ``done`` is low after ``start`` (``busy``) and the bank words (hex) of every used slot;
+``v_out``: the words seen on the chain.
 """
 
 from __future__ import annotations

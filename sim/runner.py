@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,6 +218,39 @@ def build_plain(key: str, top_verilog: str, top: str, simulator: str = "verilato
     return BuiltDesign(simulator, build_dir, top, None, waves, seconds)
 
 
+class _ProgressWatcher:
+    """Forwards the bench's progress lines to a callback from a background thread."""
+
+    def __init__(self, path: Path, callback, interval: float = 1.0):
+        self._path, self._callback, self._interval = path, callback, interval
+        self._seen = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _poll(self):
+        try:
+            lines = self._path.read_text().splitlines()
+        except OSError:
+            return
+        for line in lines[self._seen:]:
+            try:
+                self._callback(json.loads(line))
+            except ValueError:      # a line being written; read it next time
+                return
+            self._seen += 1
+
+    def _watch(self):
+        while not self._stop.wait(self._interval):
+            self._poll()
+
+    def stop(self):
+        """Stop watching (after a last look at the file)."""
+        self._stop.set()
+        self._thread.join()
+        self._poll()
+
+
 def harness_description(harness: StreamHarness) -> dict:
     """What the bench needs to know about a harness (JSON-able)."""
     return {"sources": harness.sources, "sinks": harness.sinks, "depths": harness.depths,
@@ -224,10 +258,12 @@ def harness_description(harness: StreamHarness) -> dict:
 
 
 def run_job(design: BuiltDesign, runs: list[dict], *, clock_ns: int = 10,
-            waves: str | os.PathLike | None = None, name: str = "job") -> list[dict]:
+            waves: str | os.PathLike | None = None, name: str = "job",
+            progress=None) -> list[dict]:
     """Run ``runs`` (see :mod:`sim.bench`) in one simulator process and return their results.
 
-    ``waves`` names an FST file to write (the design must be built with ``waves=True``).
+    ``waves`` names an FST file to write (the design must be built with ``waves=True``);
+    ``progress(report)`` is called with the bench's progress reports on long runs.
 
     Raises
     ------
@@ -235,11 +271,13 @@ def run_job(design: BuiltDesign, runs: list[dict], *, clock_ns: int = 10,
         When the simulator or the bench fails (the message names the log).
     """
     job = {"harness": harness_description(design.harness), "clock_ns": clock_ns, "runs": runs}
-    return run_bench(design, "sim.bench", job, waves=waves, name=name)["runs"]
+    return run_bench(design, "sim.bench", job, waves=waves, name=name,
+                     progress=progress)["runs"]
 
 
 def run_bench(design: BuiltDesign, test_module: str, job: dict, *,
-              waves: str | os.PathLike | None = None, name: str = "job") -> dict:
+              waves: str | os.PathLike | None = None, name: str = "job",
+              progress=None) -> dict:
     """Run cocotb ``test_module`` on ``design`` with ``job`` (JSON, as ``$SIM_JOB``) and return
     the result it writes to ``$SIM_RESULT``. The run's directory (job, result, log) is removed
     after a successful run and kept for inspection otherwise.
@@ -257,7 +295,10 @@ def run_bench(design: BuiltDesign, test_module: str, job: dict, *,
     job_path, result_path = test_dir / "job.json", test_dir / "result.json"
     job_path.write_text(json.dumps(job))
     log = test_dir / "sim.log"
-    env = {"SIM_JOB": str(job_path), "SIM_RESULT": str(result_path)}
+    progress_path = test_dir / "progress.jsonl"
+    env = {"SIM_JOB": str(job_path), "SIM_RESULT": str(result_path),
+           "SIM_PROGRESS": str(progress_path)}
+    watcher = _ProgressWatcher(progress_path, progress) if progress else None
     # cocotb's runner exits the process on failure when it sees pytest; we report ourselves.
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
     test_args, plusargs = [], []
@@ -279,6 +320,8 @@ def run_bench(design: BuiltDesign, test_module: str, job: dict, *,
     finally:
         if saved is not None:
             os.environ["PYTEST_CURRENT_TEST"] = saved
+        if watcher is not None:
+            watcher.stop()
     if not result_path.exists():
         raise SimulationError(f"the bench wrote no result; see {log}")
     result = json.loads(result_path.read_text())

@@ -102,3 +102,17 @@ def test_harness_flags_withdrawn_valid(simulator):
                                             backpressure=0.5, seed=2, timeout_cycles=5000)],
                         name="harness_bad")
     assert result["unstable"] == ["o"]
+
+
+def test_progress_reports_reach_the_caller(simulator):
+    design = _design(simulator, False)
+    words = pack_array(IN_SPEC, np.zeros((1000, 4), dtype=np.int64))
+    run = stream_run(design.harness, {"i": words}, {"o": 1000}, backpressure=0.5, seed=3)
+    run["progress_cycles"] = 300
+    reports = []
+    (result,) = run_job(design, [run], name="progress", progress=reports.append)
+    assert result["done"]
+    assert len(reports) >= 3
+    cycles = [r["cycles"] for r in reports]
+    assert cycles == sorted(cycles) and cycles[0] >= 300
+    assert all(r["expected"] == {"o": 1000} and 0 < r["received"]["o"] <= 1000 for r in reports)

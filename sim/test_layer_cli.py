@@ -135,3 +135,17 @@ def test_waves_on_request_icarus(simulator, files):
 def test_waves_on_request_verilator(simulator, files):
     """A second Verilator build (with tracing), hence slow."""
     _waves(files, simulator)
+
+
+@pytest.mark.slow
+@pytest.mark.simulators("verilator")
+def test_requant_output_equals_golden_run(simulator, files):
+    """--requant MULT SHIFT --relu simulates the requant stage (a second build, hence slow)."""
+    rq = ["--requant", "20000", "22", "--relu"]
+    assert cli.main(_args(files, "conv1", "x.npy", *rq)) == 0
+    assert golden_main(["--weights", str(files / "w.npz"), "--layer", "conv1", "--input",
+                        str(files / "x.npy"), "--out", str(files / "g.npy"), *rq]) == 0
+    y, g = np.load(files / "y.npy"), np.load(files / "g.npy")
+    assert y.dtype == np.int8 and g.dtype == np.int8
+    np.testing.assert_array_equal(y, g)
+    assert (y > 0).any() and (y == 0).any()
