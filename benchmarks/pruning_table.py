@@ -9,6 +9,9 @@ with golden's integer model. Prints one line per run (``[i/N]``) and a Markdown 
 Usage::
 
     nice python benchmarks/pruning_table.py --update docs/pruning.md --json pruning.json
+
+Runs can be split over processes (``--tiles``, ``--methods``) with one ``--json`` each, then
+rendered together with ``--from-json a.json b.json --update docs/pruning.md``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import os
 import platform
 import sys
+import textwrap
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,9 +44,11 @@ def _best(rows, key):
 
 def render(results: list[dict], header: str) -> str:
     """Markdown: per-run table and the best sparsity at <= 0.5 % accuracy loss."""
-    lines = [header, "",
-             "| tile | method | target | Winograd-domain sparsity | int8 file sparsity "
-             "| acc. dense | acc. pruned | acc. int8 |",
+    lines = [textwrap.fill(header, 100), "",
+             textwrap.fill("Columns: Winograd-domain sparsity of the float pruned network "
+                           "and of the int8 file (weights that round to zero add to it); test "
+                           "accuracy of the dense, pruned and int8 networks.", 100), "",
+             "| tile | method | target | sparsity | int8 sparsity | dense | pruned | int8 |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         acc = r["accuracy"]
@@ -52,8 +58,9 @@ def render(results: list[dict], header: str) -> str:
             f"| {r['quantised_winograd_sparsity']['overall']:.3f} "
             f"| {100 * acc['dense']:.2f} % | {100 * acc['pruned']:.2f} % "
             f"| {100 * acc['quantised']:.2f} % |")
-    lines += ["", "Highest Winograd-domain sparsity reached with at most 0.5 % accuracy loss "
-              "(against the dense model; '-' = no run qualified):", "",
+    lines += ["", textwrap.fill("Highest Winograd-domain sparsity reached with at most 0.5 % "
+                                "accuracy loss (against the dense model; '-' = no run "
+                                "qualified):", 100), "",
               "| tile | method | float pruned | int8 (golden integer model) |",
               "|---|---|---:|---:|"]
     for tile in dict.fromkeys(r["tile"] for r in results):
@@ -66,6 +73,7 @@ def render(results: list[dict], header: str) -> str:
 
 
 def main(argv=None) -> int:
+    """Run (or render) the table; returns the exit status."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tiles", default="4x4,6x6")
     p.add_argument("--methods", default=",".join(METHODS))
@@ -73,7 +81,18 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write all run reports here")
     p.add_argument("--update", help="Markdown file whose table block to replace")
+    p.add_argument("--from-json", nargs="+", metavar="FILE",
+                   help="render the reports of earlier runs instead of running")
+    p.add_argument("--note", default="", help="text appended to the table's header")
     args = p.parse_args(argv)
+    if args.from_json:
+        results = []
+        for path in args.from_json:
+            with open(path) as f:
+                results += json.load(f)["runs"]
+        order = {m: i for i, m in enumerate(METHODS)}
+        results.sort(key=lambda r: (r["tile"], order[r["method"]], r["target_sparsity"]))
+        return _write(render(results, args.note), args.update)
     torch.set_num_threads(1)
     tiles = args.tiles.split(",")
     methods = args.methods.split(",")
@@ -91,6 +110,9 @@ def main(argv=None) -> int:
                 s = PruneSettings(tile=tile, method=method, target=target, seed=args.seed)
                 _, report = run("digits", data, s, dense=dense)
                 results.append(report)
+                if args.json:       # after every run, so that partial results survive
+                    with open(args.json, "w") as f:
+                        json.dump({"runs": results}, f, indent=1)
                 acc = report["accuracy"]
                 print(f"[{i}/{n}] {tile} {method} target {target:.2f}: sparsity "
                       f"{report['winograd_sparsity']['overall']:.3f}, accuracy dense "
@@ -102,20 +124,24 @@ def main(argv=None) -> int:
               f"{wall / 60:.1f} min on {platform.machine()} with {os.cpu_count()} CPU cores "
               f"(shared with other jobs), torch {torch.__version__}, 1 thread. Budget per run: "
               f"{base.dense_epochs} dense epochs (shared) + {base.prune_epochs} pruning epochs.")
-    table = render(results, header)
-    print(table)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
-    if args.update:
-        with open(args.update) as f:
+            json.dump({"runs": results, "header": header}, f, indent=1)
+    return _write(render(results, f"{header} {args.note}".strip()), args.update)
+
+
+def _write(table: str, update: str | None) -> int:
+    """Print the table and, if asked, replace the marked block of ``update`` with it."""
+    print(table)
+    if update:
+        with open(update) as f:
             text = f.read()
         if BEGIN not in text or END not in text:
-            print(f"{args.update}: markers {BEGIN} / {END} not found", file=sys.stderr)
+            print(f"{update}: markers {BEGIN} / {END} not found", file=sys.stderr)
             return 2
         head, rest = text.split(BEGIN, 1)
         _, tail = rest.split(END, 1)
-        with open(args.update, "w") as f:
+        with open(update, "w") as f:
             f.write(f"{head}{BEGIN}\n{table}{END}{tail}")
     return 0
 
