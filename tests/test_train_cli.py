@@ -15,7 +15,7 @@ from golden.conv import winograd_conv2d_int  # noqa: E402
 from golden.weights import load_weights  # noqa: E402
 from train.prune import main  # noqa: E402
 
-TINY = ["--dense-epochs", "1", "--prune-epochs", "2", "--stages", "1", "--quiet"]
+TINY = ["--dense-epochs", "1", "--prune-epochs", "2", "--stages", "1", "--limit", "200", "--quiet"]
 
 
 def _run(tmp_path, name, *extra):
