@@ -10,8 +10,8 @@ The contract of ``python -m golden.run``, through the generated Verilog: ``X`` i
 [C, H, W] or [N, C, H, W]; ``Y`` is the RTL's output, int64 [[N,] K, Hout, Wout] (int8 with
 ``--requant``), and must equal golden.run's. ``R.json`` holds ``cycles`` (first input patch to
 last result, summed over images), ``model_cycles`` (``golden.cycles``), ``load_cycles``,
-``multipliers``, ``nonzero_macs``, ``utilisation``, ``skipped_macs_per_position``,
-``simulator``, ``tile``, the design and per-image figures.
+``multipliers``, ``nonzero_macs``, ``utilisation``, ``skipped_macs_per_position`` (work
+counters summed over images), ``simulator``, ``tile``, the design and per-image figures.
 
 Exit status: 0 when outputs and cycle counts match golden; 1 on a mismatch (the message names
 the first differing index; Y.npy and R.json are still written); 2 on bad input (one line on
@@ -204,14 +204,18 @@ def _run(argv) -> tuple[int, str]:
 
     cycles = sum(o.cycles for o in outcomes)
     report = model.as_dict()
+    n = len(images)
+    # Work counters of every image (the model's are per image).
+    for key in ("nonzero_macs", "dense_macs", "direct_macs"):
+        report[key] *= n
+    for key in ("skipped_macs_per_position", "nonzero_macs_per_position"):
+        report[key] = [v * n for v in report[key]]
     report.update({
         "layer": layer.name, "simulator": args.simulator, "simulator_version": info.version,
         "tile": config.tile, "array": list(array), "design": config.as_dict(),
         "images": len(images), "cycles": cycles, "model_cycles": model.cycles * len(images),
         "load_cycles": outcomes[0].load_cycles, "model_load_cycles": model.load_cycles,
-        "nonzero_macs": model.nonzero_macs * len(images),
-        "utilisation": model.nonzero_macs * len(images) / (config.n_pe * cycles)
-        if cycles else 0.0,
+        "utilisation": report["nonzero_macs"] / (config.n_pe * cycles) if cycles else 0.0,
         "per_image": [{"cycles": o.cycles, "load_cycles": o.load_cycles,
                        "simulated_cycles": o.simulated_cycles, "passed": o.passed}
                       for o in outcomes],

@@ -57,6 +57,12 @@ def test_output_equals_golden_run(simulator, files, capsys, layer, x):
     assert report["cycles"] == report["model_cycles"]
     assert report["multipliers"] == 4 and report["passed"]
     assert 0 < report["utilisation"] <= 1
+    assert report["utilisation"] == pytest.approx(report["nonzero_macs"] / (4 * report["cycles"]))
+    n = 2 if x == "xb.npy" else 1
+    assert report["images"] == n and len(report["per_image"]) == n
+    assert report["nonzero_macs"] == sum(report["nonzero_macs_per_position"])
+    assert (sum(report["skipped_macs_per_position"]) + report["nonzero_macs"]
+            == report["dense_macs"])
     assert not (files / "y.fst").exists(), "waves written without --waves"
     assert "RTL == golden" in capsys.readouterr().out
 
