@@ -24,7 +24,6 @@ __all__ = [
     "pause_words",
     "random_pauses",
     "stream_run",
-    "transfer_stats",
 ]
 
 
@@ -98,12 +97,6 @@ def stream_run(harness: StreamHarness, inputs: dict, expects: dict, *, gaps: flo
         timeout_cycles = int(4 * total / ((1 - gaps) * (1 - backpressure))) + 2000
     return {"sources": sources, "sinks": sinks, "timeout_cycles": int(timeout_cycles),
             "abort_after": abort_after}
-
-
-def transfer_stats(result: dict, name: str) -> tuple[int, int, int]:
-    """(count, first cycle, last cycle) of stream ``name`` in a bench result."""
-    s = result["streams"][name]
-    return s["count"], s["first"], s["last"]
 
 
 @dataclass
