@@ -25,7 +25,8 @@ from .conv import winograd_conv2d_int
 from .quant import requantize
 from .weights import LayerWeights, WeightFileError, load_weights
 
-__all__ = ["CliError", "build_parser", "load_input", "main", "run_layer"]
+__all__ = ["CliError", "build_parser", "check_input_fits", "load_input", "load_layer", "main",
+           "one_line", "run_layer"]
 
 PROG = "golden.run"
 
@@ -82,7 +83,7 @@ def load_input(path: str) -> np.ndarray:
                 x.close()
                 raise CliError(f"input {path}: is an .npz archive, not a single .npy array")
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise CliError(f"input {path}: not a readable .npy array ({_one_line(exc)})") from None
+        raise CliError(f"input {path}: not a readable .npy array ({one_line(exc)})") from None
     if x.dtype != np.int8:
         raise CliError(f"input {path}: dtype must be int8, not {x.dtype}")
     if x.ndim not in (3, 4):
@@ -93,7 +94,26 @@ def load_input(path: str) -> np.ndarray:
     return x
 
 
-def _check_fits_layer(x: np.ndarray, layer: LayerWeights, path: str) -> None:
+def load_layer(weights_path: str, name: str) -> LayerWeights:
+    """Read ``weights_path`` (validated, never unpickled) and return its layer ``name``.
+
+    Raises
+    ------
+    CliError
+        Naming the file, layer and key of any problem, or the layers the file has.
+    """
+    try:
+        weights = load_weights(weights_path)
+    except WeightFileError as exc:
+        raise CliError(f"weights {one_line(exc)}") from None
+    if name not in weights:
+        raise CliError(f"weights {weights_path}: no layer '{name}'; layers are: "
+                       f"{', '.join(weights.names)}")
+    return weights[name]
+
+
+def check_input_fits(x: np.ndarray, layer: LayerWeights, path: str) -> None:
+    """Refuse an input whose channel count or size does not suit ``layer`` (CliError)."""
     c, h, w = x.shape[-3:]
     if c != layer.in_channels:
         raise CliError(f"input {path}: has {c} channels (shape {list(x.shape)}), layer "
@@ -124,7 +144,7 @@ def run_layer(layer: LayerWeights, x: np.ndarray, requant: tuple[int, int] | Non
     return y
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
@@ -133,28 +153,21 @@ def _run(argv) -> str:
     if args.relu and args.requant is None:
         raise CliError("--relu needs --requant MULT SHIFT")
     _check_output_path(args.out)
-    try:
-        weights = load_weights(args.weights)
-    except WeightFileError as exc:
-        raise CliError(f"weights {_one_line(exc)}") from None
-    if args.layer not in weights:
-        raise CliError(f"weights {args.weights}: no layer '{args.layer}'; layers are: "
-                       f"{', '.join(weights.names)}")
-    layer = weights[args.layer]
+    layer = load_layer(args.weights, args.layer)
     x = load_input(args.input)
-    _check_fits_layer(x, layer, args.input)
+    check_input_fits(x, layer, args.input)
 
     start = time.perf_counter()
     try:
         y = run_layer(layer, x, args.requant, args.relu)
     except ValueError as exc:         # requantisation parameters out of range
-        raise CliError(f"--requant {' '.join(map(str, args.requant))}: {_one_line(exc)}") \
+        raise CliError(f"--requant {' '.join(map(str, args.requant))}: {one_line(exc)}") \
             from None
     elapsed = time.perf_counter() - start
     try:
         np.save(args.out, y, allow_pickle=False)
     except OSError as exc:
-        raise CliError(f"--out {args.out}: cannot write ({_one_line(exc)})") from None
+        raise CliError(f"--out {args.out}: cannot write ({one_line(exc)})") from None
 
     a = layer.alpha
     post = ""
@@ -170,7 +183,7 @@ def main(argv=None) -> int:
     try:
         summary = _run(argv)
     except CliError as exc:
-        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     print(summary)
     return 0

@@ -30,9 +30,9 @@ import numpy as np
 
 from golden.config import DEFAULT, AcceleratorConfig, parse_array
 from golden.cycles import layer_cycles
-from golden.run import CliError, load_input, run_layer
+from golden.run import (CliError, check_input_fits, load_input, load_layer, one_line,
+                        run_layer)
 from golden.transforms import TILES
-from golden.weights import WeightFileError, load_weights
 
 __all__ = ["build_parser", "design_config", "main"]
 
@@ -70,10 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--relu", action="store_true", help="ReLU after requantising")
     p.add_argument("--waves", action="store_true", help="write an FST waveform next to --out")
     return p
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def _pow2(n: int) -> int:
@@ -123,7 +119,7 @@ def _run(argv) -> tuple[int, str]:
     try:
         array = parse_array(args.array)
     except ValueError as exc:
-        raise CliError(f"--array: {_one_line(exc)}") from None
+        raise CliError(f"--array: {one_line(exc)}") from None
     if not 1 <= args.max_channels <= 4096:
         raise CliError(f"--max-channels must lie in [1, 4096], not {args.max_channels}")
     _check_paths(args)
@@ -133,19 +129,10 @@ def _run(argv) -> tuple[int, str]:
         raise CliError(f"--simulator {args.simulator}: {info.reason}")
     if args.waves and waves_problem(args.simulator):
         raise CliError(f"--waves: {waves_problem(args.simulator)}")
-    try:
-        weights = load_weights(args.weights)
-    except WeightFileError as exc:
-        raise CliError(f"weights {_one_line(exc)}") from None
-    if args.layer not in weights:
-        raise CliError(f"weights {args.weights}: no layer '{args.layer}'; layers are: "
-                       f"{', '.join(weights.names)}")
-    layer = weights[args.layer]
+    layer = load_layer(args.weights, args.layer)
     x = load_input(args.input)
-    c, h, w = x.shape[-3:]
-    if c != layer.in_channels:
-        raise CliError(f"input {args.input}: has {c} channels (shape {list(x.shape)}), layer "
-                       f"'{layer.name}' expects {layer.in_channels}")
+    check_input_fits(x, layer, args.input)
+    h, w = x.shape[-2:]
     config = design_config(layer, array, args.requant is not None, args.max_channels)
     from golden.program import compile_layer
     requant = None
@@ -154,11 +141,11 @@ def _run(argv) -> tuple[int, str]:
     try:
         program = compile_layer(config, layer, h, w, requant=requant)
     except ValueError as exc:
-        raise CliError(_one_line(exc)) from None
+        raise CliError(one_line(exc)) from None
     try:
         golden = run_layer(layer, x, args.requant, args.relu)
     except ValueError as exc:
-        raise CliError(f"--requant {' '.join(map(str, args.requant))}: {_one_line(exc)}") \
+        raise CliError(f"--requant {' '.join(map(str, args.requant))}: {one_line(exc)}") \
             from None
 
     from sim.accel import LayerRun, accelerator_depths, build_accelerator, run_layers
@@ -168,7 +155,7 @@ def _run(argv) -> tuple[int, str]:
     _progress(1, steps, f"design: tile {config.tile}, {array[0]}x{array[1]} PEs, "
                         f"channels <= {config.max_in_channels}/{config.max_out_channels}"
                         f"{', requant' if config.requant else ''}; generating Verilog")
-    depths = accelerator_depths(config, program.n_tiles * c,
+    depths = accelerator_depths(config, program.n_tiles * program.in_channels,
                                 program.n_tiles * program.out_channels)
     _progress(2, steps, f"building with {args.simulator} (reused when cached; a new "
                         f"Verilator build takes minutes)")
@@ -182,7 +169,7 @@ def _run(argv) -> tuple[int, str]:
         outcomes = run_layers(design, [LayerRun(program, img) for img in images],
                               waves=waves, name="layer", progress=_show_progress)
     except SimulationError as exc:
-        return 1, f"{layer.name}: {_one_line(exc)}"
+        return 1, f"{layer.name}: {one_line(exc)}"
     wall = time.perf_counter() - start
     _progress(4, steps, f"comparing with golden ({wall:.1f} s)")
 
@@ -242,7 +229,7 @@ def main(argv=None) -> int:
     try:
         status, message = _run(argv)
     except CliError as exc:
-        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     print(message, file=sys.stdout if status == 0 else sys.stderr)
     return status
