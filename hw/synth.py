@@ -609,13 +609,21 @@ def _plot(rows: list[dict], target: str, path: Path) -> None:
         fmax = [(x, f) for x, f in fmax if f]
         if fmax:
             ax_f.plot(*zip(*fmax), "o-", label=f"{tile}")
-    ax_res.set(xlabel="multipliers (PEs)", ylabel="cells", title=f"Resources ({target})",
-               xscale="log", yscale="log")
+    from hw.boards import BOARDS
+    ticks = sorted({r["report"]["multipliers"]["expected"] for r in good})
+    for ax in (ax_res, ax_f):
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("multipliers (PEs)")
+    ax_res.set(ylabel="cells", title=f"Resources ({target})", yscale="log")
     ax_res.legend(fontsize=8)
-    ax_f.set(xlabel="multipliers (PEs)", ylabel="MHz", title="Fmax after place and route",
-             xscale="log")
-    if ax_f.lines:
-        ax_f.legend(fontsize=8)
+    ax_f.set(ylabel="MHz", title="Fmax after place and route")
+    if target in BOARDS:
+        ax_f.axhline(BOARDS[target].goal_mhz, color="grey", linestyle=":",
+                     label=f"goal {BOARDS[target].goal_mhz:g} MHz")
+    ax_f.set_ylim(bottom=0)
+    ax_f.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
