@@ -623,7 +623,8 @@ def _plot(rows: list[dict], target: str, path: Path) -> None:
         ax_f.axhline(BOARDS[target].goal_mhz, color="grey", linestyle=":",
                      label=f"goal {BOARDS[target].goal_mhz:g} MHz")
     ax_f.set_ylim(bottom=0)
-    ax_f.legend(fontsize=8)
+    if ax_f.lines:
+        ax_f.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
