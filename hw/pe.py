@@ -16,7 +16,9 @@ Pipeline of the multiply-accumulate (one entry per cycle)::
 
     issue    weight memory read (address = entry counter)
     fetch    V memory read (address = half, entry.channel)
-    multiply product = value * V[position]            (registered)
+    select   register V[position] and value (the multiplier's operands)
+    multiply product = value * V[position] (registered); register acc[position], forwarded
+             from the add stage when the previous entry has the same position
     add      acc[position] += product; on last: write result bank, clear acc
 """
 
@@ -36,8 +38,8 @@ from .layouts import to_layout
 __all__ = ["PIPELINE_DEPTH", "ProcessingElement", "VChainSignature", "index_bits"]
 
 #: Cycles from a tile's ``start`` until ``done`` rises, beyond one per entry (issue, fetch,
-#: multiply, add and the idle cycle that reports ``done``); ``golden.cycles`` uses the same
-#: figure.
+#: select, multiply, add and the idle cycle that reports ``done``); ``golden.cycles`` uses the
+#: same figure.
 PIPELINE_DEPTH = PE_PIPELINE_DEPTH
 
 
@@ -191,27 +193,48 @@ class ProcessingElement(wiring.Component):
         v_rd = vmem.read_port(transparent_for=())
         m.d.comb += v_rd.addr.eq(Cat(entry.channel[:chan_bits], half))
 
-        # -- multiply: one product per cycle (the PE's only multiplier) ---------------------
-        mul_valid = Signal()
-        mul_value = Signal(signed(widths.weight))
-        mul_position = Signal.like(entry.position)
-        mul_last = Signal()
-        m.d.sync += [mul_valid.eq(fetch_valid), mul_value.eq(entry.value),
-                     mul_position.eq(entry.position), mul_last.eq(entry.last)]
+        # -- select: register V[channel][position] and the weight, so the multiplier has
+        # registered operands and the alpha**2:1 mux stays out of the multiply path ---------
+        sel_valid = Signal()
+        sel_value = Signal(signed(widths.weight))
+        sel_position = Signal.like(entry.position)
+        sel_last = Signal()
+        m.d.sync += [sel_valid.eq(fetch_valid), sel_value.eq(entry.value),
+                     sel_position.eq(entry.position), sel_last.eq(entry.last)]
         v_word = data.View(v_layout, v_rd.data)
-        v_selected = Array(v_word[i] for i in range(cfg.positions))[mul_position]
+        v_selected = Array(v_word[i] for i in range(cfg.positions))[sel_position]
 
+        mul_valid = Signal()
+        mul_weight = Signal(signed(widths.weight))
+        mul_v = Signal(signed(widths.v))
+        mul_position = Signal.like(sel_position)
+        mul_last = Signal()
+        m.d.sync += [mul_valid.eq(sel_valid), mul_weight.eq(sel_value), mul_v.eq(v_selected),
+                     mul_position.eq(sel_position), mul_last.eq(sel_last)]
+
+        # -- multiply: one product per cycle (the PE's only multiplier); meanwhile read the
+        # accumulator the add stage needs, forwarding the add stage's own result -------------
         add_valid = Signal()
         add_position = Signal.like(mul_position)
         add_last = Signal()
         product = Signal(signed(widths.product))
         m.d.sync += [add_valid.eq(mul_valid), add_position.eq(mul_position),
-                     add_last.eq(mul_last & mul_valid), product.eq(mul_value * v_selected)]
+                     add_last.eq(mul_last & mul_valid), product.eq(mul_weight * mul_v)]
 
-        # -- add: accumulate; a finished channel goes to the result bank -------------------
         acc = [Signal(signed(widths.accumulator), name=f"acc_{i}") for i in range(cfg.positions)]
         acc_sum = Signal(signed(widths.accumulator))
-        m.d.comb += acc_sum.eq(Array(acc)[add_position] + product)
+        acc_operand = Signal(signed(widths.accumulator))
+        with m.If(self.clear | (add_valid & add_last)):
+            # The accumulators are cleared at this edge.
+            m.d.sync += acc_operand.eq(0)
+        with m.Elif(add_valid & (add_position == mul_position)):
+            # Back-to-back entries at one position: acc[position] is being written now.
+            m.d.sync += acc_operand.eq(acc_sum)
+        with m.Else():
+            m.d.sync += acc_operand.eq(Array(acc)[mul_position])
+
+        # -- add: accumulate; a finished channel goes to the result bank -------------------
+        m.d.comb += acc_sum.eq(acc_operand + product)
         slot = Signal(range(slots + 1))
         b_wr = bank.write_port()
         m.d.comb += b_wr.addr.eq(Cat(slot[:slot_bits], half))
@@ -233,7 +256,7 @@ class ProcessingElement(wiring.Component):
         with m.Elif(add_valid & add_last):
             m.d.sync += slot.eq(slot + 1)
 
-        m.d.comb += self.done.eq(~(running | fetch_valid | mul_valid | add_valid))
+        m.d.comb += self.done.eq(~(running | fetch_valid | sel_valid | mul_valid | add_valid))
 
         # -- result bank read port for the collector ---------------------------------------
         b_rd = bank.read_port(transparent_for=())

@@ -139,6 +139,28 @@ def test_pe_extreme_values_at_max_channels(config):
         np.testing.assert_array_equal(got, _expected(u, v, config))
 
 
+@pytest.mark.parametrize("config", [SMALL_4, SMALL_6], ids=["4x4", "6x6"])
+@pytest.mark.parametrize("kept", [(0,), (-1,), (0, -1)], ids=["first", "last", "first+last"])
+def test_pe_back_to_back_entries_at_one_position(config, kept):
+    """Weights only at one or two positions: consecutive entries hit the same accumulator
+    (forwarded from the add stage), also across ``last`` into the next output channel, and
+    single-entry channels follow each other."""
+    rng = np.random.default_rng(11 + len(kept) + config.alpha)
+    slots = result_slots(config)
+    c = config.max_in_channels
+    u = np.zeros((slots, c, config.positions), dtype=np.int64)
+    for position in kept:
+        u[:, :, position] = rng.integers(-127, 128, (slots, c)) | 1
+    u[0, 1:] = 0                                   # a short channel right before `last`
+    u[-1, :, kept[0]] = 127                        # back-to-back at the extreme
+    u = u.reshape(slots, c, config.alpha, config.alpha)
+    tiles = [_random_v(rng, config, c, extreme=e) for e in (True, False, True)]
+    sparse, results, durations = _run_pe(config, u, tiles)
+    for v, got in zip(tiles, results):
+        np.testing.assert_array_equal(got, _expected(u, v, config))
+    assert durations[-1] == sparse.nnz + PIPELINE_DEPTH
+
+
 def test_pe_rejects_non_config():
     with warnings.catch_warnings():
         # The half-built component is never elaborated; that is the point.
