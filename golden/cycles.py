@@ -41,8 +41,9 @@ __all__ = [
     "step_lengths",
 ]
 
-#: Cycles a PE needs beyond one per entry: issue, fetch, select, multiply, add, then ``done``.
-PE_PIPELINE_DEPTH = 5
+#: Cycles a PE needs beyond one per entry: issue, latch, fetch, select, multiply, add, then
+#: ``done``.
+PE_PIPELINE_DEPTH = 6
 #: Cycles the collector needs beyond one per channel: issue, table read, bank read, ``done``.
 COLLECTOR_DEPTH = 3
 

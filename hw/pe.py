@@ -15,6 +15,7 @@ previous tile's results are collected while this tile computes.
 Pipeline of the multiply-accumulate (one entry per cycle)::
 
     issue    weight memory read (address = entry counter)
+    latch    register the entry (keeps the block RAM's slow read off the V memory address)
     fetch    V memory read (address = half, entry.channel)
     select   register V[position] and value (the multiplier's operands)
     multiply product = value * V[position] (registered); register acc[position], forwarded
@@ -37,9 +38,9 @@ from .layouts import to_layout
 
 __all__ = ["PIPELINE_DEPTH", "ProcessingElement", "VChainSignature", "index_bits"]
 
-#: Cycles from a tile's ``start`` until ``done`` rises, beyond one per entry (issue, fetch,
-#: select, multiply, add and the idle cycle that reports ``done``); ``golden.cycles`` uses the
-#: same figure.
+#: Cycles from a tile's ``start`` until ``done`` rises, beyond one per entry (issue, latch,
+#: fetch, select, multiply, add and the idle cycle that reports ``done``); ``golden.cycles``
+#: uses the same figure.
 PIPELINE_DEPTH = PE_PIPELINE_DEPTH
 
 
@@ -186,10 +187,16 @@ class ProcessingElement(wiring.Component):
             with m.If(pointer == self.entries - 1):
                 m.d.sync += running.eq(0)
 
-        # -- fetch: the entry is out of the weight memory; read V[channel] -----------------
+        # -- latch: register the entry out of the weight memory (a block RAM's read is slow;
+        # its output must not feed the V memory address directly) --------------------------
+        latch_valid = Signal()
+        m.d.sync += latch_valid.eq(running)
+        entry = Signal(entry_layout)
+        m.d.sync += entry.eq(w_rd.data)
+
+        # -- fetch: read V[channel] ---------------------------------------------------------
         fetch_valid = Signal()
-        m.d.sync += fetch_valid.eq(running)
-        entry = data.View(entry_layout, w_rd.data)
+        m.d.sync += fetch_valid.eq(latch_valid)
         v_rd = vmem.read_port(transparent_for=())
         m.d.comb += v_rd.addr.eq(Cat(entry.channel[:chan_bits], half))
 
@@ -256,7 +263,8 @@ class ProcessingElement(wiring.Component):
         with m.Elif(add_valid & add_last):
             m.d.sync += slot.eq(slot + 1)
 
-        m.d.comb += self.done.eq(~(running | fetch_valid | sel_valid | mul_valid | add_valid))
+        m.d.comb += self.done.eq(~(running | latch_valid | fetch_valid | sel_valid | mul_valid
+                                | add_valid))
 
         # -- result bank read port for the collector ---------------------------------------
         b_rd = bank.read_port(transparent_for=())
