@@ -23,7 +23,7 @@ from amaranth.lib import data, wiring
 from golden.config import DEFAULT, AcceleratorConfig, parse_array
 from golden.transforms import TILES, parse_tile
 
-__all__ = ["add_config_arguments", "build_manifest", "config_from_args", "generate",
+__all__ = ["OneLineParser", "add_config_arguments", "build_manifest", "config_from_args", "generate",
            "generate_verilog", "main", "make_parser", "port_list", "top_name"]
 
 MANIFEST_VERSION = 1
@@ -143,7 +143,7 @@ def generate(config: AcceleratorConfig, out_dir: str | os.PathLike) -> tuple[str
     return v_path, j_path
 
 
-class _OneLineParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a bad argument in one line on stderr, exit status 2."""
 
     def error(self, message):
@@ -177,7 +177,7 @@ def _array(text: str) -> tuple[int, int]:
 
 def make_parser(prog: str = "python -m hw.generate") -> argparse.ArgumentParser:
     """The command-line interface (shared with hw.synth)."""
-    p = _OneLineParser(prog=prog, description="Generate the sparse-Winograd accelerator's "
+    p = OneLineParser(prog=prog, description="Generate the sparse-Winograd accelerator's "
                        "Verilog and JSON manifest.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_config_arguments(p)

