@@ -25,8 +25,8 @@ from .conv import winograd_conv2d_int
 from .quant import requantize
 from .weights import LayerWeights, WeightFileError, load_weights
 
-__all__ = ["CliError", "build_parser", "check_input_fits", "load_input", "load_layer", "main",
-           "one_line", "run_layer"]
+__all__ = ["CliError", "build_parser", "check_input_fits", "check_output_path", "load_input",
+           "load_layer", "main", "one_line", "run_layer"]
 
 PROG = "golden.run"
 
@@ -124,14 +124,16 @@ def check_input_fits(x: np.ndarray, layer: LayerWeights, path: str) -> None:
                        f"{layer.r}x{layer.r} kernel of layer '{layer.name}'")
 
 
-def _check_output_path(path: str) -> None:
-    if not path.endswith(".npy"):
-        raise CliError(f"--out {path}: must end in .npy")
+def check_output_path(path: str, flag: str = "--out", ext: str = ".npy") -> None:
+    """Refuse an output path without ``ext``, that is a directory, or whose directory is
+    missing (CliError naming ``flag``), before any work is done."""
+    if not path.endswith(ext):
+        raise CliError(f"{flag} {path}: must end in {ext}")
     if os.path.isdir(path):
-        raise CliError(f"--out {path}: is a directory")
+        raise CliError(f"{flag} {path}: is a directory")
     parent = os.path.dirname(path) or "."
     if not os.path.isdir(parent):
-        raise CliError(f"--out {path}: directory {parent} does not exist")
+        raise CliError(f"{flag} {path}: directory {parent} does not exist")
 
 
 def run_layer(layer: LayerWeights, x: np.ndarray, requant: tuple[int, int] | None = None,
@@ -152,7 +154,7 @@ def _run(argv) -> str:
     args = build_parser().parse_args(argv)
     if args.relu and args.requant is None:
         raise CliError("--relu needs --requant MULT SHIFT")
-    _check_output_path(args.out)
+    check_output_path(args.out)
     layer = load_layer(args.weights, args.layer)
     x = load_input(args.input)
     check_input_fits(x, layer, args.input)

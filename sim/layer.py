@@ -30,8 +30,8 @@ import numpy as np
 
 from golden.config import DEFAULT, AcceleratorConfig, parse_array
 from golden.cycles import layer_cycles
-from golden.run import (CliError, check_input_fits, load_input, load_layer, one_line,
-                        run_layer)
+from golden.run import (CliError, check_input_fits, check_output_path, load_input, load_layer,
+                        one_line, run_layer)
 from golden.transforms import TILES
 
 __all__ = ["build_parser", "design_config", "main"]
@@ -92,14 +92,8 @@ def design_config(layer, array: tuple[int, int], requant: bool,
 
 
 def _check_paths(args):
-    for flag, path, ext in (("--out", args.out, ".npy"), ("--report", args.report, ".json")):
-        if not path.endswith(ext):
-            raise CliError(f"{flag} {path}: must end in {ext}")
-        if os.path.isdir(path):
-            raise CliError(f"{flag} {path}: is a directory")
-        parent = os.path.dirname(path) or "."
-        if not os.path.isdir(parent):
-            raise CliError(f"{flag} {path}: directory {parent} does not exist")
+    check_output_path(args.out, "--out", ".npy")
+    check_output_path(args.report, "--report", ".json")
 
 
 def _progress(step: int, total: int, text: str) -> None:
