@@ -1,9 +1,9 @@
-"""Weight file format v1: reader, validator and writer.
+"""Weight file formats v1 and v2: reader, validator and writer.
 
 A NumPy ``.npz`` archive (compressed or not), always read with ``allow_pickle=False``. The format
-is specified in ``docs/weight-format.md``; in short:
+is specified in ``docs/weight-format.md``; in short (v1; :mod:`golden.netfile` adds v2):
 
-* ``format`` 0-d str ``"sparse-winograd-weights"``, ``version`` 0-d integer ``1``,
+* ``format`` 0-d str ``"sparse-winograd-weights"``, ``version`` 0-d integer ``1`` or ``2``,
   ``layers`` 1-d str array of unique names matching ``[A-Za-z0-9_.-]+``, in network order;
 * per layer ``L``: ``L/m``, ``L/r``, ``L/AT`` int64 [m, a], ``L/BT`` int64 [a, a], ``L/G`` float64
   [a, r], ``L/U`` int8 [K, C, a, a] in [-127, 127], ``L/scale`` float32 [K] > 0, ``L/padding``
@@ -17,15 +17,20 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .netfile import (REQUANT_KEYS, Network, parse_ops, validate_network,
+                      validate_requant)
+
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "FORMAT_VERSIONS",
     "LayerWeights",
     "WeightFile",
     "WeightFileError",
@@ -35,14 +40,17 @@ __all__ = [
 ]
 
 FORMAT_NAME = "sparse-winograd-weights"
-FORMAT_VERSION = 1
+#: The newest version (written when a file holds a network); the reader accepts all of
+#: :data:`FORMAT_VERSIONS`.
+FORMAT_VERSION = 2
+FORMAT_VERSIONS = (1, 2)
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 _REQUIRED = ("m", "r", "AT", "BT", "G", "U", "scale", "padding")
 _OPTIONAL = ("bias", "U_float", "input_scale")
 
 
 class WeightFileError(ValueError):
-    """A weight file (or in-memory layer) violates format v1.
+    """A weight file (or in-memory layer) violates format v1 or v2.
 
     Members
     -------
@@ -65,7 +73,8 @@ class WeightFileError(ValueError):
 
 @dataclass
 class LayerWeights:
-    """One convolution layer of a weight file (all arrays as stored)."""
+    """One convolution layer of a weight file (all arrays as stored; requant_* and relu are
+    the version 2 requantisation, all three or none)."""
 
     name: str
     m: int
@@ -79,6 +88,9 @@ class LayerWeights:
     bias: np.ndarray | None = None
     U_float: np.ndarray | None = None
     input_scale: float | None = None
+    requant_mult: np.ndarray | None = None
+    requant_shift: np.ndarray | None = None
+    relu: bool | None = None
 
     @property
     def alpha(self) -> int:
@@ -108,7 +120,7 @@ class LayerWeights:
         return float(np.count_nonzero(self.U == 0)) / self.U.size
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The archive entries of this layer, keyed ``name/key``, with format v1 dtypes."""
+        """The archive entries of this layer, keyed ``name/key``, with the format's dtypes."""
         out = {
             "m": np.array(self.m, dtype=np.int64), "r": np.array(self.r, dtype=np.int64),
             "AT": np.asarray(self.AT), "BT": np.asarray(self.BT), "G": np.asarray(self.G),
@@ -121,15 +133,26 @@ class LayerWeights:
             out["U_float"] = np.asarray(self.U_float)
         if self.input_scale is not None:
             out["input_scale"] = np.asarray(self.input_scale, dtype=np.float32)  # held as float
+        for key in ("requant_mult", "requant_shift"):
+            if getattr(self, key) is not None:
+                out[key] = np.asarray(getattr(self, key))
+        if self.relu is not None:
+            out["relu"] = np.array(int(self.relu), dtype=np.int64)
         return {f"{self.name}/{k}": v for k, v in out.items()}
 
 
 @dataclass
 class WeightFile:
-    """A whole weight file: layers in network order."""
+    """A whole weight file: layers in network order, and the network of a version 2 file."""
 
     layers: list[LayerWeights] = field(default_factory=list)
     source: str = "<memory>"
+    network: Network | None = None
+
+    @property
+    def version(self) -> int:
+        """2 when the file holds a network, else 1."""
+        return 1 if self.network is None else 2
 
     @property
     def names(self) -> list[str]:
@@ -168,7 +191,8 @@ def _check_triple(err, name: str, m: int, r: int, AT, BT, G) -> None:
 
 
 def validate_arrays(arrays: Mapping[str, np.ndarray], source: str = "<memory>") -> WeightFile:
-    """Validate a mapping of archive entries against format v1 and build a :class:`WeightFile`.
+    """Validate a mapping of archive entries against format v1 or v2 and build a
+    :class:`WeightFile`.
 
     Raises
     ------
@@ -200,9 +224,10 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], source: str = "<memory>") 
     if not _is_int_scalar(version):
         raise err(f"must be a 0-d integer array, not {version.dtype} of shape "
                   f"{list(version.shape)}", key="version")
-    if int(version) != FORMAT_VERSION:
-        raise err(f"unsupported version {int(version)}; this reader supports version "
-                  f"{FORMAT_VERSION}", key="version")
+    version = int(version)
+    if version not in FORMAT_VERSIONS:
+        raise err(f"unsupported version {version}; this reader supports versions "
+                  f"{' and '.join(map(str, FORMAT_VERSIONS))}", key="version")
     names = get("layers")
     if names.ndim != 1 or names.dtype.kind != "U":
         raise err(f"must be a 1-d str array, not {names.dtype} of shape {list(names.shape)}",
@@ -216,23 +241,52 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], source: str = "<memory>") 
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise err(f"layer names must be unique; repeated: {', '.join(dup)}", key="layers")
+    ops = parse_ops(get, err, names, _NAME_RE) if version == 2 else []
+    _check_keys(arrays, names, ops, version, err)
+
+    def present(key, layer=None):
+        try:
+            get(key, layer)
+            return True
+        except WeightFileError as exc:
+            if exc.reason == "missing":
+                return False
+            raise
+
+    layers = [_validate_layer(name, get, present, err, version) for name in names]
+    network = None
+    if version == 2:
+        network = validate_network(get, present, err, ops, {lw.name: lw for lw in layers})
+    return WeightFile(layers=layers, source=source, network=network)
+
+
+def _check_keys(arrays, names, ops, version, err) -> None:
+    """Refuse keys no part of the format owns: a misspelt optional key (conv1/baias) would
+    silently drop data."""
+    optional = _OPTIONAL + (REQUANT_KEYS if version == 2 else ())
+    owners = {"network": ("ops", "input_shape", "input_scale", "classes")}
+    owners.update({op.name: ("W", "b") for op in ops if op.kind == "linear"})
     for key in arrays:
         if key in ("format", "version", "layers"):
             continue
-        prefix = key.split("/", 1)[0]
-        if "/" not in key or prefix not in names:
+        prefix, _, field_name = key.partition("/")
+        if prefix in names:
+            if field_name not in _REQUIRED + optional:
+                raise err(f"unknown key; a v{version} layer has {', '.join(_REQUIRED)} and "
+                          f"optionally {', '.join(optional)}", prefix, key)
+        elif version == 2 and prefix in owners and field_name:
+            if field_name not in owners[prefix]:
+                what = "'network'" if prefix == "network" else f"linear op '{prefix}'"
+                raise err(f"unknown key; {what} has {', '.join(owners[prefix])}",
+                          None if prefix == "network" else prefix, key)
+        elif version == 2:
+            raise err("belongs to no layer listed in 'layers', no linear op of 'network/ops' "
+                      "and is not a 'network/' key", key=key)
+        else:
             raise err("belongs to no layer listed in 'layers'", key=key)
-        # A misspelt optional key (conv1/baias) would silently drop data: refuse it.
-        field_name = key.split("/", 1)[1]
-        if field_name not in _REQUIRED + _OPTIONAL:
-            raise err(f"unknown key; a v1 layer has {', '.join(_REQUIRED)} and optionally "
-                      f"{', '.join(_OPTIONAL)}", prefix, key)
-
-    layers = [_validate_layer(name, get, err) for name in names]
-    return WeightFile(layers=layers, source=source)
 
 
-def _validate_layer(name, get, err) -> LayerWeights:
+def _validate_layer(name, get, present, err, version) -> LayerWeights:
     def key(k):
         return f"{name}/{k}"
 
@@ -286,18 +340,9 @@ def _validate_layer(name, get, err) -> LayerWeights:
     if not 0 <= padding <= r - 1:
         raise err(f"must lie in [0, {r - 1}], not {padding}", name, key("padding"))
 
-    def present(k_):
-        try:
-            get(key(k_), name)
-            return True
-        except WeightFileError as exc:
-            if exc.reason == "missing":
-                return False
-            raise
-
-    bias = array("bias", np.int32, (k,)) if present("bias") else None
+    bias = array("bias", np.int32, (k,)) if present(key("bias"), name) else None
     U_float = None
-    if present("U_float"):
+    if present(key("U_float"), name):
         U_float = array("U_float", np.float32, U.shape)
         bad = (U == 0) & (U_float != 0)
         if np.any(bad):
@@ -305,13 +350,15 @@ def _validate_layer(name, get, err) -> LayerWeights:
             raise err(f"must be zero wherever U is zero (pruned); nonzero at index {idx}",
                       name, key("U_float"))
     input_scale = None
-    if present("input_scale"):
+    if present(key("input_scale"), name):
         s = array("input_scale", np.float32, ())
         if not s > 0:
             raise err(f"must be positive, not {float(s)}", name, key("input_scale"))
         input_scale = float(s)
+    requant = validate_requant(name, k, get, present, err) if version == 2 else {}
     return LayerWeights(name=name, m=m, r=r, AT=AT, BT=BT, G=G, U=U, scale=scale,
-                        padding=padding, bias=bias, U_float=U_float, input_scale=input_scale)
+                        padding=padding, bias=bias, U_float=U_float, input_scale=input_scale,
+                        **requant)
 
 
 def load_weights(path: str | os.PathLike) -> WeightFile:
@@ -320,7 +367,7 @@ def load_weights(path: str | os.PathLike) -> WeightFile:
     Raises
     ------
     WeightFileError
-        If the file is missing, unreadable, truncated or violates format v1.
+        If the file is missing, unreadable, truncated or violates format v1 / v2.
     """
     source = os.fspath(path)
     if not os.path.exists(source):
@@ -373,21 +420,37 @@ class _LazyArchive(Mapping):
 
 
 def save_weights(path: str | os.PathLike, layers, compressed: bool = True) -> None:
-    """Validate ``layers`` (a :class:`WeightFile` or list of :class:`LayerWeights`) and write
-    them as format v1.
+    """Validate ``layers`` and write them atomically (a temporary file renamed over ``path``).
+
+    ``layers`` is a :class:`WeightFile` (version 2 when it has a ``network``, else 1) or a list
+    of :class:`LayerWeights` (version 1). As with ``np.savez``, ``.npz`` is appended to a path
+    without it.
 
     Raises
     ------
     WeightFileError
         If the layers would not make a valid file; nothing is written then.
     """
+    network = layers.network if isinstance(layers, WeightFile) else None
     layers = layers.layers if isinstance(layers, WeightFile) else list(layers)
     arrays = {
         "format": np.array(FORMAT_NAME),
-        "version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "version": np.array(1 if network is None else 2, dtype=np.int64),
         "layers": np.array([layer.name for layer in layers], dtype=str),
     }
     for layer in layers:
         arrays.update(layer.arrays())
-    validate_arrays(arrays, os.fspath(path))
-    (np.savez_compressed if compressed else np.savez)(path, **arrays)
+    if network is not None:
+        arrays.update(network.arrays())
+    path = os.fspath(path)
+    path = path if path.endswith(".npz") else path + ".npz"
+    validate_arrays(arrays, path)
+    handle = tempfile.NamedTemporaryFile(dir=os.path.dirname(path) or ".", prefix=".",
+                                         suffix=".npz.tmp", delete=False)
+    try:
+        with handle:
+            (np.savez_compressed if compressed else np.savez)(handle, **arrays)
+        os.replace(handle.name, path)
+    except BaseException:
+        os.unlink(handle.name)
+        raise
