@@ -154,6 +154,19 @@ class WeightFile:
         """2 when the file holds a network, else 1."""
         return 1 if self.network is None else 2
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every archive entry of the file (not validated; :func:`validate_arrays` does)."""
+        out = {
+            "format": np.array(FORMAT_NAME),
+            "version": np.array(self.version, dtype=np.int64),
+            "layers": np.array(self.names, dtype=str),
+        }
+        for layer in self.layers:
+            out.update(layer.arrays())
+        if self.network is not None:
+            out.update(self.network.arrays())
+        return out
+
     @property
     def names(self) -> list[str]:
         """Layer names in order."""
@@ -431,17 +444,8 @@ def save_weights(path: str | os.PathLike, layers, compressed: bool = True) -> No
     WeightFileError
         If the layers would not make a valid file; nothing is written then.
     """
-    network = layers.network if isinstance(layers, WeightFile) else None
-    layers = layers.layers if isinstance(layers, WeightFile) else list(layers)
-    arrays = {
-        "format": np.array(FORMAT_NAME),
-        "version": np.array(1 if network is None else 2, dtype=np.int64),
-        "layers": np.array([layer.name for layer in layers], dtype=str),
-    }
-    for layer in layers:
-        arrays.update(layer.arrays())
-    if network is not None:
-        arrays.update(network.arrays())
+    weights = layers if isinstance(layers, WeightFile) else WeightFile(list(layers))
+    arrays = weights.arrays()
     path = os.fspath(path)
     path = path if path.endswith(".npz") else path + ".npz"
     validate_arrays(arrays, path)

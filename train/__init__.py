@@ -1,4 +1,5 @@
-"""Spatial-Winograd pruning in PyTorch and export of weight file v1 (optional extra ``[train]``).
+"""Spatial-Winograd pruning in PyTorch and export of the whole network as weight file v2
+(optional extra ``[train]``).
 
 Modules: :mod:`train.winograd` (Winograd-domain layer on golden's matrices), :mod:`train.pruning`
 (masks), :mod:`train.models`, :mod:`train.data`, :mod:`train.quantize` (int8 + export),

@@ -13,17 +13,22 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["DATASETS", "Dataset", "DatasetError", "load_cifar10", "load_dataset", "load_digits"]
+from golden.datasets import DatasetError, digits_split
+
+__all__ = ["CLASS_NAMES", "DATASETS", "Dataset", "DatasetError", "load_cifar10", "load_dataset",
+           "load_digits"]
 
 #: Dataset names the CLIs accept.
 DATASETS = ("digits", "cifar10")
+#: Class names, one per label, written to the weight file's network/classes.
+CLASS_NAMES = {
+    "digits": tuple("0123456789"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                "truck"),
+}
 
 _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 _CIFAR_TEST = "test_batch"
-
-
-class DatasetError(ValueError):
-    """A dataset is missing or malformed (the message names the file and the problem)."""
 
 
 @dataclass(frozen=True)
@@ -39,17 +44,12 @@ class Dataset:
 
 
 def load_digits(seed: int = 0, test_fraction: float = 0.25) -> Dataset:
-    """scikit-learn's 8x8 digits (1797 images), stratified split by ``seed``."""
-    from sklearn.datasets import load_digits as sk_digits
-    from sklearn.model_selection import train_test_split
-
-    bunch = sk_digits()
-    x = (bunch.images.astype(np.float32) / 16.0)[:, None]      # pixel values are 0..16
-    y = bunch.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed,
-                                              stratify=y)
-    return Dataset("digits", torch.from_numpy(x_tr), torch.from_numpy(y_tr),
-                   torch.from_numpy(x_te), torch.from_numpy(y_te), classes=10)
+    """scikit-learn's 8x8 digits (1797 images), the split of :func:`golden.datasets.digits_split`
+    (the one ``python -m golden.network --dataset digits`` evaluates)."""
+    split = digits_split(seed, test_fraction)
+    return Dataset("digits", torch.from_numpy(split.x_train), torch.from_numpy(split.y_train),
+                   torch.from_numpy(split.x_test), torch.from_numpy(split.y_test),
+                   classes=split.classes)
 
 
 def _read_cifar_batch(path: str) -> tuple[np.ndarray, np.ndarray]:

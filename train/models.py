@@ -59,6 +59,7 @@ class VGGLike(nn.Module):
     def __init__(self, in_channels: int, widths, pool_after, image_size: int, classes: int):
         super().__init__()
         self.pool_after = frozenset(pool_after)
+        self.input_shape = (in_channels, image_size, image_size)
         convs, c, size = [], in_channels, image_size
         for i, k in enumerate(widths):
             convs.append(MaskedConv2d(c, k))

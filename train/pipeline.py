@@ -27,12 +27,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from golden.network import evaluate
 from golden.transforms import parse_tile
 
-from .data import Dataset
+from .data import CLASS_NAMES, Dataset
 from .models import VGGLike, cifar_model, digits_model
 from .pruning import importance_mask, magnitude_mask, structured_threshold
-from .quantize import calibrate_input_scales, export_model, integer_logits
+from .quantize import calibrate_input_scales, export_network
 from .winograd import WinogradConv2d, importance_matrix, spatial_to_winograd
 
 __all__ = ["METHODS", "PruneSettings", "accuracy", "build_model", "prune", "run",
@@ -257,10 +258,13 @@ def run(dataset: str, data: Dataset, s: PruneSettings, progress: bool = False,
         dense: VGGLike | None = None):
     """Full run: dense (unless given), prune, quantise, evaluate.
 
+    The quantised accuracy is that of :func:`golden.network.evaluate` on the exported file: the
+    figure ``python -m golden.network --weights W.npz --dataset digits`` prints.
+
     Returns
     -------
-    layers : list of golden.weights.LayerWeights
-        The quantised layers, ready for ``golden.weights.save_weights``.
+    weights : golden.weights.WeightFile
+        The whole quantised network (version 2), ready for ``golden.weights.save_weights``.
     report : dict
         Accuracies, sparsities, settings and wall time (JSON-serialisable).
     """
@@ -271,12 +275,11 @@ def run(dataset: str, data: Dataset, s: PruneSettings, progress: bool = False,
     model = prune(dense, data, s, progress)
     acc_pruned = accuracy(model, data.x_test, data.y_test)
     scales = calibrate_input_scales(model, data.x_train)
-    layers = export_model(model, s.tile, scales)
-    logits = integer_logits(model, layers, data.x_test)
-    acc_quant = float((logits.argmax(1) == data.y_test).double().mean())
+    weights = export_network(model, s.tile, scales, CLASS_NAMES.get(dataset))
+    _, acc_quant = evaluate(weights, data.x_test.numpy(), data.y_test.numpy())
     pruned = sparsity_report(winograd_weights(model, s.tile), model.conv_names)
-    quant = sparsity_report([torch.from_numpy(layer.U.astype(np.float64)) for layer in layers],
-                            model.conv_names)
+    quant = sparsity_report([torch.from_numpy(layer.U.astype(np.float64))
+                             for layer in weights.layers], model.conv_names)
     report = {
         "dataset": dataset,
         "method": s.method,
@@ -291,5 +294,5 @@ def run(dataset: str, data: Dataset, s: PruneSettings, progress: bool = False,
         "test_images": len(data.x_test),
         "wall_time_s": time.perf_counter() - start,
     }
-    return layers, report
+    return weights, report
 

@@ -5,8 +5,11 @@ Example::
     python -m train.prune --dataset digits --tile 4x4 --method spatial-winograd \\
         --target-sparsity 0.7 --out W.npz --report R.json
 
-writes weight file v1 (``W.npz``: the quantised convolution layers conv0, conv1, ...) and a JSON
-report: accuracy dense / pruned / quantised (the last with golden's integer model),
+writes weight file v2 (``W.npz``: the quantised convolution layers conv0, conv1, ... with their
+requantisation, the pooling, flatten and linear head, the input shape and scale, the class
+names) and a JSON report: accuracy dense / pruned / quantised (the last by
+``golden.network.evaluate``, the figure ``python -m golden.network --weights W.npz --dataset
+digits`` gives for the default ``--seed``),
 Winograd-domain sparsity overall, per layer and per position, method, tile, wall time.
 Bad arguments print one line to stderr and exit with status 2.
 """
@@ -40,7 +43,7 @@ def _parser() -> OneLineParser:
     p.add_argument("--method", choices=METHODS, default=d.method)
     p.add_argument("--target-sparsity", type=float, default=d.target,
                    help="per-layer target sparsity in [0, 1)")
-    p.add_argument("--out", required=True, help="weight file to write (.npz, format v1)")
+    p.add_argument("--out", required=True, help="weight file to write (.npz, format v2)")
     p.add_argument("--report", help="JSON report to write")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--dense-epochs", type=int, default=d.dense_epochs)
@@ -99,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(settings.seed)
     try:
-        layers, report = run(args.dataset, data, settings, progress=not args.quiet)
+        weights, report = run(args.dataset, data, settings, progress=not args.quiet)
     except ValueError as exc:       # e.g. NaN weights after a learning rate that diverged
         fail(PROG, f"training failed: {exc} (a learning rate too high makes training diverge; "
                    "try a lower --lr or --winograd-lr)")
     try:
-        save_weights(args.out, layers)
+        save_weights(args.out, weights)
     except (WeightFileError, OSError) as exc:
         fail(PROG, f"cannot write --out: {exc}")
     report["weight_file"] = os.path.abspath(args.out)

@@ -1,4 +1,4 @@
-"""Int8 quantisation of Winograd-domain weights, export to weight file v1, integer evaluation.
+"""Int8 quantisation of Winograd-domain weights and export of the whole network (weight file v2).
 
 Weights: per output channel k, symmetric, ``U_q = clip(round(U / scale[k]), -127, 127)``; the scale
 is chosen among ``f * max |U[k]| / 127`` to minimise the importance-weighted rounding error;
@@ -6,18 +6,22 @@ pruned (zero) weights stay exactly zero. Weights that
 round to zero count as pruned: ``U_float`` is stored zero there, as format v1 requires.
 Bias: ``bias_q = round(bias / (input_scale * scale[k]))`` as int32, so that the integer layer's
 output times ``input_scale * scale[k]`` approximates the float output.
+Requantisation: conv ``i`` maps its raw output to the next op's int8 input with
+``golden.quant.quantize_multiplier(input_scale * scale[k] / next_input_scale)`` and ReLU (max
+pooling commutes with this monotone map, so it runs on int8 after it). Classifier: one scale for
+all of ``W`` (``s_w = max |W| / 127``), so that the int64 logits ``W_q x_q + b_q`` are the float
+logits divided by one positive ``s_w * s_x`` and their argmax is the float model's.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from golden.conv import winograd_conv2d_int
-from golden.quant import quantize_multiplier, requantize
+from golden.netfile import LinearWeights, Network, NetworkOp
+from golden.quant import quantize_multiplier
 from golden.transforms import tile_transform
-from golden.weights import LayerWeights
+from golden.weights import LayerWeights, WeightFile, validate_arrays
 
 from .winograd import WinogradConv2d, importance_matrix, spatial_to_winograd
 
@@ -25,11 +29,12 @@ __all__ = [
     "QMAX",
     "calibrate_input_scales",
     "export_model",
-    "integer_logits",
+    "export_network",
     "quantize_layer",
+    "quantize_linear",
 ]
 
-#: Largest int8 magnitude of format v1 (symmetric range, -128 unused).
+#: Largest int8 weight magnitude of the weight file (symmetric range, -128 unused).
 QMAX = 127
 
 
@@ -113,10 +118,12 @@ def quantize_layer(name: str, U: np.ndarray, tile: str, padding: int,
 
 @torch.no_grad()
 def calibrate_input_scales(model, x: torch.Tensor) -> list[float]:
-    """Return each convolution's input scale, max |input| / 127, over the batch ``x``."""
+    """Return each convolution's input scale and then the classifier's, max |input| / 127 over
+    the batch ``x``."""
     peaks = []
-    hooks = [conv.register_forward_pre_hook(
-        lambda mod, args: peaks.append(float(args[0].abs().max()))) for conv in model.convs]
+    hooks = [module.register_forward_pre_hook(
+        lambda mod, args: peaks.append(float(args[0].abs().max())))
+        for module in [*model.convs, model.classifier]]
     try:
         model.eval()
         model(x)
@@ -135,7 +142,8 @@ def _winograd_weights(conv, tile: str) -> np.ndarray:
 
 
 def export_model(model, tile: str, input_scales: list[float]) -> list[LayerWeights]:
-    """Quantise every convolution of a :class:`~train.models.VGGLike` into weight-file layers."""
+    """Quantise every convolution of a :class:`~train.models.VGGLike` into weight-file layers
+    (without requantisation; ``input_scales`` from :func:`calibrate_input_scales`)."""
     layers = []
     for name, conv, s in zip(model.conv_names, model.convs, input_scales):
         bias = None if conv.bias is None else conv.bias.detach().double().numpy()
@@ -145,29 +153,63 @@ def export_model(model, tile: str, input_scales: list[float]) -> list[LayerWeigh
     return layers
 
 
-@torch.no_grad()
-def integer_logits(model, layers: list[LayerWeights], x: torch.Tensor) -> torch.Tensor:
-    """Class logits with every convolution run by golden's bit-exact integer model.
+def quantize_linear(name: str, W: np.ndarray, b: np.ndarray, input_scale: float) -> LinearWeights:
+    """Quantise a classifier ``W x + b`` with one weight scale (see the module docstring).
 
-    The input is quantised with the first layer's input scale; between convolutions the raw
-    int64 outputs are requantised to int8 with ReLU by ``golden.quant`` (what the accelerator's
-    requant stage does); max pooling runs on int8; the last convolution's output is dequantised
-    and the classifier runs in float.
+    Raises
+    ------
+    ValueError
+        For a non-finite weight or a bias beyond int32.
     """
-    s_in = layers[0].input_scale
-    xq = np.clip(np.rint(x.double().numpy() / s_in), -QMAX, QMAX).astype(np.int64)
+    W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
+        raise ValueError(f"linear '{name}': weights contain NaN or Inf")
+    peak = float(np.abs(W).max())
+    s_w = float(np.float32(peak / QMAX if peak > 0 else 1.0 / QMAX))
+    W_q = np.clip(np.rint(W / s_w), -QMAX, QMAX).astype(np.int8)
+    b_q = np.rint(b / (s_w * float(np.float32(input_scale))))
+    if np.any(np.abs(b_q) > np.iinfo(np.int32).max):
+        raise ValueError(f"linear '{name}': bias does not fit int32 at input scale "
+                         f"{input_scale:g}; the input scale is too small")
+    return LinearWeights(name, W_q, b_q.astype(np.int32))
+
+
+def export_network(model, tile: str, input_scales: list[float],
+                   classes: list[str] | None = None) -> WeightFile:
+    """The whole :class:`~train.models.VGGLike` as a validated version 2 weight file.
+
+    Parameters
+    ----------
+    model : VGGLike
+        Trained network.
+    tile : str
+        Tile name.
+    input_scales : list of float
+        One per convolution, then the classifier's (:func:`calibrate_input_scales`).
+    classes : list of str, optional
+        Class names, one per logit.
+
+    Raises
+    ------
+    ValueError
+        If a scale ratio has no fixed-point multiplier, or a bias does not fit int32.
+    """
+    layers = export_model(model, tile, input_scales)
+    ops = []
     for i, layer in enumerate(layers):
-        y = winograd_conv2d_int(xq, layer.U, layer.AT, layer.BT, layer.padding,
-                                layer.bias_or_zeros, r=layer.r)
-        step = layer.input_scale * layer.scale.astype(np.float64)
-        if i + 1 < len(layers):
-            ratios = step / layers[i + 1].input_scale
-            mult, shift = zip(*(quantize_multiplier(float(v)) for v in ratios))
-            q = requantize(y, np.array(mult), np.array(shift), relu=True, axis=1)
-            xq = q.astype(np.int64)
-        else:
-            xq = np.maximum(y * step[None, :, None, None], 0.0)
+        next_scale = float(np.float32(input_scales[i + 1]))
+        ratios = layer.input_scale * layer.scale.astype(np.float64) / next_scale
+        mult, shift = zip(*(quantize_multiplier(float(v)) for v in ratios))
+        layer.requant_mult = np.array(mult, dtype=np.int32)
+        layer.requant_shift = np.array(shift, dtype=np.int32)
+        layer.relu = True
+        ops.append(NetworkOp("conv", layer.name))
         if i in model.pool_after:
-            xq = F.max_pool2d(torch.from_numpy(xq).double(), 2).numpy().astype(xq.dtype)
-    feats = torch.from_numpy(np.asarray(xq, dtype=np.float64)).float()
-    return model.classifier(torch.flatten(feats, 1))
+            ops.append(NetworkOp("maxpool2"))
+    ops += [NetworkOp("flatten"), NetworkOp("linear", "fc")]
+    head = quantize_linear("fc", model.classifier.weight.detach().double().numpy(),
+                           model.classifier.bias.detach().double().numpy(), input_scales[-1])
+    network = Network(ops=ops, input_shape=tuple(model.input_shape),
+                      input_scale=float(np.float32(input_scales[0])), linear=head,
+                      classes=None if classes is None else list(classes))
+    return validate_arrays(WeightFile(layers, network=network).arrays())

@@ -1,0 +1,330 @@
+"""Bit-exact integer model of a whole network (weight file version 2), and its command line.
+
+The ops and their integer semantics are specified in ``docs/weight-format.md``:
+
+* input: ``clip(rint(x / input_scale), -128, 127)`` as int8 (:func:`quantize_input`);
+* ``conv:L``: :func:`golden.conv.winograd_conv2d_int` (bias included, int64), then
+  :func:`golden.quant.requantize` with the layer's ``requant_mult``, ``requant_shift``, ``relu``;
+* ``maxpool2``: 2x2 max, stride 2, odd rows / columns at the end dropped;
+* ``flatten``: C, H, W order; ``linear:N``: int64 logits ``W @ x + b``;
+* class: argmax of the logits, ties to the lowest index.
+
+Usage::
+
+    python -m golden.network --weights W.npz (--input X.npy [--labels Y.npy]
+                             | --dataset NAME [--images N] [--seed S]) --out LOGITS.npy
+
+``X`` holds float images [N, C, H, W] or [C, H, W] (quantised with the file's input scale) or
+int8 images (used as they are); the int64 logits [N, O] (or [O]) go to ``LOGITS``. A summary,
+with the accuracy when labels are known, goes to stdout; bad input gives one line on stderr and
+exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from .conv import winograd_conv2d_int
+from .datasets import DATASETS, DatasetError, load_test_split
+from .netfile import LinearWeights, NetworkOp
+from .quant import requantize
+from .run import CliError, check_output_path, one_line
+from .weights import LayerWeights, WeightFile, WeightFileError, load_weights
+
+__all__ = ["OpOutput", "accuracy", "classify", "conv_op", "evaluate", "flatten", "linear",
+           "load_network", "main", "maxpool2", "quantize_input", "run_network", "run_op"]
+
+PROG = "golden.network"
+
+
+@dataclass
+class OpOutput:
+    """What one op of the network produced (batched like the input).
+
+    Members
+    -------
+    op : NetworkOp
+        The op (``str(op)`` is its ``network/ops`` item, e.g. ``"conv:conv0"``).
+    index : int
+        Its position in ``network/ops``.
+    output : ndarray
+        int8 for conv, maxpool2 and flatten; int64 logits for linear.
+    raw : ndarray or None
+        For conv: the int64 output before requantisation (bias included); else None.
+    """
+
+    op: NetworkOp
+    index: int
+    output: np.ndarray
+    raw: np.ndarray | None = None
+
+
+def load_network(path: str | os.PathLike) -> WeightFile:
+    """Read a weight file that holds a network (version 2).
+
+    Raises
+    ------
+    WeightFileError
+        If the file is invalid or is version 1 (layers without a network).
+    """
+    weights = load_weights(path)
+    if weights.network is None:
+        raise WeightFileError(weights.source, "is version 1 (layers only); a network needs "
+                              "version 2 with network/ops", key="version")
+    return weights
+
+
+def _network(weights: WeightFile):
+    if weights.network is None:
+        raise ValueError(f"{weights.source}: holds no network (version 1); see load_network")
+    return weights.network
+
+
+def quantize_input(weights: WeightFile, images) -> np.ndarray:
+    """Quantise real images to the network's int8 input, ``clip(rint(x / s), -128, 127)``.
+
+    ``x`` is taken as float64 (exact for float16 / float32 images), divided in float64 by the
+    file's float32 ``input_scale`` ``s``; ``rint`` rounds half to even.
+    """
+    s = np.float64(np.float32(_network(weights).input_scale))
+    x = np.asarray(images, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("images contain NaN or Inf")
+    return np.clip(np.rint(x / s), -128, 127).astype(np.int8)
+
+
+def conv_op(layer: LayerWeights, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``conv:L`` on int8 ``x`` [.., C, H, W]: (int8 requantised output, int64 raw output)."""
+    raw = winograd_conv2d_int(x, layer.U, layer.AT, layer.BT, layer.padding,
+                              layer.bias_or_zeros, r=layer.r)
+    return requantize(raw, layer.requant_mult, layer.requant_shift, relu=bool(layer.relu)), raw
+
+
+def maxpool2(x: np.ndarray) -> np.ndarray:
+    """2x2 max pooling, stride 2, of [.., C, H, W]; an odd last row / column is dropped."""
+    h, w = x.shape[-2] // 2, x.shape[-1] // 2
+    x = x[..., :2 * h, :2 * w]
+    return x.reshape(*x.shape[:-2], h, 2, w, 2).max(axis=(-3, -1))
+
+
+def flatten(x: np.ndarray, batched: bool) -> np.ndarray:
+    """[N, C, H, W] -> [N, C*H*W] (or [C, H, W] -> [C*H*W]), C slowest, W fastest."""
+    return x.reshape(x.shape[0], -1) if batched else x.reshape(-1)
+
+
+def linear(head: LinearWeights, x: np.ndarray) -> np.ndarray:
+    """int64 logits ``W @ x + b`` of int8 ``x`` [.., I]."""
+    return x.astype(np.int64) @ head.W.astype(np.int64).T + head.b.astype(np.int64)
+
+
+def run_op(weights: WeightFile, index: int, x: np.ndarray,
+           batched: bool = True) -> OpOutput:
+    """Run op ``index`` of the network on its input ``x`` (the previous op's output)."""
+    network = _network(weights)
+    op = network.ops[index]
+    raw = None
+    if op.kind == "conv":
+        out, raw = conv_op(weights[op.name], x)
+    elif op.kind == "maxpool2":
+        out = maxpool2(x)
+    elif op.kind == "flatten":
+        out = flatten(x, batched)
+    else:
+        out = linear(network.linear, x)
+    return OpOutput(op, index, out, raw)
+
+
+def run_network(weights: WeightFile, x: np.ndarray,
+                trace: bool = True) -> tuple[np.ndarray, list[OpOutput]]:
+    """Run int8 images ``x`` ([N, C, H, W] or one [C, H, W]) through the whole network.
+
+    Returns
+    -------
+    logits : ndarray of int64
+        [N, O] (or [O]).
+    outputs : list of OpOutput
+        One per op, in order (the last holds the logits); empty unless ``trace``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not int8 or its shape is not the network's input shape.
+    """
+    network = _network(weights)
+    x = np.asarray(x)
+    if x.dtype != np.int8:
+        raise ValueError(f"input must be int8, not {x.dtype}")
+    if x.ndim not in (3, 4) or x.shape[-3:] != network.input_shape:
+        c, h, w = network.input_shape
+        raise ValueError(f"input shape must be [{c}, {h}, {w}] or [N, {c}, {h}, {w}], not "
+                         f"{list(x.shape)}")
+    batched = x.ndim == 4
+    outputs = []
+    for index in range(len(network.ops)):
+        result = run_op(weights, index, x, batched)
+        x = result.output
+        if trace:
+            outputs.append(result)
+    return x, outputs
+
+
+def classify(logits: np.ndarray) -> np.ndarray:
+    """Class indices: argmax over the last axis, ties to the lowest index."""
+    return np.argmax(logits, axis=-1)
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of images whose class is their label."""
+    return float(np.mean(classify(logits) == np.asarray(labels)))
+
+
+def evaluate(weights: WeightFile, images, labels=None) -> tuple[np.ndarray, float | None]:
+    """Quantise real ``images`` [N, C, H, W], run them, and score them against ``labels``.
+
+    Returns the int64 logits [N, O] and the accuracy (None without labels). This is the
+    trainer's quantised accuracy and the ``python -m golden.network`` figure.
+    """
+    logits, _ = run_network(weights, quantize_input(weights, images), trace=False)
+    return logits, None if labels is None else accuracy(logits, labels)
+
+
+# -- command line ---------------------------------------------------------------------------
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise CliError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser (``--help`` lists every option and its default)."""
+    p = _OneLineParser(
+        prog=f"python -m {PROG}",
+        description="Run images through a whole network (weight file version 2) with the "
+                    "bit-exact integer golden model and save the int64 logits.")
+    p.add_argument("--weights", required=True, metavar="W.npz",
+                   help="weight file, version 2 (see docs/weight-format.md); required")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", metavar="X.npy",
+                        help="images [N, C, H, W] or [C, H, W]: float (quantised with the "
+                             "file's input scale) or int8 (used as they are)")
+    source.add_argument("--dataset", choices=DATASETS,
+                        help="the test split of a dataset (digits: the split train.prune "
+                             "reports; needs scikit-learn)")
+    p.add_argument("--images", type=int, metavar="N",
+                   help="with --dataset: only the first N test images; default: all")
+    p.add_argument("--seed", type=int, default=None,
+                   help="with --dataset: the split seed (train.prune --seed); default: 0")
+    p.add_argument("--labels", metavar="Y.npy",
+                   help="with --input: integer labels [N] to report the accuracy")
+    p.add_argument("--out", required=True, metavar="LOGITS.npy",
+                   help="output file: int64 logits [N, O] (or [O]); required")
+    return p
+
+
+def _load_npy(path: str, flag: str) -> np.ndarray:
+    if not os.path.isfile(path):
+        raise CliError(f"{flag} {path}: no such file")
+    try:
+        with open(path, "rb") as handle:
+            a = np.load(handle, allow_pickle=False)
+            if isinstance(a, np.lib.npyio.NpzFile):
+                a.close()
+                raise CliError(f"{flag} {path}: is an .npz archive, not a single .npy array")
+    except (ValueError, OSError, EOFError) as exc:
+        raise CliError(f"{flag} {path}: not a readable .npy array ({one_line(exc)})") from None
+    return a
+
+
+def _inputs(args, weights: WeightFile):
+    """(int8 images, labels or None, what they are) from the command line."""
+    if args.dataset is not None:
+        if args.labels is not None:
+            raise CliError("--labels goes with --input; --dataset brings its own labels")
+        if args.images is not None and args.images < 1:
+            raise CliError(f"--images must be a positive integer, not {args.images}")
+        try:
+            x, y = load_test_split(args.dataset, 0 if args.seed is None else args.seed)
+        except DatasetError as exc:
+            raise CliError(f"--dataset {args.dataset}: {one_line(exc)}") from None
+        x, y = x[:args.images], y[:args.images]
+        where = f"--dataset {args.dataset}"
+    else:
+        for flag in ("images", "seed"):
+            if getattr(args, flag) is not None:
+                raise CliError(f"--{flag} goes with --dataset, not --input")
+        x, y, where = _load_npy(args.input, "--input"), None, f"--input {args.input}"
+        if args.labels is not None:
+            y = _load_npy(args.labels, "--labels")
+            n = x.shape[0] if x.ndim == 4 else 1
+            if y.dtype.kind not in "iu" or y.shape != ((n,) if x.ndim == 4 else ()):
+                raise CliError(f"--labels {args.labels}: must be integers of shape "
+                               f"{[n] if x.ndim == 4 else []}, not {y.dtype} {list(y.shape)}")
+    network = weights.network
+    c, h, w = network.input_shape
+    if x.ndim not in (3, 4) or x.shape[-3:] != network.input_shape or x.size == 0:
+        raise CliError(f"{where}: shape must be [{c}, {h}, {w}] or [N, {c}, {h}, {w}] "
+                       f"(network/input_shape), not {list(x.shape)}")
+    if x.dtype.kind == "f":
+        if not np.all(np.isfinite(x)):
+            raise CliError(f"{where}: contains NaN or Inf")
+        x = quantize_input(weights, x)
+    elif x.dtype != np.int8:
+        raise CliError(f"{where}: dtype must be float (real images) or int8 (quantised), "
+                       f"not {x.dtype}")
+    return x, y, where
+
+
+def _save(path: str, a: np.ndarray) -> None:
+    """Write ``a`` to ``path`` atomically (a temporary file renamed over it)."""
+    handle = tempfile.NamedTemporaryFile(dir=os.path.dirname(path) or ".", prefix=".",
+                                         suffix=".npy.tmp", delete=False)
+    try:
+        with handle:
+            np.save(handle, a, allow_pickle=False)
+        os.replace(handle.name, path)
+    except OSError as exc:
+        os.unlink(handle.name)
+        raise CliError(f"--out {path}: cannot write ({one_line(exc)})") from None
+
+
+def _run(argv) -> str:
+    args = build_parser().parse_args(argv)
+    check_output_path(args.out)
+    try:
+        weights = load_network(args.weights)
+    except WeightFileError as exc:
+        raise CliError(f"weights {one_line(exc)}") from None
+    x, y, where = _inputs(args, weights)
+    try:
+        logits, _ = run_network(weights, x, trace=False)
+    except ValueError as exc:           # raw outputs beyond what requantisation allows
+        raise CliError(f"{args.weights}: {one_line(exc)}") from None
+    _save(args.out, logits)
+    n = x.shape[0] if x.ndim == 4 else 1
+    ops = " ".join(str(op) for op in weights.network.ops)
+    score = ""
+    if y is not None:
+        hits = int(np.sum(classify(logits) == y))
+        score = f", accuracy {hits / n:.4f} ({hits}/{n})"
+    return f"{where}: {n} image{'s' * (n != 1)} through {ops}{score} -> {args.out}"
+
+
+def main(argv=None) -> int:
+    """Command-line entry point; returns the exit status (0, or 2 on bad input)."""
+    try:
+        summary = _run(argv)
+    except CliError as exc:
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
