@@ -1,4 +1,5 @@
-"""Synthetic layers for tests and benchmarks: dense, uniformly sparse and position-skewed.
+"""Synthetic layers and networks for tests and benchmarks: dense, uniformly sparse and
+position-skewed layers; whole version 2 networks with calibrated requantisation.
 
 Position-skewed weights imitate spatial-Winograd pruning (Yu et al. 2019, step 2): a Winograd
 weight ``U = G g G^T`` of random spatial filters ``g`` is pruned where its importance-scaled
@@ -12,9 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from .config import AcceleratorConfig
-from .weights import LayerWeights
+from .conv import winograd_conv2d_int
+from .netfile import LinearWeights, Network, NetworkOp
+from .quant import MAX_SHIFT, quantize_multiplier, requantize
+from .weights import LayerWeights, WeightFile, validate_arrays
 
-__all__ = ["importance_factors", "layer_from_u", "synthetic_layer"]
+__all__ = ["importance_factors", "layer_from_u", "synthetic_layer", "synthetic_network"]
 
 
 def importance_factors(config: AcceleratorConfig) -> np.ndarray:
@@ -88,3 +92,61 @@ def synthetic_layer(config: AcceleratorConfig, in_channels: int, out_channels: i
         half = 1 << (bias_bits - 1)
         bias = rng.integers(-half, half, out_channels)
     return layer_from_u(config, U, bias=bias, padding=padding, name=name)
+
+
+def synthetic_network(config: AcceleratorConfig, input_shape=(3, 9, 7), widths=(6, 5),
+                      pool_after=(0,), classes: int = 4, sparsity: float = 0.6, *,
+                      paddings=None, relu=True, seed: int = 0,
+                      calibration_images: int = 4) -> WeightFile:
+    """A random, validated version 2 network: convs of ``config``'s tile, 2x2 max pooling after
+    the convs listed in ``pool_after``, flatten and a linear head.
+
+    Each conv's requantisation maps its largest raw output on ``calibration_images`` random int8
+    images to about 100 (so that activations neither vanish nor all saturate); a channel whose
+    raw outputs are all zero gets ``mult`` 0.
+
+    Parameters
+    ----------
+    input_shape : (C, H, W)
+        One image.
+    widths : sequence of int
+        Output channels of each conv (named conv0, conv1, ...).
+    pool_after : collection of int
+        Convs followed by ``maxpool2``.
+    classes : int
+        Outputs of the linear head ``fc``.
+    paddings : sequence of int, optional
+        Per conv; default ``r // 2`` each.
+    relu : bool or sequence of bool
+        ReLU after each conv's requantisation.
+    """
+    rng = np.random.default_rng(seed)
+    paddings = [config.r // 2] * len(widths) if paddings is None else list(paddings)
+    relus = [relu] * len(widths) if isinstance(relu, bool) else list(relu)
+    x = rng.integers(-128, 128, (calibration_images, *input_shape)).astype(np.int8)
+    layers, ops = [], []
+    for i, k in enumerate(widths):
+        layer = synthetic_layer(config, x.shape[1], k, sparsity, skewed=False,
+                                seed=seed * 1000 + i, padding=paddings[i], name=f"conv{i}")
+        raw = winograd_conv2d_int(x, layer.U, layer.AT, layer.BT, layer.padding,
+                                  layer.bias_or_zeros, r=layer.r)
+        peak = np.abs(raw).max(axis=(0, 2, 3))
+        mult, shift = zip(*(quantize_multiplier(min(100.0 / p, 2.0 ** 14)) if p
+                            else (0, MAX_SHIFT) for p in peak))
+        layer.requant_mult = np.array(mult, dtype=np.int32)
+        layer.requant_shift = np.array(shift, dtype=np.int32)
+        layer.relu = bool(relus[i])
+        x = requantize(raw, layer.requant_mult, layer.requant_shift, layer.relu)
+        layers.append(layer)
+        ops.append(NetworkOp("conv", layer.name))
+        if i in pool_after:
+            x = x[..., :x.shape[-2] // 2 * 2, :x.shape[-1] // 2 * 2]
+            x = x.reshape(*x.shape[:-2], x.shape[-2] // 2, 2, x.shape[-1] // 2, 2).max((-3, -1))
+            ops.append(NetworkOp("maxpool2"))
+    features = int(np.prod(x.shape[1:]))
+    W = rng.integers(-127, 128, (classes, features)).astype(np.int8)
+    b = rng.integers(-1000, 1000, classes).astype(np.int32)
+    network = Network(ops=[*ops, NetworkOp("flatten"), NetworkOp("linear", "fc")],
+                      input_shape=tuple(int(v) for v in input_shape), input_scale=1 / 64,
+                      linear=LinearWeights("fc", W, b), classes=None)
+    return validate_arrays(WeightFile(layers, network=network).arrays())
