@@ -12,6 +12,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 from golden.conv import winograd_conv2d_int  # noqa: E402
+from golden.network import load_network  # noqa: E402
+from golden.network import main as golden_network_main  # noqa: E402
 from golden.weights import load_weights  # noqa: E402
 from train.prune import main  # noqa: E402
 
@@ -49,6 +51,27 @@ def test_tiny_run_writes_valid_file_and_report_deterministically(tmp_path):
     y = winograd_conv2d_int(x, wf["conv0"].U, wf["conv0"].AT, wf["conv0"].BT, 1,
                             wf["conv0"].bias_or_zeros)
     assert y.shape == (16, 8, 8)
+
+
+def test_report_accuracy_is_golden_network_accuracy_on_the_file(tmp_path, capsys):
+    """The trainer's quantised accuracy is what python -m golden.network gives on its file."""
+    out, report = _run(tmp_path, "net", "--dense-epochs", "8", "--batch-size", "8", "--limit",
+                       "300", "--target-sparsity", "0.5")
+    weights = load_network(out)
+    net = weights.network
+    assert [str(op) for op in net.ops] == ["conv:conv0", "conv:conv1", "maxpool2", "conv:conv2",
+                                           "conv:conv3", "maxpool2", "flatten", "linear:fc"]
+    assert net.input_shape == (1, 8, 8) and net.classes == list("0123456789")
+    assert net.shapes[-2:] == [(128,), (10,)]
+    capsys.readouterr()
+    assert golden_network_main(["--weights", str(out), "--dataset", "digits", "--images", "300",
+                                "--out", str(tmp_path / "logits.npy")]) == 0
+    summary = capsys.readouterr().out
+    hits = round(report["accuracy"]["quantised"] * 300)
+    assert report["accuracy"]["quantised"] == hits / 300 > 0.5     # it learnt something
+    assert f"accuracy {hits / 300:.4f} ({hits}/300)" in summary
+    logits = np.load(tmp_path / "logits.npy")
+    assert logits.shape == (300, 10) and logits.dtype == np.int64
 
 
 def test_other_seed_gives_other_weights(tmp_path):

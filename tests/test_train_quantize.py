@@ -1,4 +1,5 @@
-"""Int8 quantisation and export: round trip through golden.weights and golden's integer model."""
+"""Int8 quantisation and export of the whole network: round trip through golden.weights, and
+golden.network's integer logits against the float model."""
 
 import numpy as np
 import pytest
@@ -6,11 +7,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from golden.conv import direct_conv2d, winograd_conv2d_float, winograd_conv2d_int  # noqa: E402
+from golden.network import evaluate  # noqa: E402
 from golden.transforms import tile_transform  # noqa: E402
 from golden.weights import load_weights, save_weights  # noqa: E402
 from train.models import VGGLike  # noqa: E402
 from train.quantize import (QMAX, calibrate_input_scales, export_model,  # noqa: E402
-                            integer_logits, quantize_layer)
+                            export_network, quantize_layer, quantize_linear)
 from train.winograd import spatial_to_winograd  # noqa: E402
 
 TILES = ["4x4", "6x6"]
@@ -97,21 +99,48 @@ def test_export_round_trip_through_golden(tmp_path, tile):
             y_float).max()
 
 
-def test_integer_logits_follow_the_float_model():
+def test_exported_network_follows_the_float_model(tmp_path):
     torch.manual_seed(0)
     model = VGGLike(1, (4, 6), {1}, image_size=8, classes=3)
     model.to_winograd("4x4")
-    x = torch.rand(16, 1, 8, 8)
-    layers = export_model(model, "4x4", calibrate_input_scales(model, x))
-    assert [layer.name for layer in layers] == ["conv0", "conv1"]
-    ref = model(x)
-    out = integer_logits(model, layers, x)
-    assert torch.max(torch.abs(out - ref)) < 0.05 * torch.max(torch.abs(ref)) + 1e-3
-    # Same integer arithmetic by hand for the first layer (golden direct conv of int8 input).
-    xq = np.clip(np.rint(x.double().numpy() / layers[0].input_scale), -127, 127).astype(np.int64)
-    y = winograd_conv2d_int(xq, layers[0].U, layers[0].AT, layers[0].BT, 1,
-                            layers[0].bias_or_zeros)
-    assert y.shape == (16, 4, 8, 8)
+    x = torch.rand(64, 1, 8, 8)
+    scales = calibrate_input_scales(model, x)
+    assert len(scales) == 3                              # two convs, then the classifier
+    weights = export_network(model, "4x4", scales, ["a", "b", "c"])
+    net = weights.network
+    assert [str(op) for op in net.ops] == ["conv:conv0", "conv:conv1", "maxpool2", "flatten",
+                                           "linear:fc"]
+    assert net.input_shape == (1, 8, 8) and net.classes == ["a", "b", "c"]
+    assert net.input_scale == float(np.float32(scales[0]))
+    save_weights(tmp_path / "w.npz", weights)            # a valid v2 file
+    back = load_weights(tmp_path / "w.npz")
+    # Requantisation is the scale ratio to the next op's input, as a 15-bit fixed-point number.
+    for i, layer in enumerate(back.layers):
+        ratio = layer.input_scale * layer.scale.astype(np.float64) / np.float32(scales[i + 1])
+        np.testing.assert_allclose(layer.requant_mult / 2.0 ** layer.requant_shift, ratio,
+                                   rtol=2 ** -14)
+        assert layer.relu is True
+    # The int64 logits times s_w * s_x approximate the float logits; the classes mostly agree.
+    head = model.classifier.weight.detach().double().numpy()
+    s_w = float(np.float32(np.abs(head).max() / QMAX))
+    logits, _ = evaluate(back, x.numpy())
+    ref = model(x).detach().double().numpy()
+    out = logits * s_w * float(np.float32(scales[-1]))
+    assert np.max(np.abs(out - ref)) < 0.05 * np.max(np.abs(ref)) + 1e-3
+    assert np.mean(np.argmax(logits, 1) == np.argmax(ref, 1)) >= 0.9
+
+
+def test_linear_quantisation():
+    W = np.array([[0.5, -1.0, 0.25], [1e-4, 0.0, -0.75]])
+    head = quantize_linear("fc", W, np.array([0.1, -0.2]), input_scale=0.01)
+    np.testing.assert_array_equal(head.W, np.rint(W / np.float32(1 / QMAX)).astype(np.int8))
+    assert head.W.dtype == np.int8 and head.b.dtype == np.int32
+    s = float(np.float32(1 / QMAX)) * float(np.float32(0.01))
+    np.testing.assert_array_equal(head.b, np.rint(np.array([0.1, -0.2]) / s))
+    with pytest.raises(ValueError, match="linear 'fc': bias does not fit int32"):
+        quantize_linear("fc", W, np.array([1e9, 0.0]), input_scale=1e-9)
+    with pytest.raises(ValueError, match="linear 'fc': weights contain NaN or Inf"):
+        quantize_linear("fc", W * np.nan, np.zeros(2), input_scale=0.01)
 
 
 def test_spatial_layers_export_their_transform():
