@@ -1,5 +1,6 @@
 """Golden model of the sparse-Winograd accelerator: exact transforms, bit-growth analysis,
-float and bit-exact integer layer models, compressed weight encoding, weight file format v1.
+float and bit-exact integer layer models, compressed weight encoding, weight file formats v1 and
+v2; the whole-network model is :mod:`golden.network` (also ``python -m golden.network``).
 
 Importable with NumPy alone (no simulator, no Amaranth).
 """
@@ -12,6 +13,7 @@ from .conv import (TileGrid, assemble_tiles, direct_conv2d, extract_patches, til
                    winograd_conv2d_float, winograd_conv2d_int, winograd_tiles_int)
 from .encoding import SparseWeights, decode, encode, entry_spec, pack_entries, unpack_entries
 from .layout import ArraySpec, Field, StructSpec, pack_array, unpack_array
+from .netfile import LinearWeights, Network, NetworkOp
 from .quant import quantize_multiplier, requantize
 from .transforms import (CANONICAL_POINTS, TILES, WinogradTransform, parse_tile, tile_transform,
                          winograd_transform)
@@ -23,11 +25,11 @@ __all__ = [
     "CycleReport", "LayerProgram", "Schedule", "compile_layer", "expected_output",
     "layer_cycles", "patch_words", "schedule_layer", "unpack_results",
     "AcceleratorConfig", "ArraySpec", "CANONICAL_POINTS", "DEFAULT", "DatapathWidths", "Field",
-    "LayerWeights", "PRESETS", "SMALL", "SparseWeights", "StructSpec", "TILES", "TileGrid",
-    "WeightFile", "WeightFileError", "WinogradTransform", "assemble_tiles", "bits_for_range",
-    "datapath_widths", "decode", "direct_conv2d", "encode", "entry_spec", "extract_patches",
-    "load_weights", "pack_array", "pack_entries", "parse_array", "parse_tile",
-    "quantize_multiplier", "requantize", "save_weights", "signed_range", "tile_grid",
-    "tile_transform", "unpack_array", "unpack_entries", "validate_arrays",
+    "LayerWeights", "LinearWeights", "Network", "NetworkOp", "PRESETS", "SMALL", "SparseWeights",
+    "StructSpec", "TILES", "TileGrid", "WeightFile", "WeightFileError", "WinogradTransform",
+    "assemble_tiles", "bits_for_range", "datapath_widths", "decode", "direct_conv2d", "encode",
+    "entry_spec", "extract_patches", "load_weights", "pack_array", "pack_entries", "parse_array",
+    "parse_tile", "quantize_multiplier", "requantize", "save_weights", "signed_range",
+    "tile_grid", "tile_transform", "unpack_array", "unpack_entries", "validate_arrays",
     "winograd_conv2d_float", "winograd_conv2d_int", "winograd_tiles_int", "winograd_transform",
 ]

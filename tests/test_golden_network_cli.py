@@ -86,7 +86,7 @@ def test_module_entry_point(tmp_path, net):
     done = subprocess.run([sys.executable, "-m", "golden.network", "--weights", str(path),
                            "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "o.npy")],
                           capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0 and done.stderr == "", done.stderr
     assert np.load(tmp_path / "o.npy").shape == (3,)
 
 
