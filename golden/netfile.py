@@ -30,6 +30,7 @@ __all__ = [
     "Network",
     "NetworkOp",
     "chain_shapes",
+    "check_keys",
     "parse_ops",
     "validate_network",
     "validate_requant",
@@ -120,6 +121,9 @@ class Network:
 def parse_ops(get, err, layer_names: list[str], name_re) -> list[NetworkOp]:
     """Parse ``network/ops``: known kinds, conv ops naming every layer once in order, exactly
     one ``linear:N`` as the last op with a fresh valid name ``N``."""
+    if "network" in layer_names:
+        raise err("layer name 'network' is reserved for the network keys in version 2",
+                  key="layers")
     key = "network/ops"
     items = get(key)
     if items.ndim != 1 or items.dtype.kind != "U":
@@ -149,6 +153,32 @@ def parse_ops(get, err, layer_names: list[str], name_re) -> list[NetworkOp]:
         raise err(f"conv ops must use every layer of 'layers' once, in order (layers: "
                   f"{', '.join(layer_names)}; conv ops: {', '.join(convs) or 'none'})", key=key)
     return ops
+
+
+def check_keys(arrays, names, ops, version, required, optional, err) -> None:
+    """Refuse every key no part of the format owns (a misspelt optional key, conv1/baias,
+    would silently drop data). ``required`` and ``optional`` are the version 1 layer keys."""
+    optional = tuple(optional) + (REQUANT_KEYS if version == 2 else ())
+    owners = {"network": _NETWORK_KEYS}
+    owners.update({op.name: _LINEAR_KEYS for op in ops if op.kind == "linear"})
+    for key in arrays:
+        if key in ("format", "version", "layers"):
+            continue
+        prefix, _, field_name = key.partition("/")
+        if prefix in names:
+            if field_name not in tuple(required) + optional:
+                raise err(f"unknown key; a v{version} layer has {', '.join(required)} and "
+                          f"optionally {', '.join(optional)}", prefix, key)
+        elif version == 2 and prefix in owners and field_name:
+            if field_name not in owners[prefix]:
+                what = "'network'" if prefix == "network" else f"linear op '{prefix}'"
+                raise err(f"unknown key; {what} has {', '.join(owners[prefix])}",
+                          None if prefix == "network" else prefix, key)
+        elif version == 2:
+            raise err("belongs to no layer listed in 'layers', no linear op of 'network/ops' "
+                      "and is not a 'network/' key", key=key)
+        else:
+            raise err("belongs to no layer listed in 'layers'", key=key)
 
 
 def validate_requant(name: str, k: int, get, present, err) -> dict:

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .netfile import (REQUANT_KEYS, Network, parse_ops, validate_network,
-                      validate_requant)
+from .netfile import Network, check_keys, parse_ops, validate_network, validate_requant
 
 __all__ = [
     "FORMAT_NAME",
@@ -255,7 +254,7 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], source: str = "<memory>") 
     if dup:
         raise err(f"layer names must be unique; repeated: {', '.join(dup)}", key="layers")
     ops = parse_ops(get, err, names, _NAME_RE) if version == 2 else []
-    _check_keys(arrays, names, ops, version, err)
+    check_keys(arrays, names, ops, version, _REQUIRED, _OPTIONAL, err)
 
     def present(key, layer=None):
         try:
@@ -271,32 +270,6 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], source: str = "<memory>") 
     if version == 2:
         network = validate_network(get, present, err, ops, {lw.name: lw for lw in layers})
     return WeightFile(layers=layers, source=source, network=network)
-
-
-def _check_keys(arrays, names, ops, version, err) -> None:
-    """Refuse keys no part of the format owns: a misspelt optional key (conv1/baias) would
-    silently drop data."""
-    optional = _OPTIONAL + (REQUANT_KEYS if version == 2 else ())
-    owners = {"network": ("ops", "input_shape", "input_scale", "classes")}
-    owners.update({op.name: ("W", "b") for op in ops if op.kind == "linear"})
-    for key in arrays:
-        if key in ("format", "version", "layers"):
-            continue
-        prefix, _, field_name = key.partition("/")
-        if prefix in names:
-            if field_name not in _REQUIRED + optional:
-                raise err(f"unknown key; a v{version} layer has {', '.join(_REQUIRED)} and "
-                          f"optionally {', '.join(optional)}", prefix, key)
-        elif version == 2 and prefix in owners and field_name:
-            if field_name not in owners[prefix]:
-                what = "'network'" if prefix == "network" else f"linear op '{prefix}'"
-                raise err(f"unknown key; {what} has {', '.join(owners[prefix])}",
-                          None if prefix == "network" else prefix, key)
-        elif version == 2:
-            raise err("belongs to no layer listed in 'layers', no linear op of 'network/ops' "
-                      "and is not a 'network/' key", key=key)
-        else:
-            raise err("belongs to no layer listed in 'layers'", key=key)
 
 
 def _validate_layer(name, get, present, err, version) -> LayerWeights:

@@ -176,6 +176,8 @@ CASES = [
      r"belongs to no layer listed in 'layers', no linear op of 'network/ops'"),
     ("orphan-top-key", _with(network=np.array(1)), None, "network",
      r"belongs to no layer listed in 'layers'"),
+    ("layer-named-network", _with(layers=np.array(["conv0", "network"])), None, "layers",
+     r"layer name 'network' is reserved for the network keys in version 2"),
     ("pickled-ops", _with(network__ops=np.array(OPS, dtype=object)), None, "network/ops",
      r"cannot be read without unpickling"),
     ("pickled-W", _with(fc__W=np.ones((4, 60), dtype=object)), "fc", "fc/W",
