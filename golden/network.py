@@ -113,9 +113,9 @@ def maxpool2(x: np.ndarray) -> np.ndarray:
     return x.reshape(*x.shape[:-2], h, 2, w, 2).max(axis=(-3, -1))
 
 
-def flatten(x: np.ndarray, batched: bool) -> np.ndarray:
+def flatten(x: np.ndarray) -> np.ndarray:
     """[N, C, H, W] -> [N, C*H*W] (or [C, H, W] -> [C*H*W]), C slowest, W fastest."""
-    return x.reshape(x.shape[0], -1) if batched else x.reshape(-1)
+    return x.reshape(x.shape[0], -1) if x.ndim == 4 else x.reshape(-1)
 
 
 def linear(head: LinearWeights, x: np.ndarray) -> np.ndarray:
@@ -123,9 +123,9 @@ def linear(head: LinearWeights, x: np.ndarray) -> np.ndarray:
     return x.astype(np.int64) @ head.W.astype(np.int64).T + head.b.astype(np.int64)
 
 
-def run_op(weights: WeightFile, index: int, x: np.ndarray,
-           batched: bool = True) -> OpOutput:
-    """Run op ``index`` of the network on its input ``x`` (the previous op's output)."""
+def run_op(weights: WeightFile, index: int, x: np.ndarray) -> OpOutput:
+    """Run op ``index`` of the network on its input ``x``: the previous op's output (or the
+    int8 images for op 0), batched [N, ...] or one image, as :func:`run_network` passes it."""
     network = _network(weights)
     op = network.ops[index]
     raw = None
@@ -134,7 +134,7 @@ def run_op(weights: WeightFile, index: int, x: np.ndarray,
     elif op.kind == "maxpool2":
         out = maxpool2(x)
     elif op.kind == "flatten":
-        out = flatten(x, batched)
+        out = flatten(x)
     else:
         out = linear(network.linear, x)
     return OpOutput(op, index, out, raw)
@@ -164,10 +164,9 @@ def run_network(weights: WeightFile, x: np.ndarray,
         c, h, w = network.input_shape
         raise ValueError(f"input shape must be [{c}, {h}, {w}] or [N, {c}, {h}, {w}], not "
                          f"{list(x.shape)}")
-    batched = x.ndim == 4
     outputs = []
     for index in range(len(network.ops)):
-        result = run_op(weights, index, x, batched)
+        result = run_op(weights, index, x)
         x = result.output
         if trace:
             outputs.append(result)
