@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from golden.config import DEFAULT, PRESETS  # noqa: E402
-from hw.synth import SynthError, reference_throughput, run  # noqa: E402
+from golden.throughput import reference_throughput  # noqa: E402
+from hw.synth import SynthError, run  # noqa: E402
 
 #: WinoGen (DAC'24) dense-equivalent GOPS per DSP: the published anchor.
 WINOGEN_GOPS_PER_DSP = 3.80

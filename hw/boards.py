@@ -24,12 +24,63 @@ from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["BOARDS", "Board", "BoardTop", "SerialHarness"]
+__all__ = ["BOARDS", "Board", "BoardTop", "Device", "ECP5_85F", "ICE40_UP5K", "SerialHarness"]
+
+
+@dataclass(frozen=True)
+class Device:
+    """The capacity of an FPGA, in the cells nextpnr places.
+
+    Members
+    -------
+    part : str
+        Device and package as amaranth-boards names them (``platform.device``, ``.package``).
+    luts : int
+        4-input LUTs.
+    ffs : int
+        Flip-flops.
+    brams : int
+        Block RAMs (iCE40: 4 kbit ``SB_RAM40_4K``; ECP5: 18 kbit ``DP16KD``).
+    bram_bits : int
+        Bits of one block RAM.
+    dsps : int
+        Hard multipliers (iCE40: ``SB_MAC16``; ECP5: ``MULT18X18D``).
+    sprams : int
+        Single-port 256 kbit RAMs (iCE40 UltraPlus ``SB_SPRAM256KA``; 0 elsewhere).
+    bels : tuple of (str, str)
+        ``(resource, nextpnr bel type)`` pairs: the bel that holds each of the resources above,
+        as nextpnr's utilisation report names it.
+    """
+
+    part: str
+    luts: int
+    ffs: int
+    brams: int
+    bram_bits: int
+    dsps: int
+    sprams: int
+    bels: tuple[tuple[str, str], ...]
+
+    def capacity(self) -> dict[str, int]:
+        """Available cells of each nextpnr bel type (the denominators of utilisation)."""
+        return {bel: getattr(self, resource) for resource, bel in self.bels}
+
+
+#: iCE40 UP5K: 5280 logic cells, each one LUT4 and one flip-flop (so luts == ffs == cells).
+ICE40_UP5K = Device(
+    part="iCE40UP5K-SG48", luts=5280, ffs=5280, brams=30, bram_bits=4096, dsps=8, sprams=4,
+    bels=(("luts", "ICESTORM_LC"), ("brams", "ICESTORM_RAM"), ("dsps", "ICESTORM_DSP"),
+          ("sprams", "ICESTORM_SPRAM")))
+#: ECP5 LFE5U-85F: 83640 LUT4s and as many flip-flops, 208 DP16KD, 156 18x18 multipliers.
+ECP5_85F = Device(
+    part="LFE5U-85F-BG381", luts=83640, ffs=83640, brams=208, bram_bits=18432, dsps=156,
+    sprams=0, bels=(("luts", "TRELLIS_COMB"), ("ffs", "TRELLIS_FF"), ("brams", "DP16KD"),
+                    ("dsps", "MULT18X18D")))
 
 
 @dataclass(frozen=True)
 class Board:
-    """A place-and-route target: an amaranth-boards platform and its device's capacity.
+    """A place-and-route target: an amaranth-boards platform and its device.
 
     Members
     -------
@@ -45,6 +96,8 @@ class Board:
         Clock target given to place and route (the project's goal for this device).
     description : str
         Board and device, for reports.
+    device : Device
+        The FPGA and its capacity (the fit check and utilisation read it).
     """
 
     name: str
@@ -53,6 +106,7 @@ class Board:
     module: str
     goal_mhz: float
     description: str
+    device: Device
 
     def platform(self, clock_mhz: float | None = None):
         """A fresh platform instance (each build needs its own).
@@ -80,9 +134,9 @@ class Board:
 #: Boards reachable with ``--pnr``, keyed by synthesis target.
 BOARDS = {
     "ice40": Board("icebreaker", "ice40", "ICEBreakerPlatform", "icebreaker", 50.0,
-                   "iCEBreaker (iCE40 UP5K-SG48)"),
+                   "iCEBreaker (iCE40 UP5K-SG48)", ICE40_UP5K),
     "ecp5": Board("ulx3s-85f", "ecp5", "ULX3S_85F_Platform", "ulx3s", 150.0,
-                  "ULX3S 85F (ECP5 LFE5U-85F-6 CABGA381)"),
+                  "ULX3S 85F (ECP5 LFE5U-85F-6 CABGA381)", ECP5_85F),
 }
 
 

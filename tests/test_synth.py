@@ -1,5 +1,5 @@
-"""Synthesis flow (hw.synth, hw.boards): resource baselines, multiplier counts, board harness,
-throughput figures and command-line errors.
+"""Synthesis flow (hw.synth, hw.boards, hw.units, golden.throughput): resource baselines,
+multiplier counts, board harness and capacities, throughput figures and command-line errors.
 
 Baselines live in ``tests/baselines/synth_<target>_<name>.json`` with a relative tolerance per
 resource (hls4ml style): an area regression beyond it fails. Refresh them after an intended
@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from golden.config import AcceleratorConfig
+from golden.throughput import reference_throughput
 from hw import synth
 from hw.boards import BOARDS, SerialHarness
+from hw.generate import config_from_args
+from hw.synth import cli as synth_cli
+from hw.synth import pnr as synth_pnr
 from hw.transform import InputTransform
+from hw.units import UNIT_DESCRIPTIONS, UNIT_MULTIPLIERS, UNITS
 
 BASELINES = Path(__file__).parent / "baselines"
 TOLERANCE = 0.10          # relative, per resource
@@ -48,7 +56,7 @@ def _baseline_check(name: str, report: dict) -> None:
 
 def _synth(config, target, tmp_path, unit="accelerator"):
     return synth.synthesize(config, target, tmp_path, unit=unit,
-                            progress=synth._Progress(2, quiet=True))
+                            progress=synth.Progress(2, quiet=True))
 
 
 # -- default run: small designs ----------------------------------------------------------------
@@ -102,9 +110,19 @@ def test_classify_cells_rejects_unknown_target():
 
 
 def test_synthesize_rejects_unknown_unit(tmp_path):
-    with pytest.raises(ValueError, match="unit must be one of accelerator, input-transform, "
-                                         "output-transform, not 'pe'"):
-        synth.synthesize(TINY, "generic", tmp_path, unit="pe")
+    with pytest.raises(ValueError, match=f"unit must be one of {', '.join(UNITS)}, not 'gpu'"):
+        synth.synthesize(TINY, "generic", tmp_path, unit="gpu")
+    assert not any(tmp_path.iterdir()), "refused before writing anything"
+
+
+def test_units_build_from_the_config_alone():
+    assert set(UNIT_DESCRIPTIONS) == set(UNIT_MULTIPLIERS) == set(UNITS)
+    config = AcceleratorConfig(requant=True)
+    for name, build in UNITS.items():
+        unit = build(config)
+        assert isinstance(unit, wiring.Component), name
+    assert UNIT_MULTIPLIERS["accelerator"](config) == config.multipliers == 16 + 4
+    assert UNIT_MULTIPLIERS["input-transform"](config) == 0
 
 
 # -- board harness -------------------------------------------------------------------------------
@@ -160,11 +178,68 @@ def test_board_platform_rejects_bad_clock():
         BOARDS["ice40"].platform(0)
 
 
+# -- device capacities ---------------------------------------------------------------------------
+
+def test_board_devices_match_their_platforms_and_datasheets():
+    """Capacities from the Lattice data sheets: UP5K 5280 logic cells, 120 kbit of EBR in 30
+    blocks, 8 DSPs, 4 SPRAMs; ECP5-85 83640 LUTs, 3744 kbit of EBR in 208 blocks, 156 18x18
+    multipliers."""
+    ice40, ecp5 = BOARDS["ice40"], BOARDS["ecp5"]
+    for board in (ice40, ecp5):
+        platform = board.platform()
+        assert board.device.part == f"{platform.device}-{platform.package}"
+    assert (ice40.device.luts, ice40.device.ffs, ice40.device.dsps, ice40.device.sprams) == \
+        (5280, 5280, 8, 4)
+    assert ice40.device.brams * ice40.device.bram_bits == 120 * 1024
+    assert (ecp5.device.luts, ecp5.device.ffs, ecp5.device.dsps, ecp5.device.sprams) == \
+        (83640, 83640, 156, 0)
+    assert ecp5.device.brams * ecp5.device.bram_bits == 3744 * 1024
+    assert ice40.device.capacity() == {"ICESTORM_LC": 5280, "ICESTORM_RAM": 30,
+                                       "ICESTORM_DSP": 8, "ICESTORM_SPRAM": 4}
+    assert ecp5.device.capacity() == {"TRELLIS_COMB": 83640, "TRELLIS_FF": 83640,
+                                      "DP16KD": 208, "MULT18X18D": 156}
+
+
+@pytest.mark.parametrize("target, cells, expected", [
+    # An iCE40 logic cell is one LUT and one flip-flop: the larger count is the cells used.
+    ("ice40", {"SB_LUT4": 5000, "SB_DFF": 5300, "SB_DFFE": 100, "SB_CARRY": 700,
+               "SB_RAM40_4K": 31, "SB_MAC16": 1},
+     {"ICESTORM_LC": (5400, 5280, 102.3), "ICESTORM_RAM": (31, 30, 103.3),
+      "ICESTORM_DSP": (1, 8, 12.5)}),
+    # An ECP5 CCU2 carry takes two LUT4 sites.
+    ("ecp5", {"LUT4": 1000, "CCU2C": 50, "TRELLIS_FF": 836, "DP16KD": 52, "MULT18X18D": 39},
+     {"TRELLIS_COMB": (1100, 83640, 1.3), "TRELLIS_FF": (836, 83640, 1.0),
+      "DP16KD": (52, 208, 25.0), "MULT18X18D": (39, 156, 25.0)}),
+])
+def test_estimated_use_reads_the_board_device(target, cells, expected, tmp_path):
+    stat = tmp_path / "board_stat.json"
+    stat.write_text(json.dumps({"design": {"num_cells_by_type": cells}}))
+    use = synth_pnr.estimated_use(stat, BOARDS[target])
+    assert {bel: (u["used"], u["available"], u["percent"]) for bel, u in use.items()} == expected
+    assert all(u["estimated"] for u in use.values())
+
+
+def test_logged_use_parses_the_nextpnr_table(tmp_path):
+    log = tmp_path / "nextpnr-ice40.out"
+    log.write_text("Info: Device utilisation:\n"
+                   "Info: \t         ICESTORM_LC:  5337/ 5280   101%\n"
+                   "Info: \t        ICESTORM_RAM:    30/   30   100%\n"
+                   "Info: \t               SB_IO:     3/   96     3%\n"
+                   "Info: \t      ICESTORM_SPRAM:     0/    4     0%\n"
+                   "ERROR: Unable to place cell 'x', no BELs remaining to implement cell type "
+                   "'ICESTORM_LC'\n")
+    assert synth_pnr.logged_use(log) == {
+        "ICESTORM_LC": {"used": 5337, "available": 5280, "percent": 101.1},
+        "ICESTORM_RAM": {"used": 30, "available": 30, "percent": 100.0},
+        "SB_IO": {"used": 3, "available": 96, "percent": 3.1}}
+    assert synth_pnr.does_not_fit(log)
+
+
 # -- throughput ----------------------------------------------------------------------------------
 
 def test_reference_throughput_matches_hand_count():
     config = AcceleratorConfig(tile="6x6")
-    tp = synth.reference_throughput(config, 100.0, 0.74)
+    tp = reference_throughput(config, 100.0, 0.74)
     # Direct 3x3 convolution of a 64->64 32x32 layer with padding 1: K C 9 H W MACs.
     assert tp["direct_macs"] == 64 * 64 * 9 * 32 * 32
     seconds = tp["cycles"] / 100e6
@@ -179,7 +254,7 @@ def test_reference_throughput_matches_hand_count():
 
 def test_reference_throughput_rejects_bad_fmax():
     with pytest.raises(ValueError, match="fmax_mhz must be a positive number, not -1"):
-        synth.reference_throughput(TINY, -1, 0.5)
+        reference_throughput(TINY, -1, 0.5)
 
 
 # -- command line ----------------------------------------------------------------------------------
@@ -191,28 +266,77 @@ def test_reference_throughput_rejects_bad_fmax():
     (["--array", "0x2"], "array must be RxC"),
     (["--sparsity", "1.5"], "must be a number in [0, 1), not '1.5'"),
     (["--clock-mhz", "fast"], "must be a positive number, not 'fast'"),
-    (["--unit", "pe"], "argument --unit: invalid choice: 'pe'"),
+    (["--unit", "gpu"], "argument --unit: invalid choice: 'gpu'"),
     (["sweep", "--arrays", "2y2"], "array must be RxC"),
     (["sweep", "--tiles", "4x4,5x5"], "tile must be one of"),
     (["sweep", "--max-channels", "0"], "channels must be positive integers, not '0'"),
     (["sweep", "--target", "xilinx", "--pnr"], "--pnr needs --target ice40 or ecp5"),
+    # Subcommands: `run` spelled out, an unknown one, an option of the other one.
+    (["run", "--target", "gowin"], "argument --target: invalid choice: 'gowin'"),
+    (["run", "--data-width", "40"], "data_width must be an integer in [2, 16], not 40"),
+    (["synthesise", "--tile", "4x4"], "argument {run,sweep}: invalid choice: 'synthesise'"),
+    (["sweep", "--unit", "accelerator"], "unrecognized arguments: --unit accelerator"),
+    (["run", "--tiles", "4x4"], "unrecognized arguments: --tiles 4x4"),
+    (["sweep", "--tiles", ""], "argument --tiles: must be a comma-separated list, not ''"),
 ])
 def test_cli_errors_are_one_line_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         synth.main(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err
+    assert err.startswith("hw.synth: error: ")
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_cli_writes_reports(tmp_path, capsys):
+def test_cli_flat_command_line_means_run():
+    """The documented flat command line parses exactly as its `run` spelling."""
+    flat = ["--tile", "4x4", "--array", "2x2", "--max-channels", "16", "--target", "ecp5",
+            "--pnr", "--out", "build/s"]
+    args = synth_cli.parse_args(flat)
+    assert args == synth_cli.parse_args(["run", *flat])
+    assert (args.command, args.target, args.pnr, args.out, args.unit) == \
+        ("run", "ecp5", True, "build/s", "accelerator")
+    assert config_from_args(args) == AcceleratorConfig(array=(2, 2), max_in_channels=16,
+                                                       max_out_channels=16)
+    assert synth_cli.parse_args([]).command == "run"
+    sweep = synth_cli.parse_args(["sweep", "--tiles", "4x4,6x6", "--arrays", "1x1, 2x2",
+                                  "--max-channels", "8,16"])
+    assert (sweep.command, sweep.tiles, sweep.arrays, sweep.max_channels) == \
+        ("sweep", ["4x4", "6x6"], [(1, 1), (2, 2)], [8, 16])
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["-h"], ["usage: hw.synth", "run", "sweep"]),
+    (["sweep", "--help"], ["usage: hw.synth sweep", "--tiles", "--plot"]),
+    (["run", "-h"], ["usage: hw.synth run", "--unit", *UNITS]),
+])
+def test_cli_help_exits_0(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exc:
+        synth.main(argv)
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert all(text in out for text in expected)
+
+
+def test_python_m_hw_synth_error_is_one_line():
+    proc = subprocess.run([sys.executable, "-m", "hw.synth", "--tile", "5x5"],
+                          capture_output=True, text=True, cwd=Path(__file__).parents[1],
+                          check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == "hw.synth: error: argument --tile: tile must be one of 4x4, 6x6, " \
+                          "not '5x5'\n"
+
+
+@pytest.mark.parametrize("options, multipliers", [([], 0), (["--requant"], 4)])
+def test_cli_writes_reports(options, multipliers, tmp_path, capsys):
+    """The output transform has multipliers only in its requant stage: m**2 = 4 of them."""
     out = tmp_path / "it"
     assert synth.main(["--unit", "output-transform", "--target", "generic", "--out", str(out),
-                       "--quiet"]) == 0
+                       "--quiet", *options]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["design"]["unit"] == "output-transform"
-    assert report["multipliers"]["mul_cells"] == 0
+    assert report["multipliers"] == {"mul_cells": multipliers, "expected": multipliers}
     assert "| luts |" in (out / "report.md").read_text()
     assert "sparse_winograd_4x4_output_transform on generic" in capsys.readouterr().out
 
