@@ -7,6 +7,7 @@ Importable with NumPy alone (no simulator, no Amaranth).
 
 from .config import DEFAULT, PRESETS, SMALL, AcceleratorConfig, parse_array
 from .cycles import CycleReport, layer_cycles
+from .throughput import Throughput, layer_throughput, reference_throughput
 from .program import LayerProgram, compile_layer, expected_output, patch_words, unpack_results
 from .schedule import Schedule, schedule_layer
 from .conv import (TileGrid, assemble_tiles, direct_conv2d, extract_patches, tile_grid,
@@ -22,8 +23,9 @@ from .weights import (LayerWeights, WeightFile, WeightFileError, load_weights, s
 from .widths import DatapathWidths, bits_for_range, datapath_widths, signed_range
 
 __all__ = [
-    "CycleReport", "LayerProgram", "Schedule", "compile_layer", "expected_output",
-    "layer_cycles", "patch_words", "schedule_layer", "unpack_results",
+    "CycleReport", "LayerProgram", "Schedule", "Throughput", "compile_layer", "expected_output",
+    "layer_cycles", "layer_throughput", "patch_words", "reference_throughput", "schedule_layer",
+    "unpack_results",
     "AcceleratorConfig", "ArraySpec", "CANONICAL_POINTS", "DEFAULT", "DatapathWidths", "Field",
     "LayerWeights", "LinearWeights", "Network", "NetworkOp", "PRESETS", "SMALL", "SparseWeights",
     "StructSpec", "TILES", "TileGrid", "WeightFile", "WeightFileError", "WinogradTransform",
