@@ -338,6 +338,7 @@ def test_cli_writes_reports(options, multipliers, tmp_path, capsys):
     assert report["design"]["unit"] == "output-transform"
     assert report["multipliers"] == {"mul_cells": multipliers, "expected": multipliers}
     assert "| luts |" in (out / "report.md").read_text()
+    assert not list(out.glob(".report.*")), "no temporary file of the atomic write is left"
     assert "sparse_winograd_4x4_output_transform on generic" in capsys.readouterr().out
 
 
