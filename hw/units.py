@@ -1,41 +1,57 @@
-"""The design units that can be built on their own, by name (``hw.synth --unit NAME``).
+"""Every block that can be built, simulated and synthesised on its own from a configuration.
 
-Each entry of :data:`UNITS` is a callable that takes an :class:`~golden.config.AcceleratorConfig`
-and returns an :class:`amaranth.lib.wiring.Component`; :data:`UNIT_DESCRIPTIONS` says in one
-line what each is, and :data:`UNIT_MULTIPLIERS` how many ``$mul`` cells its RTL asks for (the
-synthesis flow checks the coarse netlist against it).
+``UNITS[name](config)`` builds the component; ``python -m hw.synth --unit NAME`` synthesises it.
+The classes are imported when a unit is built, so listing the units (``--help``, argument
+errors) costs no RTL imports.
 """
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from typing import Callable
 
 from amaranth.lib import wiring
 
 from golden.config import AcceleratorConfig
-from hw.accelerator import Accelerator
-from hw.transform import InputTransform, OutputTransform
 
-__all__ = ["UNITS", "UNIT_DESCRIPTIONS", "UNIT_MULTIPLIERS"]
+__all__ = ["UNITS", "Unit"]
 
-#: Unit name -> constructor from the configuration alone.
-UNITS: dict[str, Callable[[AcceleratorConfig], wiring.Component]] = {
-    "accelerator": Accelerator,
-    "input-transform": InputTransform,
-    "output-transform": OutputTransform,
-}
 
-#: Unit name -> one-line description.
-UNIT_DESCRIPTIONS: dict[str, str] = {
-    "accelerator": "the whole accelerator (loader, PE array, transforms, collector)",
-    "input-transform": "shift-add input transform V = BT d BT^T, one patch per beat",
-    "output-transform": "shift-add output transform Y = AT M AT^T + bias (and the requant stage)",
-}
+@dataclass(frozen=True)
+class Unit:
+    """One synthesisable block.
 
-#: Unit name -> multipliers its RTL contains (``$mul`` cells before technology mapping).
-UNIT_MULTIPLIERS: dict[str, Callable[[AcceleratorConfig], int]] = {
-    "accelerator": lambda config: config.multipliers,
-    "input-transform": lambda config: 0,
-    # The requantise stage multiplies each of the m x m outputs by its channel's multiplier.
-    "output-transform": lambda config: config.m * config.m if config.requant else 0,
+    Members
+    -------
+    component : str
+        ``"module:Class"`` of the :class:`amaranth.lib.wiring.Component`; its constructor takes
+        the configuration alone.
+    description : str
+        One line for listings and ``--help``.
+    multipliers : callable(config) -> int
+        ``$mul`` cells its coarse netlist must have.
+    """
+
+    component: str
+    description: str
+    multipliers: Callable[[AcceleratorConfig], int] = lambda config: 0
+
+    def __call__(self, config: AcceleratorConfig) -> wiring.Component:
+        """The component for ``config``."""
+        module, name = self.component.split(":")
+        return getattr(importlib.import_module(module), name)(config)
+
+
+#: The units by ``--unit`` name, the whole accelerator first.
+UNITS: dict[str, Unit] = {
+    "accelerator": Unit("hw.accelerator:Accelerator",
+                        "the whole accelerator (every block below, wired)",
+                        lambda config: config.multipliers),
+    "input-transform": Unit("hw.transform:InputTransform",
+                            "V = BT d BT^T, one patch per cycle, shifts and adds"),
+    # The requant stage multiplies each of the m x m outputs by its channel's multiplier.
+    "output-transform": Unit("hw.transform:OutputTransform",
+                             "Y = AT M AT^T + bias [+ requant], one tile per cycle",
+                             lambda config: config.m * config.m if config.requant else 0),
 }

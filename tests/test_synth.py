@@ -27,7 +27,7 @@ from hw.generate import config_from_args
 from hw.synth import cli as synth_cli
 from hw.synth import pnr as synth_pnr
 from hw.transform import InputTransform
-from hw.units import UNIT_DESCRIPTIONS, UNIT_MULTIPLIERS, UNITS
+from hw.units import UNITS
 
 BASELINES = Path(__file__).parent / "baselines"
 TOLERANCE = 0.10          # relative, per resource
@@ -116,13 +116,13 @@ def test_synthesize_rejects_unknown_unit(tmp_path):
 
 
 def test_units_build_from_the_config_alone():
-    assert set(UNIT_DESCRIPTIONS) == set(UNIT_MULTIPLIERS) == set(UNITS)
     config = AcceleratorConfig(requant=True)
     for name, build in UNITS.items():
-        unit = build(config)
-        assert isinstance(unit, wiring.Component), name
-    assert UNIT_MULTIPLIERS["accelerator"](config) == config.multipliers == 16 + 4
-    assert UNIT_MULTIPLIERS["input-transform"](config) == 0
+        assert isinstance(build(config), wiring.Component), name
+    assert UNITS["accelerator"].multipliers(config) == config.multipliers == 16 + 4
+    assert UNITS["input-transform"].multipliers(config) == 0
+    assert UNITS["output-transform"].multipliers(config) == 4
+    assert UNITS["output-transform"].multipliers(TINY) == 0
 
 
 # -- board harness -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ Usage::
 Synthesis writes ``DIR/report.json`` and ``DIR/report.md``: LUTs, flip-flops, carry cells,
 DSP/MAC blocks, block RAMs, total cells (``stat -json`` after ``synth_<target>``) and the ``$mul``
 cells of the coarse netlist, which must equal the unit's multipliers
-(:data:`hw.units.UNIT_MULTIPLIERS`). ``--pnr`` (ice40, ecp5) places and routes a
+(:attr:`hw.units.Unit.multipliers`). ``--pnr`` (ice40, ecp5) places and routes a
 :class:`hw.boards.BoardTop` on the iCEBreaker or the ULX3S 85F, records Fmax and utilisation
 against the board's :class:`hw.boards.Device`, writes the bitstream (never programs a board)
 and the throughput at Fmax of a reference layer (:mod:`golden.throughput`).

@@ -19,7 +19,7 @@ from golden.config import AcceleratorConfig, parse_array
 from golden.transforms import TILES, parse_tile
 from hw.boards import BOARDS
 from hw.generate import OneLineParser, add_config_arguments, config_from_args
-from hw.units import UNIT_DESCRIPTIONS, UNITS
+from hw.units import UNITS
 
 from .flow import run
 from .report import summary_lines
@@ -101,7 +101,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     _add_flow_arguments(p)
     p.add_argument("--unit", choices=list(UNITS), default="accelerator",
                    help="design unit to synthesise: "
-                        + "; ".join(f"{name}: {text}" for name, text in UNIT_DESCRIPTIONS.items()))
+                        + "; ".join(f"{name}: {u.description}" for name, u in UNITS.items()))
     p.add_argument("--clock-mhz", type=_mhz, default=None,
                    help="place-and-route clock constraint; None: the board's goal ("
                         + ", ".join(f"{b.goal_mhz:g} MHz {t}" for t, b in BOARDS.items()) + ")")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from golden.config import AcceleratorConfig
 from hw.generate import top_name
-from hw.units import UNIT_MULTIPLIERS, UNITS
+from hw.units import UNITS
 
 from .tools import Progress, run_tool
 
@@ -163,7 +163,7 @@ def synthesize(config: AcceleratorConfig, target: str, out_dir, *, unit: str = "
     dict
         The report: ``design``, ``target``, ``synth_command``, ``yosys``, ``resources``,
         ``cells_by_type``, ``multipliers`` (``mul_cells`` of the coarse netlist, ``expected``
-        from :data:`hw.units.UNIT_MULTIPLIERS`), ``memories`` and ``seconds``.
+        from :attr:`hw.units.Unit.multipliers`), ``memories`` and ``seconds``.
 
     Raises
     ------
@@ -209,7 +209,7 @@ def synthesize(config: AcceleratorConfig, target: str, out_dir, *, unit: str = "
         "resources": classify_cells(cells, target),
         "cells_by_type": cells,
         "multipliers": {"mul_cells": int(coarse_cells.get("$mul", 0)),
-                        "expected": UNIT_MULTIPLIERS[unit](config)},
+                        "expected": UNITS[unit].multipliers(config)},
         "memories": {"count": int(coarse.get("num_memories", 0)),
                      "bits": int(coarse.get("num_memory_bits", 0))},
         "seconds": steps,
