@@ -35,10 +35,12 @@ __all__ = [
     "COLLECTOR_DEPTH",
     "CycleReport",
     "PE_PIPELINE_DEPTH",
+    "drain_tail_cycles",
     "input_transform_latency",
     "layer_cycles",
     "output_transform_latency",
     "step_lengths",
+    "utilisation",
 ]
 
 #: Cycles a PE needs beyond one per entry: issue, latch, fetch, select, multiply, add, then
@@ -106,6 +108,18 @@ class CycleReport:
         }
 
 
+def drain_tail_cycles(config: AcceleratorConfig, out_channels: int) -> int:
+    """Cycles of ``cycles`` after the last step: the last tile's drain and output transform,
+    ``K + COLLECTOR_DEPTH - 1 + L_out`` (the rest of ``cycles`` is the steps ``0 .. T``)."""
+    return out_channels + COLLECTOR_DEPTH - 1 + output_transform_latency(config)
+
+
+def utilisation(nonzero_macs: int, multipliers: int, cycles: int) -> float:
+    """Fraction of ``multipliers x cycles`` multiplier slots doing a nonzero MAC (0 for no
+    cycles): the one definition used by every report."""
+    return nonzero_macs / (multipliers * cycles) if cycles else 0.0
+
+
 def step_lengths(config: AcceleratorConfig, in_channels: int, out_channels: int,
                  n_tiles: int, makespan: int) -> np.ndarray:
     """Length ``S_s`` of every step s = 0 .. T + 1 (module docstring), int64 [T + 2]."""
@@ -126,8 +140,7 @@ def layer_cycles(program) -> CycleReport:
     config = program.config
     c, k, t = program.in_channels, program.out_channels, program.n_tiles
     steps = step_lengths(config, c, k, t, program.schedule.makespan)
-    cycles = int(steps[:t + 1].sum()) + k + COLLECTOR_DEPTH - 1 + output_transform_latency(
-        config)
+    cycles = int(steps[:t + 1].sum()) + drain_tail_cycles(config, k)
     nnz = program.sparse.nnz
     per_position = program.sparse.position_counts() * t
     dense_per_position = t * k * c
@@ -140,7 +153,7 @@ def layer_cycles(program) -> CycleReport:
         direct_macs=k * c * config.r * config.r * grid.out_h * grid.out_w,
         multipliers=config.multipliers,
         n_pe=config.n_pe,
-        utilisation=nnz * t / (config.n_pe * cycles),
+        utilisation=utilisation(nnz * t, config.n_pe, cycles),
         skipped_macs_per_position=tuple(int(dense_per_position - v) for v in per_position),
         nonzero_macs_per_position=tuple(int(v) for v in per_position),
     )
