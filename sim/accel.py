@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from golden.config import AcceleratorConfig
-from golden.cycles import CycleReport, layer_cycles
+from golden.cycles import CycleReport, layer_cycles, utilisation
 from golden.program import (LayerProgram, expected_output, expected_output_q, patch_words,
                             unpack_results, unpack_results_q)
 
@@ -160,8 +160,8 @@ class LayerOutcome:
         d = self.model.as_dict()
         d.update(name=self.name, cycles=self.cycles, model_cycles=self.model.cycles,
                  load_cycles=self.load_cycles, model_load_cycles=self.model.load_cycles,
-                 utilisation=self.model.nonzero_macs / (self.model.n_pe * self.cycles)
-                 if self.cycles else 0.0,
+                 utilisation=utilisation(self.model.nonzero_macs, self.model.n_pe,
+                                         self.cycles),
                  stalled=self.stalled, passed=self.passed, problems=list(self.problems))
         return d
 

@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from golden.config import DEFAULT, AcceleratorConfig, parse_array
-from golden.cycles import layer_cycles
+from golden.cycles import layer_cycles, utilisation
 from golden.run import (CliError, check_input_fits, check_output_path, load_input, load_layer,
                         one_line, run_layer)
 from golden.transforms import TILES
@@ -196,7 +196,7 @@ def _run(argv) -> tuple[int, str]:
         "tile": config.tile, "array": list(array), "design": config.as_dict(),
         "images": len(images), "cycles": cycles, "model_cycles": model.cycles * len(images),
         "load_cycles": outcomes[0].load_cycles, "model_load_cycles": model.load_cycles,
-        "utilisation": report["nonzero_macs"] / (config.n_pe * cycles) if cycles else 0.0,
+        "utilisation": utilisation(report["nonzero_macs"], config.n_pe, cycles),
         "per_image": [{"cycles": o.cycles, "load_cycles": o.load_cycles,
                        "simulated_cycles": o.simulated_cycles, "passed": o.passed}
                       for o in outcomes],
