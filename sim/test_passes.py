@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from golden.config import DEFAULT
 from golden.conv import winograd_conv2d_int
 from golden.cycles import layer_cycles
 from golden.passes import passes_cycles, plan_passes
@@ -88,3 +89,18 @@ def test_split_output_channels_requantised_on_chip(simulator):
     outcome = run_layer_passes(_design(config, simulator), plan, x)
     assert outcome.passed, _failures(outcome)
     assert np.array_equal(outcome.y_q, requantize(outcome.expected, mult, shift, False))
+
+
+@pytest.mark.slow
+@pytest.mark.simulators("verilator")
+def test_128_channels_on_default_design(simulator):
+    """A VGG-sized 128 -> 128 layer on the default 64-channel design (shares the build of
+    ``test_default_design_full_layer``): 2 x 2 passes, bit-exact and cycle-exact."""
+    layer = synthetic_layer(DEFAULT, 128, 128, 0.6, seed=24, name="vgg128")
+    plan = plan_passes(DEFAULT, layer)
+    assert len(plan) == 4
+    x = np.random.default_rng(24).integers(-128, 128, size=(128, 8, 8)).astype(np.int8)
+    outcome = run_layer_passes(_design(DEFAULT, simulator), plan, x)
+    assert outcome.passed, _failures(outcome)
+    assert np.array_equal(outcome.y, outcome.expected)
+    assert outcome.cycles == passes_cycles(outcome.programs).cycles
