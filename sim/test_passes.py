@@ -76,19 +76,21 @@ def test_split_layer_under_stalls(simulator):
 
 @pytest.mark.slow
 @pytest.mark.simulators("verilator")
-def test_split_output_channels_requantised_on_chip(simulator):
-    """One input group: the requant stage's int8 outputs are the layer's (shares the build of
-    ``test_requant_stage``)."""
+@pytest.mark.parametrize("c, relu", [(6, True), (13, False)], ids=["one-group", "two-groups"])
+def test_split_on_the_requant_design(simulator, c, relu):
+    """With one input group the requant stage's int8 outputs are the layer's; with two the
+    host requantises the summed partial sums (shares the build of ``test_requant_stage``)."""
     config = small_config("4x4").replace(requant=True)
-    layer = synthetic_layer(config, 6, 20, 0.4, seed=23, name="onchip")
+    layer = synthetic_layer(config, c, 20, 0.4, seed=23, name="rq")
     rng = np.random.default_rng(23)
     mult, shift = rng.integers(1, 1 << 15, size=20), rng.integers(10, 24, size=20)
-    plan = plan_passes(config, layer, (mult, shift, False))
-    assert plan.requant_on_chip and len(plan) == 3
-    x = rng.integers(-128, 128, size=(6, 7, 7)).astype(np.int8)
+    plan = plan_passes(config, layer, (mult, shift, relu))
+    assert plan.requant_on_chip == (c <= 8) and len(plan) == 3 * len(plan.in_groups)
+    x = rng.integers(-128, 128, size=(c, 7, 7)).astype(np.int8)
     outcome = run_layer_passes(_design(config, simulator), plan, x)
     assert outcome.passed, _failures(outcome)
-    assert np.array_equal(outcome.y_q, requantize(outcome.expected, mult, shift, False))
+    assert np.array_equal(outcome.y_q, requantize(outcome.expected, mult, shift, relu))
+    assert outcome.cycles == passes_cycles(outcome.programs).cycles
 
 
 @pytest.mark.slow
