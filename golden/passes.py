@@ -40,12 +40,14 @@ from .schedule import schedule_layer
 from .weights import LayerWeights
 
 __all__ = [
+    "FROM_LAYER",
     "LayerPass",
     "PassPlan",
     "PassesCycles",
     "combine_outputs",
     "compile_passes",
     "golden_pass_outputs",
+    "layer_requant",
     "pass_inputs",
     "passes_cycles",
     "plan_passes",
@@ -53,6 +55,8 @@ __all__ = [
     "run_passes",
 ]
 
+#: Default of :func:`plan_passes`'s ``requant``: the layer's own requantisation, if any.
+FROM_LAYER = "from-layer"
 #: Requant parameters that program a design's requant stage on a pass whose ``q`` is ignored.
 _IGNORED_REQUANT = (1, 0, False)
 
@@ -133,10 +137,13 @@ def _slice_layer(layer: LayerWeights, name: str, k0: int, k1: int, c0: int,
         bias = np.ascontiguousarray(layer.bias[k0:k1])
     u_float = None if layer.U_float is None else np.ascontiguousarray(
         layer.U_float[k0:k1, c0:c1])
+    mult, shift = (None if a is None else np.ascontiguousarray(a[k0:k1])
+                   for a in (layer.requant_mult, layer.requant_shift))
     return LayerWeights(name=name, m=layer.m, r=layer.r, AT=layer.AT, BT=layer.BT, G=layer.G,
                         U=np.ascontiguousarray(layer.U[k0:k1, c0:c1]),
                         scale=np.ascontiguousarray(layer.scale[k0:k1]), padding=layer.padding,
-                        bias=bias, U_float=u_float, input_scale=layer.input_scale)
+                        bias=bias, U_float=u_float, input_scale=layer.input_scale,
+                        requant_mult=mult, requant_shift=shift, relu=layer.relu)
 
 
 def _fits(U: np.ndarray, config: AcceleratorConfig) -> bool:
@@ -170,16 +177,26 @@ def _output_groups(U: np.ndarray, config: AcceleratorConfig) -> list[tuple[int, 
     return groups
 
 
-def plan_passes(config: AcceleratorConfig, layer: LayerWeights, requant=None) -> PassPlan:
+def layer_requant(layer: LayerWeights) -> tuple | None:
+    """The layer's own requantisation (weight file v2 ``requant_mult``, ``requant_shift``,
+    ``relu``) as ``(mult, shift, relu)``, or None when it has none."""
+    if layer.requant_mult is None:
+        return None
+    return layer.requant_mult, layer.requant_shift, bool(layer.relu)
+
+
+def plan_passes(config: AcceleratorConfig, layer: LayerWeights,
+                requant=FROM_LAYER) -> PassPlan:
     """Split ``layer`` into passes that fit ``config`` (module docstring).
 
     Parameters
     ----------
     config : AcceleratorConfig
     layer : LayerWeights
-    requant : tuple, optional
+    requant : tuple, None or FROM_LAYER
         ``(mult [K], shift [K], relu)`` (scalars broadcast) to requantise the layer's output to
-        int8 as :func:`golden.quant.requantize`; None keeps the raw int64 output.
+        int8 as :func:`golden.quant.requantize`; None keeps the raw int64 output; the default,
+        :data:`FROM_LAYER`, takes the layer's own (:func:`layer_requant`).
 
     Raises
     ------
@@ -193,6 +210,8 @@ def plan_passes(config: AcceleratorConfig, layer: LayerWeights, requant=None) ->
     if not isinstance(layer, LayerWeights):
         raise TypeError(f"layer must be a LayerWeights, not {type(layer).__name__}")
     k, c, name = layer.out_channels, layer.in_channels, layer.name
+    if isinstance(requant, str) and requant == FROM_LAYER:
+        requant = layer_requant(layer)
     rq = None
     if requant is not None:
         rq = _check_requant(config.replace(requant=True), requant, k, name)

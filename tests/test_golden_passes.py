@@ -165,3 +165,28 @@ def test_combine_checks_shapes_and_on_chip_q():
         combine_outputs(plan, [raw[0], raw[1][:3]])
     with pytest.raises(ValueError, match=r"input must have shape \[4, H, W\]"):
         run_passes(plan, np.ones((5, 5, 5), dtype=np.int8))
+
+
+@pytest.mark.parametrize("on_chip", [False, True], ids=["host", "stage"])
+def test_v2_layer_requantises_as_golden_network(on_chip):
+    """By default a plan takes the layer's own v2 requantisation; the split layer equals
+    ``golden.network.conv_op`` (one input group of 9 channels with the wide design, two with
+    the 8-channel one)."""
+    from golden.network import conv_op
+    from golden.synthetic import synthetic_network
+    weights = synthetic_network(CFG, input_shape=(9, 6, 5), widths=(19,), pool_after=(),
+                                seed=8)
+    layer = weights.layers[0]
+    x = np.random.default_rng(8).integers(-128, 128, size=(9, 6, 5)).astype(np.int8)
+    want_q, want_raw = conv_op(layer, x)
+    for config in (CFG.replace(requant=on_chip), CFG.replace(requant=on_chip,
+                                                             max_in_channels=16)):
+        plan = plan_passes(config, layer)
+        assert plan.requant is not None
+        assert plan.requant_on_chip == (on_chip and config.max_in_channels == 16)
+        y, q = run_passes(plan, x)
+        assert np.array_equal(y, want_raw) and np.array_equal(q, want_q)
+        for p in plan.passes:
+            k0, k1 = p.out_range
+            assert np.array_equal(p.layer.requant_mult, layer.requant_mult[k0:k1])
+        assert run_passes(plan_passes(config, layer, None), x)[1] is None
