@@ -12,9 +12,10 @@ from .program import LayerProgram, compile_layer, expected_output, patch_words, 
 from .schedule import Schedule, schedule_layer
 from .conv import (TileGrid, assemble_tiles, direct_conv2d, extract_patches, tile_grid,
                    winograd_conv2d_float, winograd_conv2d_int, winograd_tiles_int)
-from .encoding import SparseWeights, decode, encode, entry_spec, pack_entries, unpack_entries
+from .encoding import SparseWeights, decode, encode, pack_entries, unpack_entries
 from .layout import ArraySpec, Field, StructSpec, pack_array, unpack_array
 from .netfile import LinearWeights, Network, NetworkOp
+from .protocol import entry_spec
 from .quant import quantize_multiplier, requantize
 from .transforms import (CANONICAL_POINTS, TILES, WinogradTransform, parse_tile, tile_transform,
                          winograd_transform)

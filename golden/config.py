@@ -1,5 +1,6 @@
 """The accelerator configuration: one frozen dataclass drives RTL, manifest, cycle model and
-synthesis. Presets are :func:`dataclasses.replace` copies of :data:`DEFAULT`.
+synthesis. Presets are :func:`dataclasses.replace` copies of :data:`DEFAULT`. The bit layouts of
+its ports and memories are derived from it in :mod:`golden.protocol`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from functools import cached_property
 
 import numpy as np
 
-from .encoding import entry_spec
-from .layout import ArraySpec, StructSpec
 from .transforms import TILES, WinogradTransform, parse_tile, tile_transform
 from .widths import DatapathWidths, datapath_widths
 
@@ -154,38 +153,6 @@ class AcceleratorConfig:
                                weight_width=self.weight_width,
                                max_in_channels=self.max_in_channels,
                                bias_width=self.bias_width)
-
-    # -- layouts shared with hw (see golden.layout) ----------------------------------------------
-
-    @property
-    def patch_spec(self) -> ArraySpec:
-        """One channel's input patch d, row-major (element p * alpha + q)."""
-        return ArraySpec(self.data_width, self.positions, signed=True)
-
-    @property
-    def v_spec(self) -> ArraySpec:
-        """One channel's transformed tile V = BT d BT^T, row-major."""
-        return ArraySpec(self.widths.v, self.positions, signed=True)
-
-    @property
-    def m_spec(self) -> ArraySpec:
-        """One output channel's accumulated Winograd tile M, row-major."""
-        return ArraySpec(self.widths.accumulator, self.positions, signed=True)
-
-    @property
-    def y_spec(self) -> ArraySpec:
-        """One output channel's output tile Y = AT M AT^T + bias, row-major (m x m)."""
-        return ArraySpec(self.widths.output, self.m * self.m, signed=True)
-
-    @property
-    def q_spec(self) -> ArraySpec:
-        """One output channel's requantised int8 tile (requant stage only)."""
-        return ArraySpec(8, self.m * self.m, signed=True)
-
-    @property
-    def entry_spec(self) -> StructSpec:
-        """One compressed weight entry (see golden.encoding)."""
-        return entry_spec(self.alpha, self.max_in_channels, self.weight_width)
 
     def replace(self, **changes) -> "AcceleratorConfig":
         """A copy with ``changes`` (validated)."""

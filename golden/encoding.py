@@ -2,7 +2,7 @@
 
 Only nonzero ``U[k, c, i, j]`` are kept. Entries are grouped by output channel ``k`` (CSR over k)
 and ordered by input channel ``c`` then Winograd position ``xi = i * alpha + j`` inside a group.
-An entry is one memory word (:func:`entry_spec`, least significant field first)::
+An entry is one memory word (``golden.protocol.entry_spec``, least significant field first)::
 
     value     signed(weight_width)    the weight, never 0
     position  unsigned                xi in [0, alpha**2)
@@ -18,24 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layout import Field, StructSpec
+from .layout import StructSpec
 
-__all__ = ["SparseWeights", "decode", "encode", "entry_spec", "pack_entries", "unpack_entries"]
-
-
-def _bits(n: int) -> int:
-    """Bits of an unsigned index in [0, n)."""
-    return max(1, (n - 1).bit_length())
-
-
-def entry_spec(alpha: int, max_in_channels: int, weight_width: int = 8) -> StructSpec:
-    """Layout of one compressed weight entry (a memory word)."""
-    return StructSpec((
-        Field("value", weight_width, signed=True),
-        Field("position", _bits(alpha * alpha)),
-        Field("channel", _bits(max_in_channels)),
-        Field("last", 1),
-    ))
+__all__ = ["SparseWeights", "decode", "encode", "pack_entries", "unpack_entries"]
 
 
 @dataclass(frozen=True)

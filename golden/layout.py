@@ -3,10 +3,11 @@
 The layouts mirror ``amaranth.lib.data``: in an :class:`ArraySpec` element 0 occupies the least
 significant bits; in a :class:`StructSpec` fields are laid out in declaration order from the least
 significant bit. ``hw`` turns these specs into Amaranth layouts (``hw.layouts``), so a word packed
-here is bit for bit what the hardware sees on a port or in a memory.
+here is bit for bit what the hardware sees on a port or in a memory. The specs of the
+accelerator's ports and memories are in :mod:`golden.protocol`.
 
 Packed words are Python ``int`` (arbitrary width); :func:`pack_array` / :func:`unpack_array`
-work on whole NumPy arrays of words for bulk transfers.
+are the one vectorised packer, for bulk transfers of many words of one spec.
 """
 
 from __future__ import annotations
@@ -15,15 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .widths import check_range
+
 __all__ = ["ArraySpec", "Field", "StructSpec", "pack_array", "unpack_array"]
 
 
 def _check_fits(name: str, value: int, width: int, signed: bool) -> int:
     value = int(value)
-    lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
-    if not lo <= value <= hi:
-        kind = "signed" if signed else "unsigned"
-        raise ValueError(f"{name} = {value} does not fit {kind}({width}) [{lo}, {hi}]")
+    check_range(name, value, width, signed)
     return value & ((1 << width) - 1)
 
 
@@ -124,34 +124,81 @@ class StructSpec:
         return out
 
 
-def pack_array(spec: ArraySpec, values: np.ndarray) -> list[int]:
-    """Pack rows of a [n, count] integer array into a list of n words (bulk, vectorised)."""
-    values = np.asarray(values, dtype=np.int64).reshape(-1, spec.count)
-    lo, hi = ((-(1 << (spec.width - 1)), (1 << (spec.width - 1)) - 1) if spec.signed
-              else (0, (1 << spec.width) - 1))
-    if values.size and (values.min() < lo or values.max() > hi):
-        raise ValueError(f"values outside [{lo}, {hi}] for {'signed' if spec.signed else 'unsigned'}"
-                         f"({spec.width})")
-    raw = (values & ((1 << spec.width) - 1)).astype(object) if spec.width < 63 else [
-        [int(v) & ((1 << spec.width) - 1) for v in row] for row in values.tolist()]
-    raw = np.asarray(raw, dtype=object).reshape(-1, spec.count)
-    words = np.zeros(raw.shape[0], dtype=object)
-    for i in range(spec.count):
-        words = words | (raw[:, i] << (i * spec.width))
-    return [int(w) for w in words]
+def _pack_column(name: str, values, width: int, signed: bool) -> np.ndarray:
+    """Range-check one integer column and return its raw ``width``-bit fields (object ints)."""
+    values = np.asarray(values, dtype=np.int64)
+    check_range(name, values, width, signed)
+    if width < 63:
+        return (values & ((1 << width) - 1)).astype(object)
+    return np.array([v & ((1 << width) - 1) for v in values.tolist()], dtype=object)
 
 
-def unpack_array(spec: ArraySpec, words) -> np.ndarray:
-    """Unpack a sequence of n words into an int64 [n, count] array (bulk)."""
-    words = np.asarray([int(w) for w in words], dtype=object)
-    out = np.zeros((words.size, spec.count), dtype=np.int64)
+def _pack_words(spec: ArraySpec | StructSpec, values) -> np.ndarray:
+    """Pack ``values`` of ``spec`` into a 1-D object array of words (see :func:`pack_array`)."""
+    if isinstance(spec, ArraySpec):
+        rows = np.asarray(values, dtype=np.int64).reshape(-1, spec.count)
+        columns = [(_pack_column(f"element {i}", rows[:, i], spec.width, spec.signed),
+                    spec.width) for i in range(spec.count)]
+    else:
+        missing = [f.name for f in spec.fields if f.name not in values]
+        extra = sorted(set(values) - {f.name for f in spec.fields})
+        if missing or extra:
+            raise ValueError(f"fields missing: {missing}, unknown: {extra}")
+        columns = [(_pack_words(f.spec, values[f.name]) if f.spec is not None
+                    else _pack_column(f.name, values[f.name], f.width, f.signed), f.size)
+                   for f in spec.fields]
+        lengths = sorted({len(column) for column, _ in columns})
+        if len(lengths) > 1:
+            raise ValueError(f"field columns must have equal lengths, not {lengths}")
+    words = np.zeros(len(columns[0][0]) if columns else 0, dtype=object)
+    pos = 0
+    for raw, size in columns:
+        words = words | (raw << pos)
+        pos += size
+    return words
+
+
+def pack_array(spec: ArraySpec | StructSpec, values) -> list[int]:
+    """Pack n values of ``spec`` into a list of n words (bulk, vectorised).
+
+    Parameters
+    ----------
+    spec : ArraySpec or StructSpec
+    values : array_like or dict
+        For an :class:`ArraySpec`, an integer array [n, count] (one row per word). For a
+        :class:`StructSpec`, a dict with one column of n values per field; a nested spec's
+        column is what :func:`pack_array` takes for that spec.
+
+    Raises
+    ------
+    ValueError
+        Naming the element or field and the first value that does not fit it.
+    """
+    return [int(w) for w in _pack_words(spec, values)]
+
+
+def unpack_array(spec: ArraySpec | StructSpec, words):
+    """Unpack a sequence of n words (bulk): for an :class:`ArraySpec` an int64 [n, count] array,
+    for a :class:`StructSpec` a dict of per-field columns (nested specs unpacked likewise)."""
+    words = [int(w) for w in words]
+    if isinstance(spec, StructSpec):
+        out, pos = {}, 0
+        for f in spec.fields:
+            mask = (1 << f.size) - 1
+            raw = [(w >> pos) & mask for w in words]
+            out[f.name] = (unpack_array(f.spec, raw) if f.spec is not None
+                           else np.array([_sign_extend(r, f.width, f.signed) for r in raw],
+                                         dtype=np.int64))
+            pos += f.size
+        return out
+    out = np.zeros((len(words), spec.count), dtype=np.int64)
     if spec.width >= 63:        # raw fields overflow int64 arithmetic: sign-extend as Python ints
         for n, w in enumerate(words):
             out[n] = spec.unpack(w)
         return out
     mask = (1 << spec.width) - 1
     for i in range(spec.count):
-        raw = np.array([(int(w) >> (i * spec.width)) & mask for w in words], dtype=np.int64)
+        raw = np.array([(w >> (i * spec.width)) & mask for w in words], dtype=np.int64)
         if spec.signed:
             raw = np.where(raw >> (spec.width - 1) & 1, raw - (1 << spec.width), raw)
         out[:, i] = raw

@@ -2,20 +2,21 @@
 
 A layer is loaded once and then run over every tile of the input. The host sends, in order:
 
-``cfg`` (one beat, :func:`cfg_spec`)
+``cfg`` (one beat, ``cfg_spec``)
     ``in_channels`` C, ``out_channels`` K, ``n_tiles`` T and ``n_entries`` (weight beats).
-``table`` (K beats, :func:`table_spec`, channel k = 0..K-1)
+``table`` (K beats, ``table_spec``, channel k = 0..K-1)
     The owner PE and result slot of channel k (:mod:`golden.schedule`), ``empty`` for an
     all-zero channel, its ``bias`` and, with the requant stage, ``mult``, ``shift``, ``relu``.
-``weights`` (``n_entries`` beats, :func:`weight_spec`)
-    ``pe`` and one compressed ``entry`` (golden's ``entry_spec``). Beats are grouped by PE
+``weights`` (``n_entries`` beats, ``weight_spec``)
+    ``pe`` and one compressed ``entry`` (``entry_spec``). Beats are grouped by PE
     (PE 0 first); each PE's entries are in its execution order: its channels in slot order,
     each channel's run ending with ``last`` set.
-``patches`` (T * C beats, ``config.patch_spec``)
+``patches`` (T * C beats, ``patch_spec``)
     Tile-major, channel-minor input patches (:func:`patch_words`).
 
-and receives T * K ``results`` beats (``golden.protocol.result_spec``), tile-major,
-channel-minor (:func:`unpack_results`).
+and receives T * K ``results`` beats (``result_spec``), tile-major, channel-minor
+(:func:`unpack_results`). The specs are in :mod:`golden.protocol`; this module compiles a layer
+into the words of these streams and computes the outputs the accelerator must return.
 """
 
 from __future__ import annotations
@@ -27,82 +28,23 @@ import numpy as np
 from .config import AcceleratorConfig
 from .conv import TileGrid, assemble_tiles, extract_patches, tile_grid, winograd_conv2d_int
 from .encoding import SparseWeights, encode
-from .layout import Field, StructSpec, pack_array, unpack_array
-from .protocol import requant_fields, result_spec
+from .layout import pack_array, unpack_array
+from .protocol import (COUNT_FIELD_BITS, cfg_spec, patch_spec, result_spec, table_spec,
+                       weight_spec)
 from .quant import MAX_SHIFT, MULTIPLIER_BITS, requantize
-from .schedule import Schedule, result_slots, schedule_layer
+from .schedule import Schedule, schedule_layer
 from .weights import LayerWeights
+from .widths import signed_range
 
 __all__ = [
-    "CHANNEL_FIELD_BITS",
-    "COUNT_FIELD_BITS",
     "LayerProgram",
-    "cfg_spec",
     "compile_layer",
     "expected_output",
     "expected_output_q",
     "patch_words",
-    "table_spec",
     "unpack_results",
     "unpack_results_q",
-    "weight_spec",
 ]
-
-#: Width of the ``in_channels`` / ``out_channels`` fields of ``cfg`` (wider than any
-#: configured maximum, so that an oversize layer can be expressed and refused).
-CHANNEL_FIELD_BITS = 16
-#: Width of the ``n_tiles`` / ``n_entries`` fields of ``cfg``.
-COUNT_FIELD_BITS = 32
-
-
-def _index_bits(n: int) -> int:
-    """Bits of an unsigned index in [0, n)."""
-    return max(1, (n - 1).bit_length())
-
-
-def cfg_spec(config: AcceleratorConfig) -> StructSpec:
-    """The single ``cfg`` beat of a layer."""
-    return StructSpec((
-        Field("in_channels", CHANNEL_FIELD_BITS),
-        Field("out_channels", CHANNEL_FIELD_BITS),
-        Field("n_tiles", COUNT_FIELD_BITS),
-        Field("n_entries", COUNT_FIELD_BITS),
-    ))
-
-
-def table_spec(config: AcceleratorConfig) -> StructSpec:
-    """One ``table`` beat: output channel k's owner, slot, empty flag, bias [+ requant]."""
-    fields = (
-        Field("owner", _index_bits(config.n_pe)),
-        Field("slot", _index_bits(result_slots(config))),
-        Field("empty", 1),
-        Field("bias", config.bias_width, signed=True),
-    )
-    if config.requant:
-        fields += requant_fields()
-    return StructSpec(fields)
-
-
-def weight_spec(config: AcceleratorConfig) -> StructSpec:
-    """One ``weights`` beat: the destination PE and one compressed entry."""
-    return StructSpec((Field("pe", _index_bits(config.n_pe)),
-                       Field("entry", spec=config.entry_spec)))
-
-
-def _pack_columns(spec: StructSpec, columns: dict[str, np.ndarray]) -> list[int]:
-    """Pack equally long integer columns (one per flat field) into words (vectorised)."""
-    n = len(next(iter(columns.values())))
-    words = np.zeros(n, dtype=object)
-    pos = 0
-    for f in spec.fields:
-        values = np.asarray(columns[f.name], dtype=np.int64)
-        lo, hi = ((-(1 << (f.size - 1)), (1 << (f.size - 1)) - 1) if f.signed
-                  else (0, (1 << f.size) - 1))
-        if values.size and (values.min() < lo or values.max() > hi):
-            raise ValueError(f"field {f.name} out of range [{lo}, {hi}]")
-        words = words | ((values & ((1 << f.size) - 1)).astype(object) << pos)
-        pos += f.size
-    return [int(w) for w in words]
 
 
 @dataclass(frozen=True, eq=False)
@@ -222,13 +164,13 @@ def compile_layer(config: AcceleratorConfig, layer: LayerWeights, in_h: int, in_
     if k > config.max_out_channels:
         raise ValueError(f"layer '{name}' has {k} output channels; the accelerator's "
                          f"max_out_channels is {config.max_out_channels}")
-    w_max = (1 << (config.weight_width - 1)) - 1
+    w_max = signed_range(config.weight_width)[1]
     U = np.asarray(layer.U, dtype=np.int64)
     if U.size and np.abs(U).max() > w_max:
         raise ValueError(f"layer '{name}': weight {int(U.flat[np.abs(U).argmax()])} does not "
                          f"fit weight_width {config.weight_width} (|U| <= {w_max})")
     bias = layer.bias_or_zeros
-    b_lo, b_hi = -(1 << (config.bias_width - 1)), (1 << (config.bias_width - 1)) - 1
+    b_lo, b_hi = signed_range(config.bias_width)
     if bias.size and (bias.min() < b_lo or bias.max() > b_hi):
         raise ValueError(f"layer '{name}': bias does not fit bias_width {config.bias_width} "
                          f"[{b_lo}, {b_hi}]")
@@ -247,7 +189,7 @@ def compile_layer(config: AcceleratorConfig, layer: LayerWeights, in_h: int, in_
              "empty": empty.astype(np.int64), "bias": bias}
     if rq is not None:
         table.update(mult=rq[0], shift=rq[1], relu=np.full(k, int(rq[2])))
-    table_words = _pack_columns(table_spec(config), table)
+    table_words = pack_array(table_spec(config), table)
 
     # Entry indices of every PE, in execution order (channels in slot order).
     order, pes, lasts = [], [], []
@@ -265,12 +207,9 @@ def compile_layer(config: AcceleratorConfig, layer: LayerWeights, in_h: int, in_
                                  np.concatenate(lasts))
     else:
         idx = pe_col = last_col = np.zeros(0, dtype=np.int64)
-    entry = _pack_columns(config.entry_spec, {
-        "value": sparse.value[idx], "position": sparse.position[idx],
-        "channel": sparse.channel[idx], "last": last_col})
-    weight_words = _pack_columns(weight_spec(config),
-                                 {"pe": pe_col, "entry": np.array(entry, dtype=object)}
-                                 ) if entry else []
+    entry = {"value": sparse.value[idx], "position": sparse.position[idx],
+             "channel": sparse.channel[idx], "last": last_col}
+    weight_words = pack_array(weight_spec(config), {"pe": pe_col, "entry": entry})
     return LayerProgram(config=config, layer=layer, grid=grid, schedule=schedule, sparse=sparse,
                         cfg_words=cfg_words, table_words=table_words,
                         weight_words=weight_words, requant=rq)
@@ -285,7 +224,7 @@ def _check_input(program: LayerProgram, x) -> np.ndarray:
                          f"not {list(x.shape)}")
     if x.dtype.kind not in "iu":
         raise ValueError(f"layer '{program.layer.name}': input must be integers, not {x.dtype}")
-    lo, hi = -(1 << (program.config.data_width - 1)), (1 << (program.config.data_width - 1)) - 1
+    lo, hi = signed_range(program.config.data_width)
     if x.size and (x.min() < lo or x.max() > hi):
         raise ValueError(f"layer '{program.layer.name}': input values must lie in [{lo}, {hi}]")
     return x.astype(np.int64)
@@ -296,21 +235,18 @@ def patch_words(program: LayerProgram, x) -> list[int]:
     x = _check_input(program, x)
     cfg = program.config
     patches = extract_patches(x, cfg.m, cfg.r, program.grid.padding)   # [T, C, a, a]
-    return pack_array(cfg.patch_spec, patches.reshape(-1, cfg.positions))
+    return pack_array(patch_spec(cfg), patches.reshape(-1, cfg.positions))
 
 
 def _result_field(program: LayerProgram, words, name: str) -> np.ndarray:
     cfg = program.config
-    spec = result_spec(cfg)
     expected = program.n_tiles * program.out_channels
     words = list(words)
     if len(words) != expected:
         raise ValueError(f"layer '{program.layer.name}': expected {expected} result words "
                          f"({program.n_tiles} tiles x {program.out_channels} channels), "
                          f"got {len(words)}")
-    field = next(f for f in spec.fields if f.name == name)
-    shift, mask = spec.offset(name), (1 << field.size) - 1
-    tiles = unpack_array(field.spec, [(int(w) >> shift) & mask for w in words])
+    tiles = unpack_array(result_spec(cfg), words)[name]
     tiles = tiles.reshape(program.n_tiles, program.out_channels, cfg.m, cfg.m)
     return assemble_tiles(tiles, program.grid)
 

@@ -1,18 +1,106 @@
-"""Bit layouts of the accelerator's stream payloads (shared by hw, sim and the cycle model).
+"""The accelerator's protocol: the bit layout of every port and memory word.
 
-Every payload is described here as a :mod:`golden.layout` spec; ``hw.layouts`` turns the specs
-into ``amaranth.lib.data`` layouts, and the simulators pack and unpack words with the same specs.
-Streams that carry the layer program (configuration, channel table, weights) are specified
-next to the scheduler in :mod:`golden.program`.
+Every stream payload and memory word is described here as a :mod:`golden.layout` spec built
+from the configuration alone; ``hw.layouts`` turns the specs into ``amaranth.lib.data`` layouts,
+and the golden model and the simulators pack and unpack words with the same specs.
+
+Layer program, host to accelerator (in this order, see :mod:`golden.program`):
+
+``cfg`` (:func:`cfg_spec`)
+    One beat: ``in_channels``, ``out_channels``, ``n_tiles``, ``n_entries``.
+``table`` (:func:`table_spec`, also the table memory word)
+    One beat per output channel: owner PE, result slot, ``empty``, ``bias`` [+ requant].
+``weights`` (:func:`weight_spec`)
+    The destination ``pe`` and one compressed ``entry`` (:func:`entry_spec`, the PE's weight
+    memory word).
+``patches`` (:func:`patch_spec`)
+    One channel's input patch ``d``.
+
+Inside the accelerator: ``V`` (:func:`v_spec`, the V chain and V memory word), ``M``
+(:func:`m_spec`, the result bank word) and the output transform's input
+(:func:`output_transform_input_spec`). Accelerator to host: ``results``
+(:func:`result_spec`: ``Y`` (:func:`y_spec`) [+ ``Q`` (:func:`q_spec`)]).
+
+Element ``p * alpha + q`` of a tile spec is entry ``[p, q]`` (row-major). Value ranges are
+checked with :func:`golden.widths.check_range`; memory addresses are :func:`index_bits` wide.
 """
 
 from __future__ import annotations
 
-from .config import AcceleratorConfig
-from .layout import Field, StructSpec
-from .quant import MAX_SHIFT, MULTIPLIER_BITS
+import numbers
 
-__all__ = ["output_transform_input_spec", "requant_fields", "result_spec"]
+from .config import AcceleratorConfig
+from .layout import ArraySpec, Field, StructSpec
+from .quant import MAX_SHIFT, MULTIPLIER_BITS
+from .schedule import result_slots
+
+__all__ = [
+    "CHANNEL_FIELD_BITS",
+    "COUNT_FIELD_BITS",
+    "cfg_spec",
+    "entry_spec",
+    "index_bits",
+    "m_spec",
+    "output_transform_input_spec",
+    "patch_spec",
+    "q_spec",
+    "requant_fields",
+    "result_spec",
+    "table_spec",
+    "v_spec",
+    "weight_spec",
+    "y_spec",
+]
+
+#: Width of the ``in_channels`` / ``out_channels`` fields of ``cfg`` (wider than any
+#: configured maximum, so that an oversize layer can be expressed and refused).
+CHANNEL_FIELD_BITS = 16
+#: Width of the ``n_tiles`` / ``n_entries`` fields of ``cfg``.
+COUNT_FIELD_BITS = 32
+
+
+def index_bits(n: int) -> int:
+    """Bits of an unsigned index in [0, n) (at least 1, so that a 1-entry index is a signal).
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not a positive integer.
+    """
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive integer, not {n!r}")
+    return max(1, (int(n) - 1).bit_length())
+
+
+# -- tiles -----------------------------------------------------------------------------------
+
+
+def patch_spec(config: AcceleratorConfig) -> ArraySpec:
+    """One channel's input patch d (``patches`` payload), row-major."""
+    return ArraySpec(config.data_width, config.positions, signed=True)
+
+
+def v_spec(config: AcceleratorConfig) -> ArraySpec:
+    """One channel's transformed tile V = BT d BT^T (V chain, V memory word), row-major."""
+    return ArraySpec(config.widths.v, config.positions, signed=True)
+
+
+def m_spec(config: AcceleratorConfig) -> ArraySpec:
+    """One output channel's accumulated Winograd tile M (result bank word), row-major."""
+    return ArraySpec(config.widths.accumulator, config.positions, signed=True)
+
+
+def y_spec(config: AcceleratorConfig) -> ArraySpec:
+    """One output channel's output tile Y = AT M AT^T + bias, row-major (m x m)."""
+    return ArraySpec(config.widths.output, config.m * config.m, signed=True)
+
+
+def q_spec(config: AcceleratorConfig) -> ArraySpec:
+    """One output channel's requantised int8 tile (requant stage only)."""
+    return ArraySpec(8, config.m * config.m, signed=True)
+
+
+# -- layer program ---------------------------------------------------------------------------
 
 
 def requant_fields() -> tuple[Field, ...]:
@@ -21,10 +109,53 @@ def requant_fields() -> tuple[Field, ...]:
             Field("relu", 1))
 
 
+def cfg_spec(config: AcceleratorConfig) -> StructSpec:
+    """The single ``cfg`` beat of a layer."""
+    return StructSpec((
+        Field("in_channels", CHANNEL_FIELD_BITS),
+        Field("out_channels", CHANNEL_FIELD_BITS),
+        Field("n_tiles", COUNT_FIELD_BITS),
+        Field("n_entries", COUNT_FIELD_BITS),
+    ))
+
+
+def table_spec(config: AcceleratorConfig) -> StructSpec:
+    """One ``table`` beat (table memory word): output channel k's owner, slot, empty flag,
+    bias [+ requant]."""
+    fields = (
+        Field("owner", index_bits(config.n_pe)),
+        Field("slot", index_bits(result_slots(config))),
+        Field("empty", 1),
+        Field("bias", config.bias_width, signed=True),
+    )
+    if config.requant:
+        fields += requant_fields()
+    return StructSpec(fields)
+
+
+def entry_spec(config: AcceleratorConfig) -> StructSpec:
+    """One compressed weight entry (PE weight memory word, see golden.encoding)."""
+    return StructSpec((
+        Field("value", config.weight_width, signed=True),
+        Field("position", index_bits(config.positions)),
+        Field("channel", index_bits(config.max_in_channels)),
+        Field("last", 1),
+    ))
+
+
+def weight_spec(config: AcceleratorConfig) -> StructSpec:
+    """One ``weights`` beat: the destination PE and one compressed entry."""
+    return StructSpec((Field("pe", index_bits(config.n_pe)),
+                       Field("entry", spec=entry_spec(config))))
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
 def output_transform_input_spec(config: AcceleratorConfig) -> StructSpec:
     """Input of the output transform: one output channel's M tile, its bias and, with the
     requant stage, its requantisation parameters."""
-    fields = (Field("m", spec=config.m_spec), Field("bias", config.bias_width, signed=True))
+    fields = (Field("m", spec=m_spec(config)), Field("bias", config.bias_width, signed=True))
     if config.requant:
         fields += requant_fields()
     return StructSpec(fields)
@@ -32,7 +163,7 @@ def output_transform_input_spec(config: AcceleratorConfig) -> StructSpec:
 
 def result_spec(config: AcceleratorConfig) -> StructSpec:
     """One ``results`` beat: the raw output tile ``y`` and, with the requant stage, ``q``."""
-    fields = (Field("y", spec=config.y_spec),)
+    fields = (Field("y", spec=y_spec(config)),)
     if config.requant:
-        fields += (Field("q", spec=config.q_spec),)
+        fields += (Field("q", spec=q_spec(config)),)
     return StructSpec(fields)

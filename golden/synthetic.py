@@ -17,6 +17,7 @@ from .conv import winograd_conv2d_int
 from .netfile import LinearWeights, Network, NetworkOp
 from .quant import MAX_SHIFT, quantize_multiplier, requantize
 from .weights import LayerWeights, WeightFile, validate_arrays
+from .widths import signed_range
 
 __all__ = ["importance_factors", "layer_from_u", "synthetic_layer", "synthetic_network"]
 
@@ -81,7 +82,7 @@ def synthetic_layer(config: AcceleratorConfig, in_channels: int, out_channels: i
     keep[np.argsort(score, axis=None, kind="stable")[:n_zero]] = False
     keep = keep.reshape(u_float.shape)
 
-    w_max = (1 << (config.weight_width - 1)) - 1
+    w_max = signed_range(config.weight_width)[1]
     peak = np.abs(np.where(keep, u_float, 0)).reshape(out_channels, -1).max(axis=1)
     peak = np.where(peak > 0, peak, 1.0)[:, None, None, None]
     U = np.clip(np.rint(u_float / peak * w_max), -w_max, w_max)
@@ -89,8 +90,8 @@ def synthetic_layer(config: AcceleratorConfig, in_channels: int, out_channels: i
     U = np.where(keep, U, 0).astype(np.int64)
     bias = None
     if bias_bits:
-        half = 1 << (bias_bits - 1)
-        bias = rng.integers(-half, half, out_channels)
+        b_lo, b_hi = signed_range(bias_bits)
+        bias = rng.integers(b_lo, b_hi + 1, out_channels)
     return layer_from_u(config, U, bias=bias, padding=padding, name=name)
 
 

@@ -18,12 +18,41 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DatapathWidths", "bits_for_range", "datapath_widths", "signed_range"]
+__all__ = ["DatapathWidths", "bits_for_range", "check_range", "datapath_widths", "signed_range",
+           "value_range"]
 
 
 def signed_range(width: int) -> tuple[int, int]:
     """The range of a two's complement integer of ``width`` bits."""
     return -(1 << (width - 1)), (1 << (width - 1)) - 1
+
+
+def value_range(width: int, signed: bool = True) -> tuple[int, int]:
+    """The range of a ``width``-bit integer: two's complement if ``signed``, else unsigned."""
+    return signed_range(width) if signed else (0, (1 << width) - 1)
+
+
+def check_range(name: str, values, width: int, signed: bool = True) -> None:
+    """Refuse ``values`` (an integer or an array of integers) outside :func:`value_range`.
+
+    Raises
+    ------
+    ValueError
+        ``"<name> = <first value outside> does not fit signed(<width>) [<lo>, <hi>]"``
+        (``unsigned`` when not ``signed``).
+    """
+    lo, hi = value_range(width, signed)
+    if np.ndim(values) == 0:
+        bad = [int(values)]
+    else:
+        flat = np.asarray(values).ravel()
+        if not flat.size or lo <= int(flat.min()) and int(flat.max()) <= hi:
+            return
+        bad = flat.tolist()
+    for value in bad:
+        if not lo <= int(value) <= hi:
+            kind = "signed" if signed else "unsigned"
+            raise ValueError(f"{name} = {int(value)} does not fit {kind}({width}) [{lo}, {hi}]")
 
 
 def bits_for_range(lo: int, hi: int) -> int:
@@ -32,9 +61,11 @@ def bits_for_range(lo: int, hi: int) -> int:
     if lo > hi:
         raise ValueError(f"empty range [{lo}, {hi}]")
     width = 1
-    while not (-(1 << (width - 1)) <= lo and hi <= (1 << (width - 1)) - 1):
+    while True:
+        w_lo, w_hi = signed_range(width)
+        if w_lo <= lo and hi <= w_hi:
+            return width
         width += 1
-    return width
 
 
 def _linear_range(coeffs: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
@@ -116,7 +147,7 @@ def datapath_widths(AT: np.ndarray, BT: np.ndarray, *, input_width: int = 8,
     BT = np.asarray(BT, dtype=np.int64)
     alpha = BT.shape[0]
     d_lo, d_hi = signed_range(input_width)
-    w_hi = (1 << (weight_width - 1)) - 1
+    w_hi = signed_range(weight_width)[1]
     b_lo, b_hi = signed_range(bias_width)
 
     # V[i, j] = sum_pq BT[i, p] BT[j, q] d[p, q]: coefficients are the outer product.

@@ -27,12 +27,12 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import AcceleratorConfig
 from golden.cycles import input_transform_latency, output_transform_latency
-from golden.program import cfg_spec, table_spec, weight_spec
-from golden.protocol import result_spec
+from golden.protocol import (cfg_spec, index_bits, patch_spec, result_spec, table_spec,
+                             weight_spec)
 from golden.schedule import result_slots
 
 from .layouts import to_layout
-from .pe import ProcessingElement, index_bits
+from .pe import ProcessingElement
 from .transform import InputTransform, OutputTransform
 
 __all__ = ["Accelerator"]
@@ -48,13 +48,13 @@ class Accelerator(wiring.Component):
 
     Members
     -------
-    cfg : In(stream.Signature(to_layout(golden.program.cfg_spec(config))))
+    cfg : In(stream.Signature(to_layout(golden.protocol.cfg_spec(config))))
         Layer configuration (one beat per layer).
-    table : In(stream.Signature(to_layout(golden.program.table_spec(config))))
+    table : In(stream.Signature(to_layout(golden.protocol.table_spec(config))))
         Per output channel: owner PE, slot, empty flag, bias [, requant parameters].
-    weights : In(stream.Signature(to_layout(golden.program.weight_spec(config))))
+    weights : In(stream.Signature(to_layout(golden.protocol.weight_spec(config))))
         Compressed weight entries with their PE index.
-    patches : In(stream.Signature(to_layout(config.patch_spec)))
+    patches : In(stream.Signature(to_layout(golden.protocol.patch_spec(config))))
         Input patches, tile-major, channel-minor.
     results : Out(stream.Signature(to_layout(golden.protocol.result_spec(config))))
         Output tiles, tile-major, channel-minor.
@@ -72,7 +72,7 @@ class Accelerator(wiring.Component):
             "cfg": In(stream.Signature(to_layout(cfg_spec(config)))),
             "table": In(stream.Signature(to_layout(table_spec(config)))),
             "weights": In(stream.Signature(to_layout(weight_spec(config)))),
-            "patches": In(stream.Signature(to_layout(config.patch_spec))),
+            "patches": In(stream.Signature(to_layout(patch_spec(config)))),
             "results": Out(stream.Signature(to_layout(result_spec(config)))),
             "busy": Out(1),
             "error": Out(1),

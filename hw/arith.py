@@ -21,7 +21,7 @@ import numbers
 
 from amaranth.hdl import Cat, Const, Module, Shape, Signal, Value, signed
 
-from golden.widths import bits_for_range
+from golden.widths import bits_for_range, value_range
 
 __all__ = ["constant_multiply", "csd_digits", "linear_combination", "linear_transform",
            "resize_signed"]
@@ -68,9 +68,7 @@ def csd_digits(constant: int) -> tuple[tuple[int, int], ...]:
 
 
 def _shape_range(shape: Shape) -> tuple[int, int]:
-    if shape.signed:
-        return -(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1
-    return 0, (1 << shape.width) - 1
+    return value_range(shape.width, shape.signed)
 
 
 class _Node:

@@ -1,11 +1,11 @@
 """Zero-skip processing element: one multiplier, one nonzero Winograd weight per cycle.
 
 A PE owns whole output channels (``golden.schedule``). Its weight memory holds their compressed
-entries (``config.entry_spec``) in execution order. For every tile it walks all its entries;
-entry ``(value, position xi, channel c, last)`` costs one cycle and one multiply-accumulate
-``acc[xi] += value * V[c][xi]``. On ``last`` the alpha**2 accumulators (the finished ``M_k``)
-go to the next slot of the result bank and are cleared. Pruned weights have no entry and cost
-nothing.
+entries (``golden.protocol.entry_spec``) in execution order. For every tile it walks all its
+entries; entry ``(value, position xi, channel c, last)`` costs one cycle and one
+multiply-accumulate ``acc[xi] += value * V[c][xi]``. On ``last`` the alpha**2 accumulators (the
+finished ``M_k``) go to the next slot of the result bank and are cleared. Pruned weights have no
+entry and cost nothing.
 
 The transformed inputs ``V`` arrive on a systolic chain: each PE writes the beat on ``v_in``
 into its local V memory and passes it, one register later, to ``v_out`` (the next PE). V memory
@@ -32,21 +32,17 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import AcceleratorConfig
 from golden.cycles import PE_PIPELINE_DEPTH
+from golden.protocol import entry_spec, index_bits, m_spec, v_spec
 from golden.schedule import result_slots
 
 from .layouts import to_layout
 
-__all__ = ["PIPELINE_DEPTH", "ProcessingElement", "VChainSignature", "index_bits"]
+__all__ = ["PIPELINE_DEPTH", "ProcessingElement", "VChainSignature"]
 
 #: Cycles from a tile's ``start`` until ``done`` rises, beyond one per entry (issue, latch,
 #: fetch, select, multiply, add and the idle cycle that reports ``done``); ``golden.cycles``
 #: uses the same figure.
 PIPELINE_DEPTH = PE_PIPELINE_DEPTH
-
-
-def index_bits(n: int) -> int:
-    """Bits of an unsigned index in [0, n)."""
-    return max(1, (n - 1).bit_length())
 
 
 class VChainSignature(wiring.Signature):
@@ -60,7 +56,7 @@ class VChainSignature(wiring.Signature):
         V memory address ``Cat(channel, half)``.
     last : Out(1)
         The final channel of the tile.
-    data : Out(to_layout(config.v_spec))
+    data : Out(to_layout(golden.protocol.v_spec(config)))
         ``V`` of one channel.
     """
 
@@ -69,7 +65,7 @@ class VChainSignature(wiring.Signature):
             "valid": Out(1),
             "addr": Out(index_bits(config.max_in_channels) + 1),
             "last": Out(1),
-            "data": Out(to_layout(config.v_spec)),
+            "data": Out(to_layout(v_spec(config))),
         })
 
 
@@ -88,7 +84,7 @@ class ProcessingElement(wiring.Component):
         Forget the loaded layer (weight count, channel count, accumulators).
     write : In(1)
         Append ``entry`` to the weight memory (ignored when full; see ``full``).
-    entry : In(to_layout(config.entry_spec))
+    entry : In(to_layout(golden.protocol.entry_spec(config)))
         A compressed weight entry.
     entries : Out(range(pe_weight_depth + 1))
         Entries loaded.
@@ -111,7 +107,7 @@ class ProcessingElement(wiring.Component):
         Result bank read address ``Cat(slot, half)``, read when ``bank_en``.
     bank_en : In(1)
         Read enable; ``bank_data`` holds its value while low.
-    bank_data : Out(to_layout(config.m_spec))
+    bank_data : Out(to_layout(golden.protocol.m_spec(config)))
         ``M`` of the addressed slot, one cycle after the address.
     """
 
@@ -124,7 +120,7 @@ class ProcessingElement(wiring.Component):
         super().__init__({
             "clear": In(1),
             "write": In(1),
-            "entry": In(to_layout(config.entry_spec)),
+            "entry": In(to_layout(entry_spec(config))),
             "entries": Out(range(depth + 1)),
             "channels": Out(range(slots + 1)),
             "full": Out(1),
@@ -135,7 +131,7 @@ class ProcessingElement(wiring.Component):
             "done": Out(1),
             "bank_addr": In(index_bits(slots) + 1),
             "bank_en": In(1),
-            "bank_data": Out(to_layout(config.m_spec)),
+            "bank_data": Out(to_layout(m_spec(config))),
         })
 
     @property
@@ -148,8 +144,8 @@ class ProcessingElement(wiring.Component):
         cfg = self._config
         widths = cfg.widths
         depth, slots = cfg.pe_weight_depth, result_slots(cfg)
-        entry_layout = to_layout(cfg.entry_spec)
-        v_layout, m_layout = to_layout(cfg.v_spec), to_layout(cfg.m_spec)
+        entry_layout = to_layout(entry_spec(cfg))
+        v_layout, m_layout = to_layout(v_spec(cfg)), to_layout(m_spec(cfg))
         chan_bits, slot_bits = index_bits(cfg.max_in_channels), index_bits(slots)
 
         m.submodules.weight_memory = wmem = Memory(shape=entry_layout, depth=depth, init=[])

@@ -16,7 +16,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.config import AcceleratorConfig
-from golden.protocol import output_transform_input_spec, result_spec
+from golden.protocol import output_transform_input_spec, patch_spec, result_spec, v_spec
 from golden.widths import signed_range
 
 from .arith import linear_transform
@@ -87,17 +87,17 @@ class InputTransform(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(to_layout(config.patch_spec)))
+    i : In(stream.Signature(to_layout(golden.protocol.patch_spec(config))))
         Input patches ``d``, row-major (element ``p * alpha + q``).
-    o : Out(stream.Signature(to_layout(config.v_spec)))
+    o : Out(stream.Signature(to_layout(golden.protocol.v_spec(config))))
         Transformed tiles ``V``, row-major.
     """
 
     def __init__(self, config: AcceleratorConfig):
         self._config = _check_config(config)
         super().__init__({
-            "i": In(stream.Signature(to_layout(config.patch_spec))),
-            "o": Out(stream.Signature(to_layout(config.v_spec))),
+            "i": In(stream.Signature(to_layout(patch_spec(config)))),
+            "o": Out(stream.Signature(to_layout(v_spec(config)))),
         })
 
     @property

@@ -117,7 +117,7 @@ def test_odd_sizes_and_padding(simulator, tile, shape):
 def _extreme_layers(config):
     c, k = config.max_in_channels, 3
     shape = (k, c, config.alpha, config.alpha)
-    w = (1 << (config.weight_width - 1)) - 1
+    w = signed_range(config.weight_width)[1]
     b_lo, b_hi = signed_range(config.bias_width)
     rng = np.random.default_rng(8)
     signs = rng.choice([-1, 1], size=shape)

@@ -15,6 +15,7 @@ from golden.config import AcceleratorConfig
 from golden.cycles import PE_PIPELINE_DEPTH
 from golden.encoding import encode, pack_entries
 from golden.layout import pack_array, unpack_array
+from golden.protocol import entry_spec, index_bits, m_spec, v_spec
 from golden.schedule import result_slots
 from sim.runner import build_plain, run_bench
 
@@ -27,16 +28,12 @@ def _config(tile):
 def _pe_design(tile, simulator):
     from amaranth.back import verilog
 
-    from hw.pe import ProcessingElement, index_bits
+    from hw.pe import ProcessingElement
     config = _config(tile)
     top = f"pe_{tile}"
     text = verilog.convert(ProcessingElement(config), name=top, emit_src=False)
     return build_plain(f"pe-{tile}", text, top, simulator), index_bits(config.max_in_channels), \
         index_bits(result_slots(config))
-
-
-def _bits(n):
-    return max(1, (n - 1).bit_length())
 
 
 @pytest.mark.parametrize("case", ["sparse", "dense_extreme"])
@@ -58,10 +55,10 @@ def test_pe_alone(simulator, tile, case):
     sparse = encode(U)
     assert sparse.nnz <= config.pe_weight_depth
     V = config.BT @ d @ config.BT.T                           # [2, C, a, a]
-    entries = pack_entries(sparse, config.entry_spec)
+    entries = pack_entries(sparse, entry_spec(config))
     job = {
         "entries": [format(w, "x") for w in entries],
-        "v": {str(h): [format(w, "x") for w in pack_array(config.v_spec, V[h].reshape(c, -1))]
+        "v": {str(h): [format(w, "x") for w in pack_array(v_spec(config), V[h].reshape(c, -1))]
               for h in (0, 1)},
         "chan_bits": chan_bits, "slot_bits": slot_bits, "slots_used": k,
         "idle": rng.integers(0, 2, size=len(entries) + 2 * c).tolist(), "clock_ns": 10,
@@ -73,7 +70,7 @@ def test_pe_alone(simulator, tile, case):
     assert result["v_out"] == sent, "the V chain lost, duplicated or changed a word"
     for h in (0, 1):
         expected = np.einsum("kcxy,cxy->kxy", U, V[h]).reshape(k, -1)
-        got = unpack_array(config.m_spec, [int(w, 16) for w in result["halves"][str(h)]["bank"]])
+        got = unpack_array(m_spec(config), [int(w, 16) for w in result["halves"][str(h)]["bank"]])
         np.testing.assert_array_equal(got, expected, err_msg=f"result bank, half {h}")
         # The start cycle and the busy ones: one per entry plus the pipeline depth.
         assert 1 + result["halves"][str(h)]["busy"] == sparse.nnz + PE_PIPELINE_DEPTH

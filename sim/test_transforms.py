@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from golden.layout import pack_array, unpack_array
-from golden.protocol import output_transform_input_spec, result_spec
+from golden.protocol import output_transform_input_spec, patch_spec, result_spec, v_spec
 from golden.quant import MAX_SHIFT, MULTIPLIER_BITS, requantize
 from golden.widths import signed_range
 from sim.conftest import design_cache
@@ -58,7 +58,7 @@ def _extreme_patches(config) -> np.ndarray:
 def _m_bounds(config) -> np.ndarray:
     """|M| bound per Winograd position: max_in_channels x the largest |U * V| there."""
     lo, hi = signed_range(config.data_width)
-    w = (1 << (config.weight_width - 1)) - 1
+    w = signed_range(config.weight_width)[1]
     a = config.alpha
     bound = np.zeros((a, a), dtype=np.int64)
     for i in range(a):
@@ -97,14 +97,14 @@ def test_input_transform(simulator, tile):
     lo, hi = signed_range(config.data_width)
     d = np.concatenate([_extreme_patches(config),
                         rng.integers(lo, hi + 1, size=(N_RANDOM, config.alpha, config.alpha))])
-    words = pack_array(config.patch_spec, d.reshape(len(d), -1))
+    words = pack_array(patch_spec(config), d.reshape(len(d), -1))
     expected = config.BT @ d @ config.BT.T
     results = run_job(design, _runs(design.harness, {"it_i": words}, {"it_o": len(words)}, 1),
                       name="input_transform")
     _check_protocol(results)
     _check_timing(results[0], "it", len(words), latency["it"])
     for result in results:
-        got = unpack_array(config.v_spec, [int(w, 16) for w in result["sinks"]["it_o"]])
+        got = unpack_array(v_spec(config), [int(w, 16) for w in result["sinks"]["it_o"]])
         board = InOrderScoreboard("V", describe=lambda i: f"patch {i} {d[i].tolist()}")
         board.compare(got.reshape(-1, config.alpha, config.alpha), expected)
         assert board.passed, board.problems

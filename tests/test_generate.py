@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from golden.config import SMALL, AcceleratorConfig
+from golden.protocol import y_spec
 from golden.transforms import tile_transform
 from hw.generate import config_from_args, generate, make_parser, top_name
 
@@ -75,7 +76,7 @@ def test_manifest_ports_match_verilog(small_outputs):
     for stream in ("cfg", "table", "weights", "patches"):
         assert listed[f"{stream}__payload"][0] == "input"
         assert listed[f"{stream}__ready"] == ("output", 1)
-    assert listed["results__payload"] == ("output", SMALL.y_spec.size)
+    assert listed["results__payload"] == ("output", y_spec(SMALL).size)
 
 
 def test_manifest_payload_fields_tile_the_port(small_outputs):

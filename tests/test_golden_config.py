@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from golden.config import DEFAULT, PRESETS, SMALL, AcceleratorConfig, parse_array
-from golden.encoding import entry_spec
 from golden.transforms import tile_transform
 from golden.widths import datapath_widths
 
@@ -69,12 +68,6 @@ def test_derived_fields(name):
         cfg.max_in_channels * cfg.positions
     assert cfg.pe_weight_depth * cfg.n_pe >= dense_entries
     assert cfg.replace(weight_depth=100).pe_weight_depth == 100
-    assert cfg.entry_spec == entry_spec(cfg.alpha, cfg.max_in_channels, cfg.weight_width)
-    assert (cfg.patch_spec.width, cfg.patch_spec.count) == (cfg.data_width, cfg.positions)
-    assert (cfg.v_spec.width, cfg.v_spec.count) == (cfg.widths.v, cfg.positions)
-    assert (cfg.m_spec.width, cfg.m_spec.count) == (cfg.widths.accumulator, cfg.positions)
-    assert (cfg.y_spec.width, cfg.y_spec.count) == (cfg.widths.output, cfg.m ** 2)
-    assert (cfg.q_spec.width, cfg.q_spec.count) == (8, cfg.m ** 2)
 
 
 def test_presets_are_copies_of_default():

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from golden.config import DEFAULT
-from golden.encoding import entry_spec
 from golden.network import load_network, quantize_input
+from golden.protocol import entry_spec
 from golden.quant import requantize
 from golden.synthetic import synthetic_network
 from golden.weights import WeightFileError, validate_arrays
@@ -74,7 +74,7 @@ def test_stated_error_messages(tmp_path):
 
 def test_entry_word_example():
     text = DOC.read_text()
-    spec = entry_spec(4, 64)
+    spec = entry_spec(DEFAULT)          # 4x4 tile, 64 input channels, int8 weights
     assert spec.size == 19 and "a word is 19 bits" in text
     for name in ("value", "position", "channel", "last"):
         field = next(f for f in spec.fields if f.name == name)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from golden.config import DEFAULT
-from golden.encoding import decode, encode, entry_spec, pack_entries, unpack_entries
+from golden.encoding import decode, encode, pack_entries, unpack_entries
+from golden.protocol import entry_spec
 
 
 def _random_U(rng, k, c, a, sparsity):
@@ -24,6 +25,12 @@ def _reference_entries(U):
                     if U[k, c, i, j] != 0:
                         out.append((k, c, i * a + j, int(U[k, c, i, j])))
     return out
+
+
+def _entry_spec(alpha, max_in_channels, weight_width=8):
+    """The entry spec of a design with tile side ``alpha`` and these limits."""
+    return entry_spec(DEFAULT.replace(tile={4: "4x4", 6: "6x6"}[alpha],
+                                      max_in_channels=max_in_channels, weight_width=weight_width))
 
 
 SHAPES = [(1, 1, 4), (3, 5, 4), (4, 2, 6), (7, 3, 6), (2, 64, 4)]
@@ -58,7 +65,7 @@ def test_dense_extremes_and_all_zero():
     assert empty.nnz == 0 and empty.counts.tolist() == [0, 0, 0]
     assert empty.starts.tolist() == [0, 0, 0, 0]
     assert not decode(empty).any() and decode(empty).shape == (3, 2, 6, 6)
-    spec = entry_spec(6, 2)
+    spec = _entry_spec(6, 2)
     assert pack_entries(empty, spec) == []
 
 
@@ -84,7 +91,7 @@ def test_runs_starts_and_position_counts():
     (4, 65, 8, (8, 4, 7, 1)), (6, 16, 4, (4, 6, 4, 1)), (4, 2, 8, (8, 4, 1, 1)),
 ])
 def test_entry_spec_fields(alpha, channels, weight_width, widths):
-    spec = entry_spec(alpha, channels, weight_width)
+    spec = _entry_spec(alpha, channels, weight_width)
     assert [f.name for f in spec.fields] == ["value", "position", "channel", "last"]
     assert tuple(f.width for f in spec.fields) == widths
     assert [f.signed for f in spec.fields] == [True, False, False, False]
@@ -97,11 +104,6 @@ def test_entry_spec_fields(alpha, channels, weight_width, widths):
                                  "last": 1}
 
 
-def test_config_entry_spec_is_encoding_entry_spec():
-    cfg = DEFAULT.replace(tile="6x6", max_in_channels=32)
-    assert cfg.entry_spec == entry_spec(6, 32, 8)
-
-
 @pytest.mark.parametrize("sparsity", [0.0, 0.6, 1.0])
 @pytest.mark.parametrize("alpha", [4, 6])
 def test_pack_entries_words(alpha, sparsity):
@@ -110,7 +112,7 @@ def test_pack_entries_words(alpha, sparsity):
     U = _random_U(rng, k, c, alpha, sparsity)
     U[2] = 0                                    # an empty output channel in the middle
     sw = encode(U)
-    spec = entry_spec(alpha, 16)
+    spec = _entry_spec(alpha, 16)
     words = pack_entries(sw, spec)
     assert len(words) == sw.nnz
     # Independent bit composition: value | position << 8 | channel << (8 + pbits) | last << ...
@@ -133,7 +135,7 @@ def test_pack_entries_channel_subset_and_order():
     U[1, 0, 0, 0] = 9
     U[2, 1, 2, 2] = 1
     sw = encode(U)
-    spec = entry_spec(4, 2)
+    spec = _entry_spec(4, 2)
     words = pack_entries(sw, spec, channels=[2, 1])
     got = [(e["value"], e["last"]) for e in unpack_entries(words, spec)]
     assert got == [(1, 1), (9, 0), (-4, 1)]
@@ -144,7 +146,7 @@ def test_pack_entries_refuses_channel_beyond_spec():
     U = np.zeros((1, 5, 4, 4), dtype=np.int8)
     U[0, 4, 0, 0] = 1
     with pytest.raises(ValueError, match=r"channel = 4 does not fit unsigned\(2\)"):
-        pack_entries(encode(U), entry_spec(4, 4))
+        pack_entries(encode(U), _entry_spec(4, 4))
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 4), (1, 1, 4, 3), (4, 4, 4, 4, 1)])

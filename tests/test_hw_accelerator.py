@@ -12,10 +12,11 @@ from amaranth.sim import Simulator
 
 from golden.config import DEFAULT, PRESETS, AcceleratorConfig
 from golden.cycles import layer_cycles
-from golden.program import (cfg_spec, compile_layer, expected_output, expected_output_q,
-                            patch_words, table_spec, unpack_results, unpack_results_q,
-                            weight_spec)
+from golden.program import (compile_layer, expected_output, expected_output_q, patch_words,
+                            unpack_results, unpack_results_q)
+from golden.protocol import cfg_spec, table_spec, weight_spec
 from golden.synthetic import layer_from_u, synthetic_layer
+from golden.widths import signed_range
 from hw.accelerator import Accelerator
 
 CFG_4 = AcceleratorConfig(tile="4x4", array=(2, 2), max_in_channels=4, max_out_channels=5)
@@ -126,14 +127,14 @@ def run_layers(config, programs_inputs, *, gap=0.0, stall=0.0, seed=0, extra_cfg
 
 def _layer(config, c, k, density, seed, padding=1, extreme=False):
     rng = np.random.default_rng(seed)
-    a, w_max = config.alpha, (1 << (config.weight_width - 1)) - 1
+    a, w_max = config.alpha, signed_range(config.weight_width)[1]
     u = rng.integers(-w_max, w_max + 1, (k, c, a, a))
     if extreme:
         u = np.where(rng.random(u.shape) < 0.5, -w_max, w_max)
     u[rng.random(u.shape) >= density] = 0
     if k > 1 and density > 0:
         u[k // 2] = 0                  # an all-zero output channel: no owner, Y = bias
-    b_max = (1 << (config.bias_width - 1)) - 1
+    b_max = signed_range(config.bias_width)[1]
     bias = rng.integers(-b_max - 1, b_max + 1, k) if extreme else rng.integers(
         -min(999, b_max), min(999, b_max) + 1, k)
     return layer_from_u(config, u, bias=bias, padding=padding, name=f"l{seed}")
@@ -141,9 +142,9 @@ def _layer(config, c, k, density, seed, padding=1, extreme=False):
 
 def _input(config, c, h, w, seed, extreme=False):
     if extreme:
-        return np.full((c, h, w), -(1 << (config.data_width - 1)), dtype=np.int64)
-    lo, hi = -(1 << (config.data_width - 1)), 1 << (config.data_width - 1)
-    return np.random.default_rng(seed).integers(lo, hi, (c, h, w))
+        return np.full((c, h, w), signed_range(config.data_width)[0], dtype=np.int64)
+    lo, hi = signed_range(config.data_width)
+    return np.random.default_rng(seed).integers(lo, hi + 1, (c, h, w))
 
 
 def _requant(k, seed):

@@ -10,8 +10,9 @@ from amaranth.sim import Simulator
 
 from golden.config import AcceleratorConfig
 from golden.encoding import encode, pack_entries
+from golden.protocol import entry_spec, index_bits, m_spec, v_spec
 from golden.schedule import result_slots
-from hw.pe import PIPELINE_DEPTH, ProcessingElement, index_bits
+from hw.pe import PIPELINE_DEPTH, ProcessingElement
 
 SMALL_4 = AcceleratorConfig(tile="4x4", array=(2, 2), max_in_channels=8, max_out_channels=8)
 SMALL_6 = AcceleratorConfig(tile="6x6", array=(2, 2), max_in_channels=5, max_out_channels=8)
@@ -38,7 +39,7 @@ def _run_pe(config, u, tiles, seed=0):
     contents per tile and the cycles from start to done."""
     dut = ProcessingElement(config)
     sparse = encode(u)
-    words = pack_entries(sparse, config.entry_spec)
+    words = pack_entries(sparse, entry_spec(config))
     chan_bits = index_bits(config.max_in_channels)
     slots = result_slots(config)
     k_count = u.shape[0]
@@ -49,12 +50,12 @@ def _run_pe(config, u, tiles, seed=0):
             ctx.set(dut.v_in.valid, 1)
             ctx.set(dut.v_in.addr, c | (half << chan_bits))
             ctx.set(dut.v_in.last, int(c == len(v) - 1))
-            ctx.set(dut.v_in.data.as_value(), config.v_spec.pack(row))
+            ctx.set(dut.v_in.data.as_value(), v_spec(config).pack(row))
             await ctx.tick()
             # The chain passes the beat on one cycle later, unchanged.
             assert ctx.get(dut.v_out.valid) == 1
             assert ctx.get(dut.v_out.addr) == c | (half << chan_bits)
-            assert ctx.get(dut.v_out.data.as_value()) == config.v_spec.pack(row)
+            assert ctx.get(dut.v_out.data.as_value()) == v_spec(config).pack(row)
         ctx.set(dut.v_in.valid, 0)
 
     async def bench(ctx):
@@ -88,7 +89,7 @@ def _run_pe(config, u, tiles, seed=0):
                 ctx.set(dut.bank_en, 1)
                 ctx.set(dut.bank_addr, slot | (half << index_bits(slots)))
                 await ctx.tick()
-                bank.append(config.m_spec.unpack(ctx.get(dut.bank_data.as_value())))
+                bank.append(m_spec(config).unpack(ctx.get(dut.bank_data.as_value())))
             results.append(np.array(bank[:k_count]))
 
     sim = Simulator(dut)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from golden.config import AcceleratorConfig
 from golden.conv import winograd_tiles_int
-from golden.protocol import output_transform_input_spec, result_spec
+from golden.protocol import output_transform_input_spec, patch_spec, result_spec, v_spec
 from golden.quant import MAX_SHIFT, MULTIPLIER_BITS, requantize
 from golden.widths import bits_for_range, signed_range
 from hw.arith import constant_multiply, csd_digits, linear_combination, linear_transform
@@ -460,8 +460,8 @@ def test_unsupported_tile_refused_by_config():
 def test_signatures_follow_golden_specs(tile, requant):
     config = AcceleratorConfig(tile=tile, requant=requant)
     it, ot = InputTransform(config), OutputTransform(config)
-    assert it.i.payload.shape() == to_layout(config.patch_spec)
-    assert it.o.payload.shape() == to_layout(config.v_spec)
+    assert it.i.payload.shape() == to_layout(patch_spec(config))
+    assert it.o.payload.shape() == to_layout(v_spec(config))
     assert ot.i.payload.shape() == to_layout(output_transform_input_spec(config))
     assert ot.o.payload.shape() == to_layout(result_spec(config))
     assert it.config is config and ot.config is config
@@ -502,11 +502,11 @@ def test_input_transform_bit_exact(tile, traffic):
     expected = config.BT @ patches @ config.BT.T
     # The extreme patches reach both ends of golden's V range, so widths.v is exercised.
     assert (expected.min(), expected.max()) == config.widths.v_range
-    words = [config.patch_spec.pack(p) for p in patches]
+    words = [patch_spec(config).pack(p) for p in patches]
     p_valid, p_ready = TRAFFIC[traffic]
     got = run_stream(InputTransform(config), words, len(words), p_valid=p_valid,
                      p_ready=p_ready, seed=10 * TILES.index(tile) + list(TRAFFIC).index(traffic))
-    v = np.array([config.v_spec.unpack(word) for word in got]).reshape(expected.shape)
+    v = np.array([v_spec(config).unpack(word) for word in got]).reshape(expected.shape)
     np.testing.assert_array_equal(v, expected)
 
 
@@ -514,7 +514,7 @@ def test_input_transform_bit_exact(tile, traffic):
 def test_input_transform_latency_and_rate(tile):
     config = AcceleratorConfig(tile=tile)
     unit = InputTransform(config)
-    word = config.patch_spec.pack(np.arange(config.positions) % 100 - 50)
+    word = patch_spec(config).pack(np.arange(config.positions) % 100 - 50)
     latency, cycles = measure_timing(unit, word, beats=12)
     assert latency == unit.latency
     assert cycles == 12 + unit.latency
@@ -527,10 +527,10 @@ def test_input_transform_other_data_widths(data_width):
         np.random.default_rng(data_width).integers(*signed_range(data_width), size=(10, 6, 6),
                                                    endpoint=True),
         v_bound_patches(config)])
-    words = [config.patch_spec.pack(p) for p in patches]
+    words = [patch_spec(config).pack(p) for p in patches]
     got = run_stream(InputTransform(config), words, len(words), p_valid=0.7, p_ready=0.7,
                      seed=data_width)
-    v = np.array([config.v_spec.unpack(word) for word in got]).reshape(patches.shape)
+    v = np.array([v_spec(config).unpack(word) for word in got]).reshape(patches.shape)
     np.testing.assert_array_equal(v, config.BT @ patches @ config.BT.T)
 
 
@@ -659,10 +659,10 @@ def test_units_compute_golden_layer(tile):
     U = rng.integers(-127, 128, size=(kernels, channels, a, a))
     U[:, :, 0, :] = 0                                   # a pruned edge row
     bias = rng.integers(-(1 << 31), 1 << 31, size=kernels)
-    words = [config.patch_spec.pack(p) for p in patches.reshape(-1, a, a)]
+    words = [patch_spec(config).pack(p) for p in patches.reshape(-1, a, a)]
     got = run_stream(InputTransform(config), words, len(words), p_valid=0.7, p_ready=0.7,
                      seed=1)
-    V = np.array([config.v_spec.unpack(w) for w in got]).reshape(tiles, channels, a, a)
+    V = np.array([v_spec(config).unpack(w) for w in got]).reshape(tiles, channels, a, a)
     M = np.einsum("kcxy,tcxy->tkxy", U, V)
     spec = output_transform_input_spec(config)
     words = [spec.pack({"m": M[t, k].ravel(), "bias": int(bias[k])})

@@ -6,10 +6,9 @@ import pytest
 from golden.config import AcceleratorConfig
 from golden.conv import extract_patches
 from golden.layout import unpack_array
-from golden.program import (cfg_spec, compile_layer, expected_output, expected_output_q,
-                            patch_words, table_spec, unpack_results, unpack_results_q,
-                            weight_spec)
-from golden.protocol import result_spec
+from golden.program import (compile_layer, expected_output, expected_output_q, patch_words,
+                            unpack_results, unpack_results_q)
+from golden.protocol import cfg_spec, patch_spec, result_spec, table_spec, weight_spec
 from golden.quant import requantize
 from golden.schedule import result_slots
 from golden.synthetic import layer_from_u, synthetic_layer
@@ -84,7 +83,7 @@ def test_patch_words_are_tile_major_channel_minor():
     words = patch_words(program, x)
     patches = extract_patches(x, 2, 3, 1)                        # [T, C, 4, 4]
     assert len(words) == program.n_tiles * 3
-    got = unpack_array(CFG.patch_spec, words).reshape(program.n_tiles, 3, 4, 4)
+    got = unpack_array(patch_spec(CFG), words).reshape(program.n_tiles, 3, 4, 4)
     np.testing.assert_array_equal(got, patches)
 
 

@@ -20,6 +20,7 @@ from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from golden.config import AcceleratorConfig
+from golden.protocol import patch_spec, v_spec
 from golden.throughput import reference_throughput
 from hw import synth
 from hw.boards import BOARDS, SerialHarness
@@ -133,8 +134,7 @@ def test_serial_harness_wires_every_port_bit():
     config = AcceleratorConfig()
     dut = InputTransform(config)
     harness = SerialHarness(dut)
-    p_bits = config.patch_spec.width * config.patch_spec.count
-    v_bits = config.v_spec.width * config.v_spec.count
+    p_bits, v_bits = patch_spec(config).size, v_spec(config).size
     # Inputs in signature order: i.payload, i.valid, o.ready; outputs: i.ready, o.payload,
     # o.valid.
     assert harness.in_bits == p_bits + 2
