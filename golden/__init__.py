@@ -15,13 +15,14 @@ from .conv import (TileGrid, assemble_tiles, direct_conv2d, extract_patches, til
 from .encoding import SparseWeights, decode, encode, pack_entries, unpack_entries
 from .layout import ArraySpec, Field, StructSpec, pack_array, unpack_array
 from .netfile import LinearWeights, Network, NetworkOp
-from .protocol import entry_spec
+from .protocol import entry_spec, index_bits
 from .quant import quantize_multiplier, requantize
 from .transforms import (CANONICAL_POINTS, TILES, WinogradTransform, parse_tile, tile_transform,
                          winograd_transform)
 from .weights import (LayerWeights, WeightFile, WeightFileError, load_weights, save_weights,
                       validate_arrays)
-from .widths import DatapathWidths, bits_for_range, datapath_widths, signed_range
+from .widths import (DatapathWidths, bits_for_range, check_range, datapath_widths, signed_range,
+                     value_range)
 
 __all__ = [
     "CycleReport", "LayerProgram", "Schedule", "Throughput", "compile_layer", "expected_output",
@@ -35,4 +36,5 @@ __all__ = [
     "parse_tile", "quantize_multiplier", "requantize", "save_weights", "signed_range",
     "tile_grid", "tile_transform", "unpack_array", "unpack_entries", "validate_arrays",
     "winograd_conv2d_float", "winograd_conv2d_int", "winograd_tiles_int", "winograd_transform",
+    "check_range", "index_bits", "value_range",
 ]
