@@ -80,6 +80,16 @@ def test_digits_test_split(tmp_path, capsys):
                                   evaluate(weights, other.x_test[:30])[0])
 
 
+def test_missing_scikit_learn_is_one_line(tmp_path, capsys, monkeypatch, net):
+    for name in ("sklearn", "sklearn.datasets", "sklearn.model_selection"):
+        monkeypatch.setitem(sys.modules, name, None)       # as if it were not installed
+    _, path = net
+    assert main(["--weights", str(path), "--dataset", "digits", "--out",
+                 str(tmp_path / "l.npy")]) == 2
+    assert capsys.readouterr().err == ("golden.network: error: --dataset digits: dataset "
+                                       "'digits' needs scikit-learn (pip install scikit-learn)\n")
+
+
 def test_module_entry_point(tmp_path, net):
     _, path = net
     np.save(tmp_path / "x.npy", np.zeros((2, 7, 9), np.float32))
