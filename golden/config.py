@@ -15,7 +15,10 @@ import numpy as np
 from .transforms import TILES, WinogradTransform, parse_tile, tile_transform
 from .widths import DatapathWidths, datapath_widths
 
-__all__ = ["AcceleratorConfig", "DEFAULT", "PRESETS", "SMALL", "parse_array"]
+__all__ = ["AcceleratorConfig", "DEFAULT", "MANIFEST_VERSION", "PRESETS", "SMALL", "parse_array"]
+
+#: Version of the JSON manifest that ``hw.generate`` writes next to the Verilog.
+MANIFEST_VERSION = 1
 
 
 def parse_array(text: str) -> tuple[int, int]:
@@ -26,6 +29,10 @@ def parse_array(text: str) -> tuple[int, int]:
         if rows >= 1 and cols >= 1:
             return rows, cols
     raise ValueError(f"array must be RxC with R, C >= 1 (e.g. 4x4), not {text!r}")
+
+
+def _json_kind(value) -> str:
+    return "null" if value is None else type(value).__name__
 
 
 def _positive_int(name, value, upper=None):
@@ -158,11 +165,77 @@ class AcceleratorConfig:
         """A copy with ``changes`` (validated)."""
         return dataclasses.replace(self, **changes)
 
-    def as_dict(self) -> dict:
-        """The parameters as plain JSON-able values."""
+    # -- naming and (de)serialisation ------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The design's name: Verilog top module, generated file stem and build-cache key.
+
+        ``sparse_winograd_<tile>`` followed by one token per parameter that differs from its
+        default: ``a<R>x<C>`` array, ``c<N>`` channels (``c<C>_k<K>`` when the input and output
+        limits differ), ``d<bits>`` data, ``w<bits>`` weight and ``b<bits>`` bias widths,
+        ``wd<N>`` weight depth, ``rq`` requant stage. The default design of each tile keeps the
+        short name (``sparse_winograd_4x4``); different configurations never share a name.
+        """
+        default = AcceleratorConfig(tile=self.tile)
+        tokens = [f"sparse_winograd_{self.tile}"]
+        if self.array != default.array:
+            tokens.append(f"a{self.array[0]}x{self.array[1]}")
+        channels = (self.max_in_channels, self.max_out_channels)
+        if channels != (default.max_in_channels, default.max_out_channels):
+            tokens.append(f"c{channels[0]}" if channels[0] == channels[1]
+                          else f"c{channels[0]}_k{channels[1]}")
+        for field, prefix in (("data_width", "d"), ("weight_width", "w"), ("bias_width", "b"),
+                              ("weight_depth", "wd")):
+            value = getattr(self, field)
+            if value != getattr(default, field):
+                tokens.append(f"{prefix}{value}")
+        if self.requant:
+            tokens.append("rq")
+        return "_".join(tokens)
+
+    def to_dict(self) -> dict:
+        """Every parameter as a plain JSON value; :meth:`from_dict` reads it back."""
         d = dataclasses.asdict(self)
         d["array"] = list(self.array)
         return d
+
+    as_dict = to_dict
+
+    @classmethod
+    def from_dict(cls, d) -> "AcceleratorConfig":
+        """The configuration described by ``d``: the output of :meth:`to_dict`, or a whole
+        manifest written by ``hw.generate`` (whose ``config`` section is read).
+
+        Raises
+        ------
+        ValueError
+            Naming the key, for a key that is unknown or missing and for a bad value.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"config must be a JSON object, not {_json_kind(d)}")
+        if "manifest_version" in d:
+            version = d["manifest_version"]
+            if version != MANIFEST_VERSION or isinstance(version, bool):
+                raise ValueError(f"manifest_version must be {MANIFEST_VERSION}, not {version!r}")
+            if not isinstance(d.get("config"), dict):
+                raise ValueError(f"manifest key 'config' must be a JSON object, not "
+                                 f"{_json_kind(d.get('config'))}")
+            d = d["config"]
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in d:
+            if key not in names:
+                raise ValueError(f"config key {key!r} is unknown; keys are {', '.join(names)}")
+        for key in names:
+            if key not in d:
+                raise ValueError(f"config key {key!r} is missing")
+        values = dict(d)
+        array = values["array"]
+        if not isinstance(array, list) or len(array) != 2:
+            raise ValueError(f"array must be a [rows, columns] list of positive integers, "
+                             f"not {array!r}")
+        values["array"] = tuple(array)
+        return cls(**values)
 
 
 #: The default design: 4x4 tile, 4x4 PEs, up to 64 input and output channels.

@@ -4,34 +4,39 @@ Usage::
 
     python -m hw.generate --tile 4x4 [--out DIR] [--array RxC] [--max-channels N] ...
 
-writes ``DIR/<top>.v`` and ``DIR/<top>.json``. The output is deterministic: the same arguments
-give the same bytes (no source locations, no absolute paths, no timestamps).
+writes ``DIR/<name>.v`` and ``DIR/<name>.json``, ``<name>`` being
+:attr:`golden.config.AcceleratorConfig.name` (``sparse_winograd_4x4`` for the default design,
+``sparse_winograd_4x4_a2x2_c48`` for ``--array 2x2 --max-channels 48``), so that different
+designs never overwrite each other. The output is deterministic: the same arguments give the
+same bytes (no source locations, no absolute paths, no timestamps). The manifest is the design
+file that ``sim.layer --config`` and ``pytest sim/ --weights W.npz --config`` read back.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
-from dataclasses import fields
 
 from amaranth.back import verilog
 from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
-from golden.config import DEFAULT, AcceleratorConfig, parse_array
-from golden.transforms import TILES, parse_tile
+from golden.cli import (CliError, OneLineParser, add_config_arguments, check_output_dir,
+                        config_from_args, one_line, run_main)
+from golden.config import MANIFEST_VERSION, AcceleratorConfig
 
-__all__ = ["OneLineParser", "add_config_arguments", "build_manifest", "config_from_args", "generate",
-           "generate_verilog", "main", "make_parser", "port_list", "top_name"]
+# OneLineParser, add_config_arguments and config_from_args live in golden.cli; they are
+# re-exported here for hw.synth, which imports them from this module.
+__all__ = ["OneLineParser", "add_config_arguments", "build_manifest", "config_from_args",
+           "generate", "generate_verilog", "main", "make_parser", "port_list", "top_name"]
 
-MANIFEST_VERSION = 1
+PROG = "hw.generate"
 
 
 def top_name(config: AcceleratorConfig) -> str:
-    """Verilog module name of the top level (also the file stem)."""
-    return f"sparse_winograd_{config.tile}"
+    """Verilog module name of the top level (also the file stem): ``config.name``."""
+    return config.name
 
 
 def _new_top(config: AcceleratorConfig):
@@ -114,7 +119,7 @@ def build_manifest(config: AcceleratorConfig, top: wiring.Component) -> dict:
         "accumulator_width": config.widths.accumulator,
         "output_width": config.widths.output,
         "widths": config.widths.as_dict(),
-        "config": config.as_dict(),
+        "config": config.to_dict(),
         "clock": "clk (rising edge)",
         "reset": "rst (synchronous, active high)",
         "ports": port_list(top),
@@ -127,121 +132,54 @@ def build_manifest(config: AcceleratorConfig, top: wiring.Component) -> dict:
 
 
 def generate(config: AcceleratorConfig, out_dir: str | os.PathLike) -> tuple[str, str]:
-    """Write ``<top>.v`` and ``<top>.json`` into ``out_dir``; return both paths."""
+    """Write ``<name>.v`` and ``<name>.json`` into ``out_dir`` (each atomically); return both
+    paths. Raises OSError when they cannot be written."""
+    from golden.cli import atomic_output
     os.makedirs(out_dir, exist_ok=True)
     name = top_name(config)
     v_path = os.path.join(out_dir, f"{name}.v")
     j_path = os.path.join(out_dir, f"{name}.json")
     top = _new_top(config)
     text = verilog.convert(top, name=name, emit_src=False)
-    manifest = build_manifest(config, top)
-    with open(v_path, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    with open(j_path, "w", encoding="utf-8", newline="\n") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
+    manifest = json.dumps(build_manifest(config, top), indent=2) + "\n"
+    for path, content in ((v_path, text), (j_path, manifest)):
+        with atomic_output(path) as tmp:
+            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+                f.write(content)
     return v_path, j_path
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument in one line on stderr, exit status 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
-    return value
-
-
-def _tile(text: str) -> str:
-    try:
-        parse_tile(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _array(text: str) -> tuple[int, int]:
-    try:
-        return parse_array(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def make_parser(prog: str = "python -m hw.generate") -> argparse.ArgumentParser:
-    """The command-line interface (shared with hw.synth)."""
+def make_parser(prog: str = PROG) -> OneLineParser:
+    """The command-line interface."""
     p = OneLineParser(prog=prog, description="Generate the sparse-Winograd accelerator's "
-                       "Verilog and JSON manifest.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                      "Verilog and JSON manifest, named after the design (see --out).")
     add_config_arguments(p)
-    p.add_argument("--out", default="build", help="output directory")
+    p.add_argument("--out", default="build", metavar="DIR",
+                   help="output directory; gets <name>.v and <name>.json, <name> encoding the "
+                        "tile and every option that differs from its default (default: build)")
     return p
 
 
-def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    """Add the options that build an :class:`AcceleratorConfig` to ``p``."""
-    p.add_argument("--tile", type=_tile, default=DEFAULT.tile, metavar="|".join(TILES),
-                   help="input tile: 4x4 is F(2x2,3x3), 6x6 is F(4x4,3x3)")
-    p.add_argument("--array", type=_array, default="x".join(map(str, DEFAULT.array)),
-                   metavar="RxC",
-                   help="processing-element grid, rows x columns (one multiplier each)")
-    p.add_argument("--max-channels", type=_positive, default=None, metavar="N",
-                   help="set both --max-in-channels and --max-out-channels")
-    p.add_argument("--max-in-channels", type=_positive, default=DEFAULT.max_in_channels,
-                   metavar="N", help="largest input channel count of a layer")
-    p.add_argument("--max-out-channels", type=_positive, default=DEFAULT.max_out_channels,
-                   metavar="N", help="largest output channel count of a layer")
-    p.add_argument("--data-width", type=_positive, default=DEFAULT.data_width, metavar="BITS",
-                   help="activation width (signed)")
-    p.add_argument("--weight-width", type=_positive, default=DEFAULT.weight_width,
-                   metavar="BITS", help="weight width (signed, symmetric)")
-    p.add_argument("--bias-width", type=_positive, default=DEFAULT.bias_width, metavar="BITS",
-                   help="bias width (signed)")
-    p.add_argument("--weight-depth", type=_positive, default=None, metavar="N",
-                   help="compressed weight entries per PE; None sizes it so that a dense "
-                        "layer of the maximum size fits")
-    p.add_argument("--requant", action="store_true",
-                   help="add the requantise-to-int8 + ReLU output stage")
-
-
-def config_from_args(args: argparse.Namespace) -> AcceleratorConfig:
-    """Build and validate the configuration (ValueError with a clear message)."""
-    kwargs = {}
-    for f in fields(AcceleratorConfig):
-        if hasattr(args, f.name):
-            kwargs[f.name] = getattr(args, f.name)
-    if getattr(args, "max_channels", None) is not None:
-        kwargs["max_in_channels"] = kwargs["max_out_channels"] = args.max_channels
-    return AcceleratorConfig(**kwargs)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m hw.generate``."""
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    try:
-        config = config_from_args(args)
-    except ValueError as exc:
-        parser.error(str(exc))
+def _main(argv) -> int:
+    args = make_parser().parse_args(argv)
+    config = config_from_args(args)
+    check_output_dir(args.out)
     try:
         v_path, j_path = generate(config, args.out)
     except OSError as exc:
-        parser.exit(2, f"{parser.prog}: error: cannot write to {args.out!r}: "
-                       f"{exc.strerror or exc}\n")
+        raise CliError(f"--out {args.out}: cannot write to it ({exc.strerror or exc})") from None
     except ValueError as exc:
-        parser.error(str(exc))
-    print(f"wrote {v_path} and {j_path}: tile {config.tile}, array "
+        raise CliError(one_line(exc)) from None
+    print(f"wrote {v_path} and {j_path}: design {config.name}, tile {config.tile}, array "
           f"{config.array[0]}x{config.array[1]} ({config.multipliers} multipliers), channels "
           f"<= {config.max_in_channels} in / {config.max_out_channels} out, accumulator "
           f"{config.widths.accumulator} bits, output {config.widths.output} bits")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m hw.generate``; returns the exit status (0, or 2)."""
+    return run_main(PROG, lambda: _main(argv))
 
 
 if __name__ == "__main__":

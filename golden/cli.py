@@ -1,0 +1,340 @@
+"""The command-line layer every tool shares (NumPy only: no simulator, no PyTorch).
+
+One contract for ``hw.generate``, ``golden.run``, ``sim.layer``, ``train.prune`` and
+``train.import_state_dict``:
+
+* bad input prints ``<prog>: error: <one line>`` on stderr (``prog`` is the module, e.g.
+  ``sim.layer``) and exits with status 2, never with a traceback; Ctrl-C prints
+  ``<prog>: interrupted`` and exits with status 130;
+* the summary goes to stdout, progress to stderr;
+* outputs are written atomically (a temporary file next to the target, then renamed);
+* the accelerator options (``--tile``, ``--array``, ``--max-channels`` ...) mean the same in
+  every tool, and ``--config DESIGN.json`` reads a manifest written by ``hw.generate``.
+
+A tool builds a :class:`OneLineParser`, raises :class:`CliError` for anything else that is
+wrong, and runs its body through :func:`run_main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import zipfile
+from collections.abc import Callable
+
+import numpy as np
+
+from .config import DEFAULT, AcceleratorConfig, parse_array
+from .transforms import TILES, parse_tile
+from .weights import LayerWeights, WeightFileError, load_weights
+
+__all__ = ["CONFIG_OPTIONS", "CliError", "OneLineParser", "add_config_arguments",
+           "atomic_output", "check_input_fits", "check_output_dir", "check_output_path",
+           "config_from_args", "given_config_options", "load_input", "load_layer", "one_line",
+           "progress", "read_config", "run_main", "save_npy", "write_json", "write_text"]
+
+
+class CliError(ValueError):
+    """A bad command line or input file; the message is one line for stderr."""
+
+
+def one_line(exc: BaseException | str) -> str:
+    """The text of ``exc`` with all whitespace runs (newlines included) made single spaces."""
+    return " ".join(str(exc).split())
+
+
+def _print_error(prog: str, message) -> None:
+    print(f"{prog}: error: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are ``<prog>: error: <message>``, exit status 2.
+
+    Parameters
+    ----------
+    prog : str
+        The tool's module, e.g. ``"sim.layer"`` (a leading ``"python -m "`` is dropped). Usage
+        lines show ``python -m <prog>``; error lines start with ``<prog>: error:``.
+    **kwargs
+        Passed on to :class:`argparse.ArgumentParser`.
+    """
+
+    def __init__(self, prog: str, **kwargs):
+        self.tool = prog.removeprefix("python -m ")
+        super().__init__(prog=f"python -m {self.tool}", **kwargs)
+
+    def error(self, message):
+        """Report a bad command line on one line and exit with status 2 (no usage block)."""
+        _print_error(self.tool, message)
+        raise SystemExit(2)
+
+
+def run_main(prog: str, body: Callable[[], int | None]) -> int:
+    """Run a tool's ``body`` and return its exit status.
+
+    :class:`CliError` becomes one error line and status 2, Ctrl-C one line and status 130; a
+    parser's exit (``--help``, a bad argument already reported) returns its status.
+    """
+    try:
+        status = body()
+    except CliError as exc:
+        _print_error(prog, exc)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        _print_error(prog, exc.code)
+        return 2
+    return 0 if status is None else status
+
+
+def progress(text: str) -> None:
+    """Print one progress line on stderr (the summary alone goes to stdout)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+# -- paths -----------------------------------------------------------------------------------
+
+def check_output_path(path: str, flag: str = "--out", ext: str | None = ".npy") -> None:
+    """Refuse, before any work, an output file path without ``ext`` (when given), that is a
+    directory, or whose directory does not exist (:class:`CliError` naming ``flag``)."""
+    path = os.fspath(path)
+    if ext is not None and not path.endswith(ext):
+        raise CliError(f"{flag} {path}: must end in {ext}")
+    if os.path.isdir(path):
+        raise CliError(f"{flag} {path}: is a directory")
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        raise CliError(f"{flag} {path}: directory {parent} does not exist")
+
+
+def check_output_dir(path: str, flag: str = "--out") -> None:
+    """Refuse an output directory that is a file, or below one (:class:`CliError`)."""
+    path = os.fspath(path)
+    probe = path
+    while probe and not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        probe = parent if parent != probe else ""
+    if probe and not os.path.isdir(probe):
+        raise CliError(f"{flag} {path}: {probe} is a file, not a directory")
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path next to ``path`` (same extension, as NumPy appends its own);
+    when the block succeeds it replaces ``path``, else it is removed. Raises OSError."""
+    path = os.fspath(path)
+    folder, base = os.path.split(path)
+    tmp = os.path.join(folder, f".{base}.{os.getpid()}.tmp{os.path.splitext(base)[1]}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _write(path, flag: str, write: Callable[[str], None]) -> None:
+    try:
+        with atomic_output(path) as tmp:
+            write(tmp)
+    except OSError as exc:
+        raise CliError(f"{flag} {path}: cannot write ({exc.strerror or exc})") from None
+
+
+def write_text(path, text: str, flag: str = "--out") -> None:
+    """Write ``text`` (UTF-8, ``\\n`` line ends) atomically; CliError naming ``flag``."""
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+    _write(path, flag, write)
+
+
+def write_json(path, obj, flag: str = "--report") -> None:
+    """Write ``obj`` as indented JSON atomically; CliError naming ``flag``."""
+    write_text(path, json.dumps(obj, indent=2) + "\n", flag)
+
+
+def save_npy(path, array: np.ndarray, flag: str = "--out") -> None:
+    """Save ``array`` as a ``.npy`` file (never pickled) atomically; CliError naming ``flag``."""
+    _write(path, flag, lambda tmp: np.save(tmp, array, allow_pickle=False))
+
+
+# -- input files -----------------------------------------------------------------------------
+
+def load_input(path: str, flag: str = "input") -> np.ndarray:
+    """Read an int8 activation array [C, H, W] or [N, C, H, W] from a ``.npy`` file, never
+    unpickling (:class:`CliError` for a missing, unreadable, mistyped or empty array)."""
+    if not os.path.exists(path):
+        raise CliError(f"{flag} {path}: no such file")
+    if os.path.isdir(path):
+        raise CliError(f"{flag} {path}: is a directory, not a .npy file")
+    try:
+        with open(path, "rb") as handle:        # closed even when np.load fails half-way
+            x = np.load(handle, allow_pickle=False)
+            if isinstance(x, np.lib.npyio.NpzFile):
+                x.close()
+                raise CliError(f"{flag} {path}: is an .npz archive, not a single .npy array")
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise CliError(f"{flag} {path}: not a readable .npy array ({one_line(exc)})") from None
+    if x.dtype != np.int8:
+        raise CliError(f"{flag} {path}: dtype must be int8, not {x.dtype}")
+    if x.ndim not in (3, 4):
+        raise CliError(f"{flag} {path}: shape must be [C, H, W] or [N, C, H, W], "
+                       f"not {list(x.shape)}")
+    if x.size == 0:
+        raise CliError(f"{flag} {path}: is empty (shape {list(x.shape)})")
+    return x
+
+
+def load_layer(weights_path: str, name: str) -> LayerWeights:
+    """Layer ``name`` of the weight file ``weights_path`` (validated, never unpickled);
+    :class:`CliError` naming the file, layer and key of a problem, or the layers there are."""
+    try:
+        weights = load_weights(weights_path)
+    except WeightFileError as exc:
+        raise CliError(f"weights {one_line(exc)}") from None
+    if name not in weights:
+        raise CliError(f"weights {weights_path}: no layer '{name}'; layers are: "
+                       f"{', '.join(weights.names)}")
+    return weights[name]
+
+
+def check_input_fits(x: np.ndarray, layer: LayerWeights, path: str) -> None:
+    """Refuse an input whose channel count or size does not suit ``layer`` (CliError)."""
+    c, h, w = x.shape[-3:]
+    if c != layer.in_channels:
+        raise CliError(f"input {path}: has {c} channels (shape {list(x.shape)}), layer "
+                       f"'{layer.name}' expects {layer.in_channels}")
+    pad = layer.padding
+    if h + 2 * pad < layer.r or w + 2 * pad < layer.r:
+        raise CliError(f"input {path}: {h}x{w} with padding {pad} is smaller than the "
+                       f"{layer.r}x{layer.r} kernel of layer '{layer.name}'")
+
+
+def read_config(path: str, flag: str = "--config") -> AcceleratorConfig:
+    """The design of a manifest written by ``hw.generate`` (or of a bare config object);
+    :class:`CliError` naming ``flag``, the file and the key of any problem."""
+    if not os.path.exists(path):
+        raise CliError(f"{flag} {path}: no such file")
+    if os.path.isdir(path):
+        raise CliError(f"{flag} {path}: is a directory, not a manifest (.json)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{flag} {path}: cannot read ({one_line(exc)})") from None
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{flag} {path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    try:
+        return AcceleratorConfig.from_dict(d)
+    except ValueError as exc:
+        raise CliError(f"{flag} {path}: {one_line(exc)}") from None
+
+
+# -- accelerator options ---------------------------------------------------------------------
+
+def _type(parse: Callable):
+    def convert(text):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(one_line(exc)) from None
+    return convert
+
+
+def _positive(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"must be a positive integer, not {text!r}")
+    return int(text)
+
+
+def _tile(text: str) -> str:
+    parse_tile(text)
+    return text
+
+
+# option -> (AcceleratorConfig field or None, metavar, parse, help, default shown)
+_OPTIONS = {
+    "--tile": ("tile", "|".join(TILES), _tile,
+               "input tile: 4x4 is F(2x2,3x3), 6x6 is F(4x4,3x3)", DEFAULT.tile),
+    "--array": ("array", "RxC", parse_array,
+                "processing-element grid, rows x columns (one multiplier each)",
+                "x".join(map(str, DEFAULT.array))),
+    "--max-channels": (None, "N", _positive,
+                       "largest input and output channel count of a layer: sets both "
+                       "--max-in-channels and --max-out-channels (which win over it)",
+                       DEFAULT.max_in_channels),
+    "--max-in-channels": ("max_in_channels", "N", _positive,
+                          "largest input channel count C of a layer", "--max-channels"),
+    "--max-out-channels": ("max_out_channels", "N", _positive,
+                           "largest output channel count K of a layer", "--max-channels"),
+    "--data-width": ("data_width", "BITS", _positive, "activation width (signed)",
+                     DEFAULT.data_width),
+    "--weight-width": ("weight_width", "BITS", _positive, "weight width (signed, symmetric)",
+                       DEFAULT.weight_width),
+    "--bias-width": ("bias_width", "BITS", _positive, "bias width (signed)",
+                     DEFAULT.bias_width),
+    "--weight-depth": ("weight_depth", "N", _positive,
+                       "compressed weight entries per PE",
+                       "room for a dense layer of the maximum size"),
+    "--requant": ("requant", None, None, "add the requantise-to-int8 + ReLU output stage",
+                  "off"),
+}
+#: The accelerator options :func:`add_config_arguments` knows, in help order.
+CONFIG_OPTIONS = tuple(_OPTIONS)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, options=CONFIG_OPTIONS,
+                         chosen: str | None = None) -> None:
+    """Add accelerator options to ``parser``; :func:`config_from_args` turns them into a
+    design.
+
+    Parameters
+    ----------
+    options : sequence of str
+        Which of :data:`CONFIG_OPTIONS` to add.
+    chosen : str or None
+        None: an option left out takes the default design's value (shown in ``--help``).
+        Else the tool chooses the rest itself and ``--help`` says ``chosen``.
+    """
+    group = parser.add_argument_group("accelerator design")
+    for option in options:
+        field, metavar, parse, text, default = _OPTIONS[option]
+        shown = chosen if chosen is not None and option != "--requant" else default
+        if parse is None:
+            group.add_argument(option, action="store_const", const=True,
+                               default=argparse.SUPPRESS, help=f"{text} (default: {shown})")
+        else:       # absent from the namespace unless given: config_from_args keeps base's
+            group.add_argument(option, type=_type(parse), default=argparse.SUPPRESS,
+                               metavar=metavar, help=f"{text} (default: {shown})")
+
+
+def given_config_options(args: argparse.Namespace) -> list[str]:
+    """The accelerator options given on the command line, as flags (e.g. ``["--array"]``)."""
+    return [option for option in CONFIG_OPTIONS
+            if getattr(args, option[2:].replace("-", "_"), None) is not None]
+
+
+def config_from_args(args: argparse.Namespace,
+                     base: AcceleratorConfig = DEFAULT) -> AcceleratorConfig:
+    """``base`` with the accelerator options given in ``args`` (CliError for a bad design)."""
+    changes = {}
+    for option in given_config_options(args):
+        field = _OPTIONS[option][0]
+        value = getattr(args, option[2:].replace("-", "_"))
+        if field is None:       # --max-channels: both limits, unless given one by one
+            changes.setdefault("max_in_channels", value)
+            changes.setdefault("max_out_channels", value)
+        else:
+            changes[field] = value
+    try:
+        return base.replace(**changes)
+    except ValueError as exc:
+        raise CliError(one_line(exc)) from None
