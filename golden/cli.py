@@ -32,9 +32,10 @@ from .transforms import TILES, parse_tile
 from .weights import LayerWeights, WeightFileError, load_weights
 
 __all__ = ["CONFIG_OPTIONS", "CliError", "OneLineParser", "add_config_arguments",
-           "atomic_output", "check_input_fits", "check_output_dir", "check_output_path",
-           "config_from_args", "given_config_options", "load_input", "load_layer", "one_line",
-           "progress", "read_config", "run_main", "save_npy", "write_json", "write_text"]
+           "array_type", "atomic_output", "check_input_fits", "check_output_dir",
+           "check_output_path", "config_from_args", "given_config_options", "load_input",
+           "load_layer", "one_line", "positive_int_type", "progress", "read_config",
+           "run_main", "save_npy", "tile_type", "write_json", "write_text"]
 
 
 class CliError(ValueError):
@@ -249,7 +250,7 @@ def _type(parse: Callable):
     return convert
 
 
-def _positive(text: str) -> int:
+def _positive_int(text: str) -> int:
     if not text.strip().isdigit() or int(text) < 1:
         raise ValueError(f"must be a positive integer, not {text!r}")
     return int(text)
@@ -260,28 +261,35 @@ def _tile(text: str) -> str:
     return text
 
 
+#: argparse types of the accelerator options, for tools that add one on its own.
+tile_type = _type(_tile)
+array_type = _type(parse_array)
+positive_int_type = _type(_positive_int)
+
+
 # option -> (AcceleratorConfig field or None, metavar, parse, help, default shown)
 _OPTIONS = {
-    "--tile": ("tile", "|".join(TILES), _tile,
+    "--tile": ("tile", "|".join(TILES), tile_type,
                "input tile: 4x4 is F(2x2,3x3), 6x6 is F(4x4,3x3)", DEFAULT.tile),
-    "--array": ("array", "RxC", parse_array,
+    "--array": ("array", "RxC", array_type,
                 "processing-element grid, rows x columns (one multiplier each)",
                 "x".join(map(str, DEFAULT.array))),
-    "--max-channels": (None, "N", _positive,
+    "--max-channels": (None, "N", positive_int_type,
                        "largest input and output channel count of a layer: sets both "
                        "--max-in-channels and --max-out-channels (which win over it)",
                        DEFAULT.max_in_channels),
-    "--max-in-channels": ("max_in_channels", "N", _positive,
+    "--max-in-channels": ("max_in_channels", "N", positive_int_type,
                           "largest input channel count C of a layer", "--max-channels"),
-    "--max-out-channels": ("max_out_channels", "N", _positive,
+    "--max-out-channels": ("max_out_channels", "N", positive_int_type,
                            "largest output channel count K of a layer", "--max-channels"),
-    "--data-width": ("data_width", "BITS", _positive, "activation width (signed)",
+    "--data-width": ("data_width", "BITS", positive_int_type, "activation width (signed)",
                      DEFAULT.data_width),
-    "--weight-width": ("weight_width", "BITS", _positive, "weight width (signed, symmetric)",
+    "--weight-width": ("weight_width", "BITS", positive_int_type,
+                       "weight width (signed, symmetric)",
                        DEFAULT.weight_width),
-    "--bias-width": ("bias_width", "BITS", _positive, "bias width (signed)",
+    "--bias-width": ("bias_width", "BITS", positive_int_type, "bias width (signed)",
                      DEFAULT.bias_width),
-    "--weight-depth": ("weight_depth", "N", _positive,
+    "--weight-depth": ("weight_depth", "N", positive_int_type,
                        "compressed weight entries per PE",
                        "room for a dense layer of the maximum size"),
     "--requant": ("requant", None, None, "add the requantise-to-int8 + ReLU output stage",
@@ -312,7 +320,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, options=CONFIG_OPTIONS
             group.add_argument(option, action="store_const", const=True,
                                default=argparse.SUPPRESS, help=f"{text} (default: {shown})")
         else:       # absent from the namespace unless given: config_from_args keeps base's
-            group.add_argument(option, type=_type(parse), default=argparse.SUPPRESS,
+            group.add_argument(option, type=parse, default=argparse.SUPPRESS,
                                metavar=metavar, help=f"{text} (default: {shown})")
 
 

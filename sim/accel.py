@@ -74,15 +74,12 @@ def build_accelerator(config: AcceleratorConfig, simulator: str = "verilator", *
                       depths: dict | None = None, waves: bool = False) -> BuiltDesign:
     """Generate (``hw.generate``) and compile the accelerator for ``config`` in a harness."""
     from hw.accelerator import Accelerator
-    from hw.generate import top_name
-    name = top_name(config)
+    name = config.name
     depths = depths or accelerator_depths(config)
     signature_only = Accelerator(config)
     signature_only._MustUse__silence = True     # only its signature is needed, not elaborated
     harness = StreamHarness(name, signature_only.signature, depths=depths)
-    key = (f"accel-{config.tile}-{config.array[0]}x{config.array[1]}-c{config.max_in_channels}"
-           f"-k{config.max_out_channels}{'-rq' if config.requant else ''}"
-           f"-p{depths['patches']}")
+    key = f"accel-{name}-p{depths['patches']}-r{depths['results']}"
     return build_harnessed(key, accelerator_verilog(config), name, harness, simulator, waves)
 
 

@@ -5,6 +5,8 @@ Options::
     --simulators verilator,icarus   simulators to run (default: both; a missing one is skipped)
     --weights FILE.npz              run every layer of a weight file through the RTL
     --input-size HxW                input size for --weights (default 16x16)
+    --config DESIGN.json            with --weights: run exactly this design (a manifest written
+                                    by hw.generate); default: one chosen for the file
 
 Every design is built once per configuration and simulator (``sim.runner`` caches builds
 under ``sim_build/``; :func:`design_cache` also keeps them for the session).
@@ -29,6 +31,10 @@ def pytest_addoption(parser):
                     help="run every layer of this weight file through the RTL")
     group.addoption("--input-size", default="16x16", metavar="HxW",
                     help="input height x width for --weights (default 16x16)")
+    group.addoption("--config", default=None, metavar="DESIGN.json",
+                    help="with --weights: run exactly this design, a manifest written by "
+                         "hw.generate (default: a design chosen for the file, named in the "
+                         "session header)")
 
 
 def _selected(config) -> list[str]:
@@ -44,7 +50,10 @@ def pytest_configure(config):
     _selected(config)
     input_size(config)
     if config.getoption("--weights") is not None:
-        _weight_file(config.getoption("--weights"))      # a bad file stops the session here
+        weight_file_design(config)              # a bad file or design stops the session here
+    elif config.getoption("--config") is not None:
+        raise pytest.UsageError("--config needs --weights FILE.npz (it names the design that "
+                                "runs the weight file)")
     config.addinivalue_line("markers", "simulators(*names): run this bench only on these "
                             "simulators (default: every selected simulator)")
 
@@ -66,6 +75,33 @@ def _weight_file(path: str):
         return load_weights(path)
     except WeightFileError as exc:
         raise pytest.UsageError(f"--weights: {exc}") from None
+
+
+@functools.cache
+def _design(weights_path: str, config_path: str | None, size: tuple[int, int]):
+    from golden.cli import CliError, read_config
+    from sim.layer import file_design
+    try:
+        fixed = None if config_path is None else read_config(config_path)
+        return file_design(_weight_file(weights_path), *size, fixed,
+                           "chosen for the file" if config_path is None else config_path)
+    except CliError as exc:
+        raise pytest.UsageError(f"--weights {weights_path}: {exc}") from None
+
+
+def weight_file_design(config):
+    """The design that runs the --weights file: (AcceleratorConfig, harness depths, source),
+    from --config or chosen for the file."""
+    return _design(config.getoption("--weights"), config.getoption("--config"),
+                   input_size(config))
+
+
+def pytest_report_header(config):
+    if config.getoption("--weights") is None:
+        return None
+    from sim.layer import describe
+    design, _, source = weight_file_design(config)
+    return f"--weights {config.getoption('--weights')}: design {describe(design)}, {source}"
 
 
 def pytest_generate_tests(metafunc):

@@ -3,54 +3,61 @@
 Usage::
 
     python -m sim.layer --weights W.npz --layer NAME --input X.npy --out Y.npy --report R.json
-                        [--simulator verilator|icarus] [--array RxC] [--max-channels N]
-                        [--requant MULT SHIFT [--relu]] [--waves]
+                        [--config DESIGN.json | --array RxC --max-channels N ...]
+                        [--simulator verilator|icarus] [--requant MULT SHIFT [--relu]] [--waves]
 
 The contract of ``python -m golden.run``, through the generated Verilog: ``X`` is int8
 [C, H, W] or [N, C, H, W]; ``Y`` is the RTL's output, int64 [[N,] K, Hout, Wout] (int8 with
 ``--requant``), and must equal golden.run's. ``R.json`` holds ``cycles`` (first input patch to
 last result, summed over images), ``model_cycles`` (``golden.cycles``), ``load_cycles``,
 ``multipliers``, ``nonzero_macs``, ``utilisation``, ``skipped_macs_per_position`` (work
-counters summed over images), ``simulator``, ``tile``, the design and per-image figures.
+counters summed over images), ``simulator``, ``tile``, the design (``design_name``, ``design``,
+``design_source``) and per-image figures.
+
+The design: ``--config DESIGN.json`` (a manifest written by ``hw.generate``) simulates exactly
+that design, and a layer that does not fit it is refused naming the limit. Without it the
+design is chosen for the layer (:func:`design_config`), the accelerator options given (the
+same as ``hw.generate``'s) override that choice, and the progress lines say which design runs.
 
 Exit status: 0 when outputs and cycle counts match golden; 1 on a mismatch (the message names
 the first differing index; Y.npy and R.json are still written); 2 on bad input (one line on
-stderr). ``--waves`` writes an FST waveform next to Y (``Y.fst``); otherwise none is written.
+stderr); 130 when interrupted. ``--waves`` writes an FST waveform next to Y (``Y.fst``);
+otherwise none is written.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
 
 import numpy as np
 
-from golden.config import DEFAULT, AcceleratorConfig, parse_array
+from golden.cli import (CliError, OneLineParser, add_config_arguments, check_input_fits,
+                        check_output_path, config_from_args, given_config_options, load_input,
+                        load_layer, one_line, progress, read_config, run_main, save_npy,
+                        write_json)
+from golden.config import DEFAULT, AcceleratorConfig
 from golden.cycles import layer_cycles, utilisation
-from golden.run import (CliError, check_input_fits, check_output_path, load_input, load_layer,
-                        one_line, run_layer)
+from golden.run import run_layer
 from golden.transforms import TILES
 
-__all__ = ["build_parser", "design_config", "main"]
+__all__ = ["DESIGN_OPTIONS", "build_parser", "describe", "design_config", "file_design",
+           "main"]
 
 PROG = "sim.layer"
 
-
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse that reports errors as a :class:`golden.run.CliError`."""
-
-    def error(self, message):
-        raise CliError(message)
+#: The accelerator options sim.layer takes (the tile comes from the layer, the requant stage
+#: from --requant MULT SHIFT).
+DESIGN_OPTIONS = ("--array", "--max-channels", "--max-in-channels", "--max-out-channels",
+                  "--data-width", "--weight-width", "--bias-width", "--weight-depth")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> OneLineParser:
     """The command-line parser."""
-    p = _OneLineParser(prog=f"python -m {PROG}",
-                       description="Run one layer of a sparse-Winograd weight file through the "
-                                   "cycle-accurate RTL simulation and check it against golden.")
+    p = OneLineParser(prog=PROG,
+                      description="Run one layer of a sparse-Winograd weight file through the "
+                                  "cycle-accurate RTL simulation and check it against golden.")
     p.add_argument("--weights", required=True, metavar="W.npz", help="weight file (format v1)")
     p.add_argument("--layer", required=True, metavar="NAME", help="layer to run")
     p.add_argument("--input", required=True, metavar="X.npy",
@@ -58,17 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="Y.npy",
                    help="output: the RTL's int64 outputs (int8 with --requant)")
     p.add_argument("--report", required=True, metavar="R.json", help="JSON report")
+    p.add_argument("--config", default=None, metavar="DESIGN.json",
+                   help="simulate exactly this design: a manifest written by hw.generate "
+                        "(default: a design chosen for the layer: its tile, 4x4 PEs and channel "
+                        "limits of 64, or the layer's channel counts rounded up to powers of "
+                        "two where larger; the options below change that choice)")
     p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"],
                    help="simulator (default verilator)")
-    p.add_argument("--array", default=f"{DEFAULT.array[0]}x{DEFAULT.array[1]}", metavar="RxC",
-                   help="PE array of the simulated design (default %(default)s)")
-    p.add_argument("--max-channels", type=int, default=DEFAULT.max_in_channels, metavar="N",
-                   help="channel limit of the simulated design (raised to the layer's, rounded "
-                        "up to a power of two; default %(default)s)")
     p.add_argument("--requant", nargs=2, type=int, metavar=("MULT", "SHIFT"), default=None,
                    help="simulate the requant stage and output int8 (as golden.run)")
     p.add_argument("--relu", action="store_true", help="ReLU after requantising")
     p.add_argument("--waves", action="store_true", help="write an FST waveform next to --out")
+    add_config_arguments(p, DESIGN_OPTIONS, chosen="as the design chosen without --config")
     return p
 
 
@@ -76,19 +84,73 @@ def _pow2(n: int) -> int:
     return 1 << max(int(n) - 1, 0).bit_length()
 
 
-def design_config(layer, array: tuple[int, int], requant: bool,
-                  max_channels: int = DEFAULT.max_in_channels) -> AcceleratorConfig:
-    """The design that runs ``layer``: its tile, ``array`` PEs and channel limits of at least
-    ``max_channels`` (raised to the layer's, rounded up to powers of two, so that similar
-    layers share a build)."""
+def design_config(layer, array: tuple[int, int] = DEFAULT.array,
+                  requant: bool = False) -> AcceleratorConfig:
+    """The design chosen for ``layer`` when none is given: its tile, ``array`` PEs and channel
+    limits of at least the default's, raised to the layer's rounded up to powers of two (so
+    that similar layers share a build)."""
     tiles = {TILES[t]: t for t in TILES}
     tile = tiles.get((layer.m, layer.r))
     if tile is None:
         raise CliError(f"layer '{layer.name}' is F({layer.m},{layer.r}); the RTL supports "
                        f"{', '.join(f'F({m},{r}) ({t})' for t, (m, r) in TILES.items())}")
-    return DEFAULT.replace(tile=tile, array=array, requant=requant,
-                           max_in_channels=max(max_channels, _pow2(layer.in_channels)),
-                           max_out_channels=max(max_channels, _pow2(layer.out_channels)))
+    return DEFAULT.replace(
+        tile=tile, array=array, requant=requant,
+        max_in_channels=max(DEFAULT.max_in_channels, _pow2(layer.in_channels)),
+        max_out_channels=max(DEFAULT.max_out_channels, _pow2(layer.out_channels)))
+
+
+def _design(args, layer) -> tuple[AcceleratorConfig, str]:
+    """The design to simulate and where it comes from (a file, or chosen)."""
+    if args.config is None:
+        chosen = design_config(layer, requant=args.requant is not None)
+        given = given_config_options(args)
+        return config_from_args(args, chosen), ("chosen for the layer" if not given else
+                                                f"chosen for the layer, {', '.join(given)} "
+                                                "as given")
+    return read_config(args.config), args.config
+
+
+def file_design(weights, in_h: int, in_w: int, config: AcceleratorConfig | None = None,
+                source: str = "chosen for the file") -> tuple[AcceleratorConfig, dict, str]:
+    """The design that runs every layer of ``weights`` on ``in_h`` x ``in_w`` inputs, the
+    harness memory depths it needs and where the design comes from.
+
+    ``config`` None chooses one (:func:`design_config` of every layer, the largest limits);
+    a given design is used as it is.
+
+    Raises
+    ------
+    CliError
+        If the layers need several tiles, or a layer does not fit the design (naming the limit).
+    """
+    from golden.program import compile_layer
+    from sim.accel import accelerator_depths
+    if config is None:
+        chosen = {design_config(layer) for layer in weights.layers}
+        tiles = {c.tile for c in chosen}
+        if len(tiles) > 1:
+            raise CliError(f"{weights.source}: layers use several tiles "
+                           f"({', '.join(sorted(tiles))}); one accelerator runs one tile")
+        config = DEFAULT.replace(tile=tiles.pop(),
+                                 max_in_channels=max(c.max_in_channels for c in chosen),
+                                 max_out_channels=max(c.max_out_channels for c in chosen))
+    programs = []
+    for layer in weights.layers:
+        try:
+            programs.append(compile_layer(config, layer, in_h, in_w))
+        except ValueError as exc:
+            raise CliError(f"{one_line(exc)} (design {config.name}, {source})") from None
+    depths = accelerator_depths(config, max(p.n_tiles * p.in_channels for p in programs),
+                                max(p.n_tiles * p.out_channels for p in programs))
+    return config, depths, source
+
+
+def describe(config: AcceleratorConfig) -> str:
+    """One line naming ``config`` and its main parameters."""
+    return (f"{config.name} (tile {config.tile}, {config.array[0]}x{config.array[1]} PEs, "
+            f"channels <= {config.max_in_channels} in / {config.max_out_channels} out"
+            f"{', requant' if config.requant else ''})")
 
 
 def _check_paths(args):
@@ -97,26 +159,24 @@ def _check_paths(args):
 
 
 def _progress(step: int, total: int, text: str) -> None:
-    print(f"[{step}/{total}] {text}", file=sys.stderr, flush=True)
+    progress(f"[{step}/{total}] {text}")
 
 
 def _show_progress(report: dict) -> None:
     got, want = report["received"]["results"], report["expected"]["results"]
-    print(f"      ... {report['cycles']:,} cycles, {got:,}/{want:,} results", file=sys.stderr,
-          flush=True)
+    progress(f"      ... {report['cycles']:,} cycles, {got:,}/{want:,} results")
 
 
 def _run(argv) -> tuple[int, str]:
     args = build_parser().parse_args(argv)
     if args.relu and args.requant is None:
         raise CliError("--relu needs --requant MULT SHIFT")
-    try:
-        array = parse_array(args.array)
-    except ValueError as exc:
-        raise CliError(f"--array: {one_line(exc)}") from None
-    if not 1 <= args.max_channels <= 4096:
-        raise CliError(f"--max-channels must lie in [1, 4096], not {args.max_channels}")
+    if args.config is not None and given_config_options(args):
+        raise CliError(f"{given_config_options(args)[0]} cannot be combined with --config "
+                       f"(the design file fixes every design option)")
     _check_paths(args)
+    if args.config is not None:
+        read_config(args.config)                        # a bad design file fails first
     from sim.tools import find_simulator, waves_problem
     info = find_simulator(args.simulator)
     if not info.available:
@@ -127,7 +187,7 @@ def _run(argv) -> tuple[int, str]:
     x = load_input(args.input)
     check_input_fits(x, layer, args.input)
     h, w = x.shape[-2:]
-    config = design_config(layer, array, args.requant is not None, args.max_channels)
+    config, source = _design(args, layer)
     from golden.program import compile_layer
     requant = None
     if args.requant is not None:
@@ -135,7 +195,7 @@ def _run(argv) -> tuple[int, str]:
     try:
         program = compile_layer(config, layer, h, w, requant=requant)
     except ValueError as exc:
-        raise CliError(one_line(exc)) from None
+        raise CliError(f"{one_line(exc)} (design {config.name}, {source})") from None
     try:
         golden = run_layer(layer, x, args.requant, args.relu)
     except ValueError as exc:
@@ -146,9 +206,7 @@ def _run(argv) -> tuple[int, str]:
     images = x if x.ndim == 4 else x[None]
     model = layer_cycles(program)
     steps = 4
-    _progress(1, steps, f"design: tile {config.tile}, {array[0]}x{array[1]} PEs, "
-                        f"channels <= {config.max_in_channels}/{config.max_out_channels}"
-                        f"{', requant' if config.requant else ''}; generating Verilog")
+    _progress(1, steps, f"design {describe(config)}, {source}; generating Verilog")
     depths = accelerator_depths(config, program.n_tiles * program.in_channels,
                                 program.n_tiles * program.out_channels)
     _progress(2, steps, f"building with {args.simulator} (reused when cached; a new "
@@ -181,7 +239,7 @@ def _run(argv) -> tuple[int, str]:
         diff = np.argwhere(rtl != golden)
         if diff.size:
             first = [int(i) for i in diff[0]]
-        np.save(args.out, rtl, allow_pickle=False)
+        save_npy(args.out, rtl)
 
     cycles = sum(o.cycles for o in outcomes)
     report = model.as_dict()
@@ -193,7 +251,8 @@ def _run(argv) -> tuple[int, str]:
         report[key] = [v * n for v in report[key]]
     report.update({
         "layer": layer.name, "simulator": args.simulator, "simulator_version": info.version,
-        "tile": config.tile, "array": list(array), "design": config.as_dict(),
+        "tile": config.tile, "array": list(config.array), "design_name": config.name,
+        "design": config.to_dict(), "design_source": source,
         "images": len(images), "cycles": cycles, "model_cycles": model.cycles * len(images),
         "load_cycles": outcomes[0].load_cycles, "model_load_cycles": model.load_cycles,
         "utilisation": utilisation(report["nonzero_macs"], config.n_pe, cycles),
@@ -204,29 +263,26 @@ def _run(argv) -> tuple[int, str]:
         "first_mismatch": first, "problems": problems,
         "waves": waves,
     })
-    with open(args.report, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
+    write_json(args.report, report)
     if first is not None:
         return 1, (f"{layer.name}: RTL output differs from golden at index {first}: "
                    f"{int(rtl[tuple(first)])} != {int(golden[tuple(first)])}")
     if problems:
         return 1, f"{layer.name}: {problems[0]}"
-    return 0, (f"{layer.name}: RTL == golden, {cycles} cycles ({model.cycles * len(images)} "
-               f"modelled), {config.multipliers} multipliers, utilisation "
+    return 0, (f"{layer.name}: RTL == golden on {config.name}, {cycles} cycles "
+               f"({model.cycles * len(images)} modelled), {config.multipliers} multipliers, "
+               f"utilisation "
                f"{report['utilisation']:.1%}, {args.simulator} -> {args.out}, {args.report}"
                + (f", {waves}" if waves else ""))
 
 
 def main(argv=None) -> int:
-    """Command-line entry point: 0 pass, 1 mismatch with golden, 2 bad input."""
-    try:
+    """Command-line entry point: 0 pass, 1 mismatch with golden, 2 bad input, 130 interrupted."""
+    def body():
         status, message = _run(argv)
-    except CliError as exc:
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    print(message, file=sys.stdout if status == 0 else sys.stderr)
-    return status
+        print(message, file=sys.stdout if status == 0 else sys.stderr)
+        return status
+    return run_main(PROG, body)
 
 
 if __name__ == "__main__":

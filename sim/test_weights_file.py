@@ -3,8 +3,10 @@ through the RTL on random int8 input, bit-exact against golden, with a per-layer
 (cycles, multipliers, nonzero MACs, utilisation, skipped MACs per Winograd position,
 pass/fail) printed at the end of the session.
 
-The design is the default one (4x4 PEs) with the file's tile and channel limits of at least 64
-(raised to the largest layer, rounded up to a power of two): one build per file.
+``--config DESIGN.json`` (a manifest written by ``hw.generate``) runs exactly that design and
+refuses, before any test, a layer that does not fit it. Without it the design is the default
+one (4x4 PEs) with the file's tile and channel limits of at least 64 (raised to the largest
+layer, rounded up to a power of two): one build per file. The session header names the design.
 """
 
 from __future__ import annotations
@@ -14,34 +16,16 @@ import zlib
 import numpy as np
 import pytest
 
-from golden.config import DEFAULT
 from golden.program import compile_layer
-from sim.accel import LayerRun, accelerator_depths, run_layers
-from sim.conftest import design_cache, input_size, record_weight_report
-from sim.layer import design_config
-
-
-def _file_design(weights, h, w):
-    """One configuration and harness for every layer of the file."""
-    configs = {design_config(layer, DEFAULT.array, False) for layer in weights.layers}
-    tiles = {c.tile for c in configs}
-    if len(tiles) > 1:
-        pytest.fail(f"{weights.source}: layers use several tiles ({', '.join(sorted(tiles))}); "
-                    "one accelerator runs one tile")
-    config = DEFAULT.replace(tile=tiles.pop(),
-                             max_in_channels=max(c.max_in_channels for c in configs),
-                             max_out_channels=max(c.max_out_channels for c in configs))
-    words = [compile_layer(config, layer, h, w) for layer in weights.layers]
-    depths = accelerator_depths(config, max(p.n_tiles * p.in_channels for p in words),
-                                max(p.n_tiles * p.out_channels for p in words))
-    return config, depths
+from sim.accel import LayerRun, run_layers
+from sim.conftest import design_cache, input_size, record_weight_report, weight_file_design
 
 
 @pytest.mark.simulators("verilator")
 def test_weight_file_layer(simulator, weight_layer, request):
     weights, name = weight_layer
     h, w = input_size(request.config)
-    config, depths = _file_design(weights, h, w)
+    config, depths, _ = weight_file_design(request.config)
     layer = weights[name]
     program = compile_layer(config, layer, h, w)
     design = design_cache("accelerator", (config, tuple(sorted(depths.items()))), simulator)

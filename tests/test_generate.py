@@ -55,7 +55,8 @@ def test_manifest_contents(small_outputs):
     (v1, j1), _ = small_outputs
     man = json.load(open(j1))
     tr = tile_transform("4x4")
-    assert man["top"] == top_name(SMALL) == "sparse_winograd_4x4"
+    assert man["top"] == top_name(SMALL) == SMALL.name == "sparse_winograd_4x4_a2x2_c16"
+    assert AcceleratorConfig.from_dict(man) == SMALL, "the manifest names its design exactly"
     assert (man["tile"], man["m"], man["r"], man["alpha"]) == ("4x4", 2, 3, 4)
     assert np.array_equal(man["AT"], tr.AT_int) and np.array_equal(man["BT"], tr.BT_int)
     assert [[Fraction(v) for v in row] for row in man["G"]] == [list(row) for row in tr.G]
@@ -97,7 +98,8 @@ def test_6x6_and_requant_generate(tmp_path):
                             requant=True)
     v, j = generate(cfg, tmp_path)
     man = json.load(open(j))
-    assert man["top"] == "sparse_winograd_6x6" and man["alpha"] == 6
+    assert man["top"] == "sparse_winograd_6x6_a1x2_c4_rq" and man["alpha"] == 6
+    assert v.endswith("sparse_winograd_6x6_a1x2_c4_rq.v")
     assert man["multipliers"] == 2 + 16 and man["array_multipliers"] == 2
     assert np.array_equal(man["BT"], tile_transform("6x6").BT_int)
     assert f"module {man['top']}(" in open(v).read()
@@ -107,10 +109,30 @@ def test_cli_writes_files_and_summary(tmp_path):
     res = run_cli("--tile", "4x4", "--array", "1x2", "--max-channels", "4", "--out",
                   str(tmp_path / "out"))
     assert res.returncode == 0, res.stderr
-    assert "sparse_winograd_4x4.v" in res.stdout and "2 multipliers" in res.stdout
-    assert (tmp_path / "out" / "sparse_winograd_4x4.v").stat().st_size > 0
-    man = json.load(open(tmp_path / "out" / "sparse_winograd_4x4.json"))
+    assert res.stderr == "" and res.stdout.count("\n") == 1
+    assert "sparse_winograd_4x4_a1x2_c4.v" in res.stdout and "2 multipliers" in res.stdout
+    assert (tmp_path / "out" / "sparse_winograd_4x4_a1x2_c4.v").stat().st_size > 0
+    man = json.load(open(tmp_path / "out" / "sparse_winograd_4x4_a1x2_c4.json"))
     assert man["max_in_channels"] == man["max_out_channels"] == 4
+
+
+def test_two_designs_in_one_folder_give_two_pairs(tmp_path):
+    """Designs differing in one option never overwrite each other, and each manifest reads
+    back as exactly the design its Verilog was made from."""
+    runs = {"sparse_winograd_4x4_a1x1_c2": ["--array", "1x1"],
+            "sparse_winograd_4x4_a1x1_c2_wd40": ["--array", "1x1", "--weight-depth", "40"]}
+    for args in runs.values():
+        res = run_cli("--max-channels", "2", *args, "--out", str(tmp_path))
+        assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{name}{ext}" for name in runs for ext in (".json", ".v"))
+    for name in runs:
+        man = json.load(open(tmp_path / f"{name}.json"))
+        config = AcceleratorConfig.from_dict(man)
+        assert man["top"] == config.name == name
+        assert f"module {name}(" in (tmp_path / f"{name}.v").read_text()
+    assert AcceleratorConfig.from_dict(
+        json.load(open(tmp_path / "sparse_winograd_4x4_a1x1_c2_wd40.json"))).weight_depth == 40
 
 
 def test_help_lists_every_option_with_default():
@@ -121,6 +143,7 @@ def test_help_lists_every_option_with_default():
                    "--weight-depth", "--requant", "--out"):
         assert option in res.stdout
     assert res.stdout.count("(default:") >= 11
+    assert "sets both --max-in-channels and --max-out-channels" in res.stdout
 
 
 @pytest.mark.parametrize("args, message", [
@@ -132,12 +155,14 @@ def test_help_lists_every_option_with_default():
     (["--max-in-channels", "x"], "argument --max-in-channels: must be a positive integer"),
     (["--data-width", "40"], "data_width must be an integer in [2, 16], not 40"),
     (["--bias-width", "33"], "bias_width must be an integer in [1, 32], not 33"),
+    (["--weight-depth", "0"], "argument --weight-depth: must be a positive integer, not '0'"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
 ])
 def test_bad_arguments_one_line_exit_2(args, message):
     res = run_cli(*args)
-    assert res.returncode == 2
+    assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert res.stderr.startswith("hw.generate: error: ")
     assert message in res.stderr
 
 
@@ -146,8 +171,8 @@ def test_unwritable_output_directory(tmp_path):
     blocker.write_text("not a directory")
     res = run_cli("--array", "1x1", "--max-channels", "2", "--out", str(blocker / "sub"))
     assert res.returncode == 2
-    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
-    assert "cannot write to" in res.stderr
+    assert res.stderr == f"hw.generate: error: --out {blocker / 'sub'}: {blocker} is a file, " \
+                         "not a directory\n"
 
 
 def test_config_from_args_max_channels_sets_both():
@@ -155,3 +180,11 @@ def test_config_from_args_max_channels_sets_both():
     cfg = config_from_args(args)
     assert (cfg.max_in_channels, cfg.max_out_channels, cfg.array, cfg.tile) == (8, 8, (2, 3),
                                                                                  "6x6")
+
+
+def test_config_from_args_one_by_one_limits_win_over_max_channels():
+    args = make_parser().parse_args(["--max-channels", "8", "--max-out-channels", "16"])
+    cfg = config_from_args(args)
+    assert (cfg.max_in_channels, cfg.max_out_channels) == (8, 16)
+    assert cfg.name == "sparse_winograd_4x4_c8_k16"
+    assert config_from_args(make_parser().parse_args([])) == AcceleratorConfig()

@@ -9,7 +9,8 @@ The file is read with ``torch.load(weights_only=True)`` (no arbitrary code); a c
 with a ``state_dict`` or ``model_state_dict`` entry is accepted too. Layers pruned with
 ``torch.nn.utils.prune`` (``weight_orig`` + ``weight_mask``) are supported. A state_dict does
 not record strides or padding: give ``--stride`` / ``--padding`` where they are not 1.
-Bad input prints one line to stderr and exits with status 2.
+The summary goes to stdout. Bad input prints ``train.import_state_dict: error: <one line>``
+on stderr and exits with status 2.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from __future__ import annotations
 import os
 import sys
 
-from .cli import OneLineParser, check_output_path, fail
+from golden.cli import CliError, OneLineParser, check_output_path, run_main, tile_type
 
 __all__ = ["main", "parse_layer_values"]
 
-PROG = "python -m train.import_state_dict"
+PROG = "train.import_state_dict"
 
 
 def parse_layer_values(option: str, items: list[str] | None, convert, default):
@@ -66,11 +67,16 @@ class _LayerValues(dict):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns 0 (errors exit with status 2)."""
+    """Run the CLI; returns the exit status (0, 2 on bad input, 130 when interrupted)."""
+    return run_main(PROG, lambda: _main(argv))
+
+
+def _main(argv) -> int:
     try:
         import torch
     except ImportError:
-        fail(PROG, "needs PyTorch; install the [train] extra (pip install torch==2.13.0)")
+        raise CliError("needs PyTorch; install the [train] extra (pip install "
+                       "torch==2.13.0)") from None
     from golden.transforms import TILES
     from golden.weights import WeightFileError, save_weights
 
@@ -79,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog=PROG, description="Import PyTorch 3x3 convolution weights into "
                       "weight file v1 (transform with golden's G, int8 per channel).")
     p.add_argument("state_dict", help="file saved with torch.save(model.state_dict(), ...)")
-    p.add_argument("--tile", choices=tuple(TILES), required=True)
+    p.add_argument("--tile", type=tile_type, required=True, metavar="|".join(TILES),
+                   help="the weights' tile: 4x4 = F(2x2,3x3), 6x6 = F(4x4,3x3)")
     p.add_argument("--out", required=True, help="weight file to write (.npz)")
     p.add_argument("--layers", help="comma-separated layer prefixes in network order "
                    "(default: every 4-D weight)")
@@ -97,44 +104,43 @@ def main(argv: list[str] | None = None) -> int:
         scale_default, scales = parse_layer_values("--input-scale", args.input_scale, float,
                                                    None)
     except ValueError as exc:
-        fail(PROG, str(exc))
+        raise CliError(str(exc)) from None
     layers = None
     if args.layers is not None:
         layers = [name.strip() for name in args.layers.split(",") if name.strip()]
         if not layers:
-            fail(PROG, "--layers lists no layer")
-    check_output_path(PROG, "--out", args.out)
+            raise CliError("--layers lists no layer")
+    check_output_path(args.out, "--out", ".npz")
     source = args.state_dict
     if not os.path.isfile(source):
-        fail(PROG, f"{source}: no such file")
+        raise CliError(f"{source}: no such file")
     try:
         state = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files; report them all on one line
-        fail(PROG, f"{source}: not a torch.save file of tensors ({type(exc).__name__}); "
-                   "only weights_only=True loading is supported")
+        raise CliError(f"{source}: not a torch.save file of tensors ({type(exc).__name__}); "
+                       "only weights_only=True loading is supported") from None
     for wrapper in ("state_dict", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) or k.endswith(
             "_extra_state") for k, v in state.items()):
-        fail(PROG, f"{source}: holds {type(state).__name__}, not a state_dict of tensors")
+        raise CliError(f"{source}: holds {type(state).__name__}, not a state_dict of tensors")
     for mapping in (pads, strides, scales):
         unknown = sorted(set(mapping) - set(layers or conv_layer_names(state)))
         if unknown:
-            fail(PROG, f"{source}: no layer named {unknown[0]!r} among the exported layers")
+            raise CliError(f"{source}: no layer named {unknown[0]!r} among the exported layers")
     try:
         out = import_state_dict(state, args.tile, layers, _LayerValues(pad_default, pads),
                                 _LayerValues(scale_default, scales),
                                 _LayerValues(stride_default, strides), source=source)
         save_weights(args.out, out)
     except (StateDictError, WeightFileError) as exc:
-        fail(PROG, str(exc))
+        raise CliError(str(exc)) from None
     except OSError as exc:
-        fail(PROG, f"cannot write --out {args.out}: {exc}")
+        raise CliError(f"--out {args.out}: cannot write ({exc})") from None
     zeros = sum(int((layer.U == 0).sum()) for layer in out)
     total = sum(layer.U.size for layer in out)
-    print(f"wrote {args.out}: {len(out)} layers, Winograd-domain sparsity {zeros / total:.4f}",
-          file=sys.stderr)
+    print(f"wrote {args.out}: {len(out)} layers, Winograd-domain sparsity {zeros / total:.4f}")
     return 0
 
 

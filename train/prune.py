@@ -11,20 +11,21 @@ names) and a JSON report: accuracy dense / pruned / quantised (the last by
 ``golden.network.evaluate``, the figure ``python -m golden.network --weights W.npz --dataset
 digits`` gives for the default ``--seed``),
 Winograd-domain sparsity overall, per layer and per position, method, tile, wall time.
-Bad arguments print one line to stderr and exit with status 2.
+The summary goes to stdout, progress to stderr. Bad arguments print
+``train.prune: error: <one line>`` on stderr and exit with status 2.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
-from .cli import OneLineParser, check_output_path, fail
+from golden.cli import (CliError, OneLineParser, check_output_path, run_main, tile_type,
+                        write_json)
 
 __all__ = ["main"]
 
-PROG = "python -m train.prune"
+PROG = "train.prune"
 
 
 def _parser() -> OneLineParser:
@@ -38,7 +39,7 @@ def _parser() -> OneLineParser:
                    help="digits (scikit-learn, bundled) or cifar10 (needs --cifar-dir)")
     p.add_argument("--cifar-dir", help="local cifar-10-batches-py folder")
     p.add_argument("--limit", type=int, help="use at most N training and N test images")
-    p.add_argument("--tile", choices=tuple(TILES), default=d.tile,
+    p.add_argument("--tile", type=tile_type, default=d.tile, metavar="|".join(TILES),
                    help="4x4 = F(2x2,3x3), 6x6 = F(4x4,3x3)")
     p.add_argument("--method", choices=METHODS, default=d.method)
     p.add_argument("--target-sparsity", type=float, default=d.target,
@@ -64,12 +65,16 @@ def _parser() -> OneLineParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns 0 (errors exit with status 2)."""
+    """Run the CLI; returns the exit status (0, 2 on bad input, 130 when interrupted)."""
+    return run_main(PROG, lambda: _main(argv))
+
+
+def _main(argv) -> int:
     try:
         import torch
     except ImportError:
-        fail(PROG, "needs PyTorch; install the [train] extra (pip install torch==2.13.0 "
-                   "scikit-learn)")
+        raise CliError("needs PyTorch; install the [train] extra (pip install torch==2.13.0 "
+                       "scikit-learn)") from None
     args = _parser().parse_args(argv)
 
     from golden.weights import WeightFileError, save_weights
@@ -78,14 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     from .pipeline import PruneSettings, run
 
     if args.limit is not None and args.limit < 1:
-        fail(PROG, f"--limit must be a positive integer, not {args.limit}")
+        raise CliError(f"--limit must be a positive integer, not {args.limit}")
     if args.dataset == "cifar10" and args.cifar_dir is None:
-        fail(PROG, "--dataset cifar10 needs --cifar-dir (a local cifar-10-batches-py folder)")
+        raise CliError("--dataset cifar10 needs --cifar-dir (a local cifar-10-batches-py "
+                       "folder)")
     if args.threads < 1:
-        fail(PROG, f"--threads must be a positive integer, not {args.threads}")
-    check_output_path(PROG, "--out", args.out)
+        raise CliError(f"--threads must be a positive integer, not {args.threads}")
+    check_output_path(args.out, "--out", ".npz")
     if args.report is not None:
-        check_output_path(PROG, "--report", args.report)
+        check_output_path(args.report, "--report", ".json")
     try:
         settings = PruneSettings(
             tile=args.tile, method=args.method, target=args.target_sparsity, seed=args.seed,
@@ -93,35 +99,31 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size, lr=args.lr, winograd_lr=args.winograd_lr,
             step1_share=args.step1_share)
     except ValueError as exc:
-        fail(PROG, str(exc))
+        raise CliError(str(exc)) from None
     try:
         data = load_dataset(args.dataset, seed=args.seed, cifar_dir=args.cifar_dir,
                             limit=args.limit)
     except DatasetError as exc:
-        fail(PROG, str(exc))
+        raise CliError(str(exc)) from None
     torch.set_num_threads(args.threads)
     torch.manual_seed(settings.seed)
     try:
         weights, report = run(args.dataset, data, settings, progress=not args.quiet)
     except ValueError as exc:       # e.g. NaN weights after a learning rate that diverged
-        fail(PROG, f"training failed: {exc} (a learning rate too high makes training diverge; "
-                   "try a lower --lr or --winograd-lr)")
+        raise CliError(f"training failed: {exc} (a learning rate too high makes training "
+                       "diverge; try a lower --lr or --winograd-lr)") from None
     try:
         save_weights(args.out, weights)
     except (WeightFileError, OSError) as exc:
-        fail(PROG, f"cannot write --out: {exc}")
+        raise CliError(f"--out {args.out}: cannot write ({exc})") from None
     report["weight_file"] = os.path.abspath(args.out)
     if args.report is not None:
-        try:
-            with open(args.report, "w") as f:
-                json.dump(report, f, indent=2)
-        except OSError as exc:
-            fail(PROG, f"cannot write --report {args.report}: {exc}")
+        write_json(args.report, report)
     acc = report["accuracy"]
     print(f"{args.method} {args.tile}: accuracy dense {acc['dense']:.4f} pruned "
           f"{acc['pruned']:.4f} quantised {acc['quantised']:.4f}; Winograd-domain sparsity "
           f"{report['winograd_sparsity']['overall']:.4f}; {report['wall_time_s']:.1f} s; "
-          f"wrote {args.out}", file=sys.stderr)
+          f"wrote {args.out}")
     return 0
 
 
