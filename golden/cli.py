@@ -299,6 +299,10 @@ _OPTIONS = {
 CONFIG_OPTIONS = tuple(_OPTIONS)
 
 
+def _dest(option: str) -> str:
+    return "design_" + option[2:].replace("-", "_")
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, options=CONFIG_OPTIONS,
                          chosen: str | None = None) -> None:
     """Add accelerator options to ``parser``; :func:`config_from_args` turns them into a
@@ -316,18 +320,20 @@ def add_config_arguments(parser: argparse.ArgumentParser, options=CONFIG_OPTIONS
     for option in options:
         field, metavar, parse, text, default = _OPTIONS[option]
         shown = chosen if chosen is not None and option != "--requant" else default
+        # Absent from the namespace unless given (config_from_args then keeps base's value);
+        # a dest of their own keeps them apart from a tool's like-named options.
         if parse is None:
-            group.add_argument(option, action="store_const", const=True,
+            group.add_argument(option, action="store_const", const=True, dest=_dest(option),
                                default=argparse.SUPPRESS, help=f"{text} (default: {shown})")
-        else:       # absent from the namespace unless given: config_from_args keeps base's
-            group.add_argument(option, type=parse, default=argparse.SUPPRESS,
-                               metavar=metavar, help=f"{text} (default: {shown})")
+        else:
+            group.add_argument(option, type=parse, dest=_dest(option),
+                               default=argparse.SUPPRESS, metavar=metavar,
+                               help=f"{text} (default: {shown})")
 
 
 def given_config_options(args: argparse.Namespace) -> list[str]:
     """The accelerator options given on the command line, as flags (e.g. ``["--array"]``)."""
-    return [option for option in CONFIG_OPTIONS
-            if getattr(args, option[2:].replace("-", "_"), None) is not None]
+    return [option for option in CONFIG_OPTIONS if hasattr(args, _dest(option))]
 
 
 def config_from_args(args: argparse.Namespace,
@@ -336,7 +342,7 @@ def config_from_args(args: argparse.Namespace,
     changes = {}
     for option in given_config_options(args):
         field = _OPTIONS[option][0]
-        value = getattr(args, option[2:].replace("-", "_"))
+        value = getattr(args, _dest(option))
         if field is None:       # --max-channels: both limits, unless given one by one
             changes.setdefault("max_in_channels", value)
             changes.setdefault("max_out_channels", value)

@@ -31,6 +31,10 @@ def files(tmp_path_factory):
     np.save(d / "x.npy", rng.integers(-128, 128, size=(3, 7, 9)).astype(np.int8))
     np.save(d / "xb.npy", rng.integers(-128, 128, size=(2, 8, 5, 6)).astype(np.int8))
     np.save(d / "xf.npy", rng.random((3, 7, 9)).astype(np.float32))
+    (d / "tiny.json").write_text(json.dumps({"manifest_version": 1, "config": config.replace(
+        max_in_channels=4, max_out_channels=4).to_dict()}))
+    (d / "broken.json").write_text(json.dumps({"manifest_version": 1, "config": {
+        **config.to_dict(), "array": [2]}}))
     return d
 
 
@@ -64,7 +68,28 @@ def test_output_equals_golden_run(simulator, files, capsys, layer, x):
     assert (sum(report["skipped_macs_per_position"]) + report["nonzero_macs"]
             == report["dense_macs"])
     assert not (files / "y.fst").exists(), "waves written without --waves"
-    assert "RTL == golden" in capsys.readouterr().out
+    assert report["design_name"] == "sparse_winograd_4x4_a2x2_c8"
+    assert report["design_source"] == "chosen for the layer, --array, --max-channels as given"
+    out, err = capsys.readouterr()
+    assert "RTL == golden on sparse_winograd_4x4_a2x2_c8" in out
+    assert "design sparse_winograd_4x4_a2x2_c8 (tile 4x4, 2x2 PEs" in err
+
+
+@pytest.mark.simulators("verilator")
+def test_config_simulates_the_generated_design(simulator, files, capsys, tmp_path):
+    """hw.generate's manifest in, exactly that design simulated (the same build as above)."""
+    from hw.generate import generate
+    _, manifest = generate(small_config("4x4"), tmp_path)
+    args = [a for a in _args(files) if a not in SMALL]
+    assert cli.main([*args, "--config", manifest, "--simulator", simulator]) == 0
+    report = json.loads((files / "r.json").read_text())
+    assert report["design_name"] == "sparse_winograd_4x4_a2x2_c8" and report["passed"]
+    assert report["design"] == small_config("4x4").to_dict()
+    assert report["design_source"] == manifest
+    out, err = capsys.readouterr()
+    assert f"design sparse_winograd_4x4_a2x2_c8 (tile 4x4, 2x2 PEs, channels <= 8 in / 8 out), " \
+           f"{manifest}" in err
+    assert "RTL == golden on sparse_winograd_4x4_a2x2_c8" in out
 
 
 @pytest.mark.simulators("verilator")
@@ -97,6 +122,17 @@ def test_mismatch_exits_1_naming_the_index(simulator, files, capsys, monkeypatch
     ({"--max-channels": "0"}, "--max-channels"),
     ({"--relu": None}, "--relu needs --requant"),
     ({"--requant": ["5", "99"]}, "shift must lie in [0, 47]"),
+    ({"--config": "none.json"}, "--config {d}/none.json: no such file"),
+    ({"--config": "broken.json"},
+     "--config {d}/broken.json: array must be a [rows, columns] list of positive integers, "
+     "not [2]"),
+    ({"--config": "tiny.json", "--array": "2x2"},
+     "--array cannot be combined with --config (the design file fixes every design option)"),
+    ({"--config": "tiny.json"}, "layer 'conv1' has 8 output channels; the accelerator's "
+     "max_out_channels is 4 (design sparse_winograd_4x4_a2x2_c4, {d}/tiny.json)"),
+    ({"--max-channels": "4"}, "layer 'conv1' has 8 output channels; the accelerator's "
+     "max_out_channels is 4 (design sparse_winograd_4x4_c4, chosen for the layer, "
+     "--max-channels as given)"),
 ])
 def test_bad_input_exits_2_with_one_line(files, change, message):
     args = {"--weights": "w.npz", "--layer": "conv1", "--input": "x.npy", "--out": "y.npy",
@@ -115,7 +151,8 @@ def test_bad_input_exits_2_with_one_line(files, change, message):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sim.layer: error: "), proc.stderr
-    assert message in lines[0]
+    assert message.format(d=files) in lines[0]
+    assert proc.stdout == ""
     assert "Traceback" not in proc.stderr
 
 

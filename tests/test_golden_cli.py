@@ -1,5 +1,7 @@
 """The golden CLI (python -m golden.run), run as a subprocess: results and every failure mode."""
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from golden import cli
 from golden.conv import winograd_conv2d_int
 from golden.quant import requantize
 from golden.transforms import tile_transform
@@ -281,3 +284,125 @@ def test_bad_requant_values(files, tmp_path, mult, shift, message):
                           "--input", files["x"], "--out", out, "--requant", mult, shift),
                   f"--requant {mult} {shift}: ", message)
     assert not out.exists()
+
+
+# -- the shared command-line layer (golden.cli) ------------------------------------------------
+
+def test_golden_cli_needs_no_simulator_hardware_or_torch():
+    code = ("import sys, golden.cli, golden.run; "
+            "print(sorted(m for m in ('amaranth', 'cocotb', 'torch', 'hw', 'sim') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def _status(capsys, body, prog="tool.x"):
+    status = cli.run_main(prog, body)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_run_main_statuses(capsys):
+    def bad():
+        raise cli.CliError("--out y.txt: must end\n in .npy")
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    def parse(argv):
+        parser = cli.OneLineParser("python -m tool.x")
+        parser.add_argument("--n", type=int, required=True)
+        return lambda: print(parser.parse_args(argv).n)
+
+    assert _status(capsys, bad) == (2, "", "tool.x: error: --out y.txt: must end in .npy\n")
+    assert _status(capsys, interrupted) == (130, "", "tool.x: interrupted\n")
+    assert _status(capsys, parse(["--n", "3"])) == (0, "3\n", "")
+    assert _status(capsys, parse(["--n", "x"])) == (
+        2, "", "tool.x: error: argument --n: invalid int value: 'x'\n")
+    status, out, err = _status(capsys, parse(["--help"]))
+    assert status == 0 and out.startswith("usage: python -m tool.x [-h] --n N") and err == ""
+    assert _status(capsys, lambda: 1) == (1, "", "")
+
+
+def test_parser_error_exits_2_on_one_line(capsys):
+    parser = cli.OneLineParser("sim.layer")
+    cli.add_config_arguments(parser, ("--array", "--max-channels"))
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args(["--array", "0x2"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == ("sim.layer: error: argument --array: array must be RxC "
+                                       "with R, C >= 1 (e.g. 4x4), not '0x2'\n")
+
+
+def test_config_options_override_a_base_design():
+    from golden.config import DEFAULT, SMALL
+    parser = cli.OneLineParser("t")
+    cli.add_config_arguments(parser)
+    args = parser.parse_args([])
+    assert cli.given_config_options(args) == [] and cli.config_from_args(args, SMALL) == SMALL
+    args = parser.parse_args(["--max-channels", "48", "--max-in-channels", "8", "--requant",
+                              "--weight-depth", "100", "--tile", "6x6"])
+    assert cli.given_config_options(args) == ["--tile", "--max-channels", "--max-in-channels",
+                                              "--weight-depth", "--requant"]
+    assert cli.config_from_args(args) == DEFAULT.replace(
+        tile="6x6", max_in_channels=8, max_out_channels=48, weight_depth=100, requant=True)
+    with pytest.raises(cli.CliError, match=r"^data_width must be an integer in \[2, 16\], "
+                                           r"not 17$"):
+        cli.config_from_args(parser.parse_args(["--data-width", "17"]))
+
+
+def test_output_checks(tmp_path):
+    (tmp_path / "d.npy").mkdir()
+    (tmp_path / "f").write_text("")
+    cases = [(lambda: cli.check_output_path(str(tmp_path / "y.txt")), "must end in .npy"),
+             (lambda: cli.check_output_path(str(tmp_path / "d.npy")), "is a directory"),
+             (lambda: cli.check_output_path(str(tmp_path / "no" / "r.json"), "--report", ".json"),
+              f"--report {tmp_path / 'no' / 'r.json'}: directory {tmp_path / 'no'} does not "
+              "exist"),
+             (lambda: cli.check_output_dir(str(tmp_path / "f" / "a" / "b")),
+              f"--out {tmp_path / 'f' / 'a' / 'b'}: {tmp_path / 'f'} is a file, not a directory")]
+    for check, message in cases:
+        with pytest.raises(cli.CliError) as info:
+            check()
+        assert message in str(info.value)
+    cli.check_output_path(str(tmp_path / "y.npy"))
+    cli.check_output_dir(str(tmp_path / "new" / "deeper"))
+
+
+def test_writes_are_atomic(tmp_path):
+    target = tmp_path / "y.npy"
+    cli.save_npy(target, np.arange(3, dtype=np.int8))
+    with pytest.raises(RuntimeError):
+        with cli.atomic_output(target) as tmp:
+            np.save(tmp, np.zeros(5))
+            raise RuntimeError("interrupted half-way")
+    np.testing.assert_array_equal(np.load(target), np.arange(3))      # old file intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["y.npy"]     # no temporary left
+    cli.write_json(tmp_path / "r.json", {"a": [1, 2]})
+    assert (tmp_path / "r.json").read_text() == '{\n  "a": [\n    1,\n    2\n  ]\n}\n'
+    with pytest.raises(cli.CliError, match=r"^--report .*nodir/r\.json: cannot write "):
+        cli.write_json(tmp_path / "nodir" / "r.json", {})
+
+
+def test_read_config(tmp_path):
+    from golden.config import SMALL
+    good = tmp_path / "d.json"
+    good.write_text(json.dumps({"manifest_version": 1, "config": SMALL.to_dict()}))
+    assert cli.read_config(str(good)) == SMALL
+    bad = tmp_path / "bad.json"
+    cases = [("{", "not JSON (Expecting property name enclosed in double quotes at line 1)"),
+             (json.dumps({**SMALL.to_dict(), "max_in_channels": 0}),
+              "max_in_channels must be a positive integer, not 0"),
+             (json.dumps({"manifest_version": 1, "config": {"tile": "4x4"}}),
+              "config key 'array' is missing")]
+    for text, message in cases:
+        bad.write_text(text)
+        with pytest.raises(cli.CliError) as info:
+            cli.read_config(str(bad))
+        assert str(info.value) == f"--config {bad}: {message}"
+    for path, message in ((tmp_path / "none.json", "no such file"),
+                          (tmp_path, "is a directory, not a manifest (.json)")):
+        with pytest.raises(cli.CliError, match=re.escape(f"--config {path}: {message}")):
+            cli.read_config(str(path))

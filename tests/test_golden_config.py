@@ -1,12 +1,14 @@
 """golden.config: parameter validation (pinned messages), presets and derived fields."""
 
 import dataclasses
+import json
+import re
 import math
 
 import numpy as np
 import pytest
 
-from golden.config import DEFAULT, PRESETS, SMALL, AcceleratorConfig, parse_array
+from golden.config import DEFAULT, MANIFEST_VERSION, PRESETS, SMALL, AcceleratorConfig, parse_array
 from golden.transforms import tile_transform
 from golden.widths import datapath_widths
 
@@ -83,3 +85,83 @@ def test_frozen_and_json():
     d = DEFAULT.as_dict()
     assert d["array"] == [4, 4] and d["tile"] == "4x4"
     assert AcceleratorConfig(**{**d, "array": tuple(d["array"])}) == DEFAULT
+
+
+# -- names and (de)serialisation ---------------------------------------------------------------
+
+def test_default_designs_keep_short_names():
+    assert DEFAULT.name == "sparse_winograd_4x4"
+    assert DEFAULT.replace(tile="6x6").name == "sparse_winograd_6x6"
+
+
+@pytest.mark.parametrize("changes, name", [
+    ({"array": (2, 2), "max_in_channels": 48, "max_out_channels": 48},
+     "sparse_winograd_4x4_a2x2_c48"),
+    ({"max_in_channels": 16, "max_out_channels": 32}, "sparse_winograd_4x4_c16_k32"),
+    ({"max_out_channels": 32}, "sparse_winograd_4x4_c64_k32"),
+    ({"tile": "6x6", "data_width": 6, "weight_width": 4, "bias_width": 16},
+     "sparse_winograd_6x6_d6_w4_b16"),
+    ({"weight_depth": 1024, "requant": True}, "sparse_winograd_4x4_wd1024_rq"),
+])
+def test_name_encodes_every_non_default_option(changes, name):
+    assert DEFAULT.replace(**changes).name == name
+
+
+def test_one_name_per_configuration():
+    """Changing any one parameter (or two) changes the name; names are Verilog identifiers."""
+    variants = {"tile": ["6x6"], "array": [(1, 1), (2, 8), (8, 2), (16, 4)],
+                "max_in_channels": [8, 48, 4096], "max_out_channels": [8, 48, 4096],
+                "data_width": [2, 16], "weight_width": [2, 16], "bias_width": [1, 16],
+                "weight_depth": [1, 64, 4096], "requant": [True]}
+    assert set(variants) == {f.name for f in dataclasses.fields(AcceleratorConfig)}
+    singles = [{k: v} for k, values in variants.items() for v in values]
+    configs = {DEFAULT} | {DEFAULT.replace(**c) for c in singles}
+    configs |= {DEFAULT.replace(**a, **b) for a in singles for b in singles if set(a) != set(b)}
+    names = {c.name for c in configs}
+    assert len(names) == len(configs)
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", n) for n in names)
+
+
+ROUND_TRIP = [DEFAULT, SMALL, DEFAULT.replace(tile="6x6", array=(1, 3), max_in_channels=5,
+                                              max_out_channels=7, data_width=6, weight_width=4,
+                                              bias_width=20, weight_depth=33, requant=True)]
+
+
+@pytest.mark.parametrize("config", ROUND_TRIP, ids=lambda c: c.name)
+def test_to_dict_from_dict_round_trip(config):
+    d = config.to_dict()
+    assert json.loads(json.dumps(d)) == d and d["array"] == list(config.array)
+    assert AcceleratorConfig.from_dict(json.loads(json.dumps(d))) == config
+    assert AcceleratorConfig.from_dict(d).to_dict() == d
+    manifest = {"manifest_version": MANIFEST_VERSION, "top": config.name, "config": d,
+                "max_in_channels": 99}          # the rest of a manifest is not read
+    assert AcceleratorConfig.from_dict(manifest) == config
+
+
+def _without(key):
+    d = DEFAULT.to_dict()
+    del d[key]
+    return d
+
+
+@pytest.mark.parametrize("d, message", [
+    ([1, 2], r"^config must be a JSON object, not list$"),
+    ({**DEFAULT.to_dict(), "max_channels": 8},
+     r"^config key 'max_channels' is unknown; keys are tile, array, max_in_channels, "),
+    (_without("weight_depth"), r"^config key 'weight_depth' is missing$"),
+    ({**DEFAULT.to_dict(), "array": "2x2"},
+     r"^array must be a \[rows, columns\] list of positive integers, not '2x2'$"),
+    ({**DEFAULT.to_dict(), "array": [2, 2, 2]}, r"^array must be a \[rows, columns\] list"),
+    ({**DEFAULT.to_dict(), "array": [0, 2]}, r"^array must be a \(rows, columns\) pair"),
+    ({**DEFAULT.to_dict(), "tile": "5x5"}, r"^tile must be one of 4x4, 6x6, not '5x5'$"),
+    ({**DEFAULT.to_dict(), "max_in_channels": 64.0},
+     r"^max_in_channels must be a positive integer, not 64\.0$"),
+    ({**DEFAULT.to_dict(), "requant": 0}, r"^requant must be a bool, not 0$"),
+    ({**DEFAULT.to_dict(), "weight_depth": "big"},
+     r"^weight_depth must be a positive integer, not 'big'$"),
+    ({"manifest_version": 2, "config": DEFAULT.to_dict()}, r"^manifest_version must be 1, not 2$"),
+    ({"manifest_version": 1}, r"^manifest key 'config' must be a JSON object, not null$"),
+])
+def test_from_dict_refuses_naming_the_key(d, message):
+    with pytest.raises(ValueError, match=message):
+        AcceleratorConfig.from_dict(d)

@@ -96,19 +96,25 @@ def test_cifar_run_on_synthetic_folder(tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--tile", "5x5"], "argument --tile: invalid choice: '5x5'"),
+    (["--tile", "5x5"], "argument --tile: tile must be one of 4x4, 6x6, not '5x5'"),
     (["--method", "random"], "argument --method: invalid choice: 'random'"),
     (["--target-sparsity", "1.2"], "target sparsity must lie in [0, 1), not 1.2"),
     (["--stages", "0"], "stages must be a positive integer, not 0"),
     (["--dataset", "cifar10"], "--dataset cifar10 needs --cifar-dir"),
     (["--threads", "0"], "--threads must be a positive integer, not 0"),
+    (["--report", "r.txt"], "--report r.txt: must end in .json"),
 ])
 def test_bad_arguments_give_one_line_and_status_2(tmp_path, capsys, extra, message):
-    with pytest.raises(SystemExit) as info:
-        main(["--out", str(tmp_path / "w.npz"), *extra])
-    assert info.value.code == 2
-    err = capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "w.npz"), *extra]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("train.prune: error: ")
     assert message in err and err.count("\n") == 1
+
+
+def test_output_must_be_a_weight_file(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "w.npy")]) == 2
+    assert capsys.readouterr().err == f"train.prune: error: --out {tmp_path / 'w.npy'}: must " \
+                                      "end in .npz\n"
 
 
 def test_missing_output_folder_fails_before_training(tmp_path):
@@ -116,14 +122,13 @@ def test_missing_output_folder_fails_before_training(tmp_path):
                            str(tmp_path / "absent" / "w.npz")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
+    assert proc.stderr.startswith("train.prune: error: --out ")
 
 
 def test_diverging_training_is_one_line_not_a_traceback(tmp_path, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["--out", str(tmp_path / "w.npz"), "--limit", "64", "--dense-epochs", "1",
-              "--prune-epochs", "1", "--method", "winograd-magnitude", "--tile", "6x6",
-              "--lr", "1e6", "--winograd-lr", "1e6", "--quiet"])
-    assert info.value.code == 2
+    assert main(["--out", str(tmp_path / "w.npz"), "--limit", "64", "--dense-epochs", "1",
+                 "--prune-epochs", "1", "--method", "winograd-magnitude", "--tile", "6x6",
+                 "--lr", "1e6", "--winograd-lr", "1e6", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "training failed" in err and "NaN" in err
     assert not (tmp_path / "w.npz").exists()

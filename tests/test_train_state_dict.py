@@ -94,7 +94,8 @@ def test_cli_writes_a_valid_file(tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--tile", "5x5"], "argument --tile: invalid choice: '5x5'"),
+    (["--tile", "5x5"], "argument --tile: tile must be one of 4x4, 6x6, not '5x5'"),
+    (["--tile", "4x4", "--out", "w.txt"], "--out w.txt: must end in .npz"),
     (["--tile", "4x4", "--input-scale", "x=abc"], "--input-scale 'x=abc': 'abc' is not a valid"),
     (["--tile", "4x4", "--input-scale", "zz=0.1"], "no layer named 'zz'"),
     (["--tile", "4x4"], "key '0.bias': a bias needs the layer's input scale"),
@@ -102,10 +103,9 @@ def test_cli_writes_a_valid_file(tmp_path):
 def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys, extra, message):
     path = tmp_path / "model.pt"
     torch.save(_net().state_dict(), path)
-    with pytest.raises(SystemExit) as info:
-        import_main([str(path), "--out", str(tmp_path / "w.npz"), *extra])
-    assert info.value.code == 2
-    err = capsys.readouterr().err
+    assert import_main([str(path), "--out", str(tmp_path / "w.npz"), *extra]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("train.import_state_dict: error: ")
     assert message in err and err.count("\n") == 1
 
 
@@ -117,4 +117,5 @@ def test_cli_refuses_non_tensor_files_without_traceback(tmp_path):
                           text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "not a torch.save file" in proc.stderr
+    assert proc.stderr.startswith(f"train.import_state_dict: error: {path}: ")
     assert "Traceback" not in proc.stderr
