@@ -84,7 +84,7 @@ def _design(weights_path: str, config_path: str | None, size: tuple[int, int]):
     try:
         fixed = None if config_path is None else read_config(config_path)
         return file_design(_weight_file(weights_path), *size, fixed,
-                           "chosen for the file" if config_path is None else config_path)
+                           "chosen for the file" if config_path is None else f"from {config_path}")
     except CliError as exc:
         raise pytest.UsageError(f"--weights {weights_path}: {exc}") from None
 

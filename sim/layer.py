@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m sim.layer --weights W.npz --layer NAME --input X.npy --out Y.npy --report R.json
+    python -m sim.layer --weights W.npz --layer NAME --input X.npy --out Y.npy [--report R.json]
                         [--config DESIGN.json | --array RxC --max-channels N ...]
                         [--simulator verilator|icarus] [--requant MULT SHIFT [--relu]] [--waves]
 
@@ -11,8 +11,8 @@ The contract of ``python -m golden.run``, through the generated Verilog: ``X`` i
 ``--requant``), and must equal golden.run's. ``R.json`` holds ``cycles`` (first input patch to
 last result, summed over images), ``model_cycles`` (``golden.cycles``), ``load_cycles``,
 ``multipliers``, ``nonzero_macs``, ``utilisation``, ``skipped_macs_per_position`` (work
-counters summed over images), ``simulator``, ``tile``, the design (``design_name``, ``design``,
-``design_source``) and per-image figures.
+counters summed over images), ``simulator``, ``tile``, the design (``design_name``, ``design``
+and ``design_file``, the ``--config`` manifest or null) and per-image figures.
 
 The design: ``--config DESIGN.json`` (a manifest written by ``hw.generate``) simulates exactly
 that design, and a layer that does not fit it is refused naming the limit. Without it the
@@ -64,7 +64,8 @@ def build_parser() -> OneLineParser:
                    help="int8 input, [C, H, W] or [N, C, H, W]")
     p.add_argument("--out", required=True, metavar="Y.npy",
                    help="output: the RTL's int64 outputs (int8 with --requant)")
-    p.add_argument("--report", required=True, metavar="R.json", help="JSON report")
+    p.add_argument("--report", default=None, metavar="R.json",
+                   help="JSON report: cycles, utilisation, the design ... (default: none)")
     p.add_argument("--config", default=None, metavar="DESIGN.json",
                    help="simulate exactly this design: a manifest written by hw.generate "
                         "(default: a design chosen for the layer: its tile, 4x4 PEs and channel "
@@ -108,7 +109,7 @@ def _design(args, layer) -> tuple[AcceleratorConfig, str]:
         return config_from_args(args, chosen), ("chosen for the layer" if not given else
                                                 f"chosen for the layer, {', '.join(given)} "
                                                 "as given")
-    return read_config(args.config), args.config
+    return read_config(args.config), f"from {args.config}"
 
 
 def file_design(weights, in_h: int, in_w: int, config: AcceleratorConfig | None = None,
@@ -155,7 +156,8 @@ def describe(config: AcceleratorConfig) -> str:
 
 def _check_paths(args):
     check_output_path(args.out, "--out", ".npy")
-    check_output_path(args.report, "--report", ".json")
+    if args.report is not None:
+        check_output_path(args.report, "--report", ".json")
 
 
 def _progress(step: int, total: int, text: str) -> None:
@@ -252,7 +254,7 @@ def _run(argv) -> tuple[int, str]:
     report.update({
         "layer": layer.name, "simulator": args.simulator, "simulator_version": info.version,
         "tile": config.tile, "array": list(config.array), "design_name": config.name,
-        "design": config.to_dict(), "design_source": source,
+        "design": config.to_dict(), "design_file": args.config,
         "images": len(images), "cycles": cycles, "model_cycles": model.cycles * len(images),
         "load_cycles": outcomes[0].load_cycles, "model_load_cycles": model.load_cycles,
         "utilisation": utilisation(report["nonzero_macs"], config.n_pe, cycles),
@@ -263,7 +265,8 @@ def _run(argv) -> tuple[int, str]:
         "first_mismatch": first, "problems": problems,
         "waves": waves,
     })
-    write_json(args.report, report)
+    if args.report is not None:
+        write_json(args.report, report)
     if first is not None:
         return 1, (f"{layer.name}: RTL output differs from golden at index {first}: "
                    f"{int(rtl[tuple(first)])} != {int(golden[tuple(first)])}")
@@ -272,8 +275,8 @@ def _run(argv) -> tuple[int, str]:
     return 0, (f"{layer.name}: RTL == golden on {config.name}, {cycles} cycles "
                f"({model.cycles * len(images)} modelled), {config.multipliers} multipliers, "
                f"utilisation "
-               f"{report['utilisation']:.1%}, {args.simulator} -> {args.out}, {args.report}"
-               + (f", {waves}" if waves else ""))
+               f"{report['utilisation']:.1%}, {args.simulator} -> "
+               + ", ".join(p for p in (args.out, args.report, waves) if p))
 
 
 def main(argv=None) -> int:

@@ -69,10 +69,11 @@ def test_output_equals_golden_run(simulator, files, capsys, layer, x):
             == report["dense_macs"])
     assert not (files / "y.fst").exists(), "waves written without --waves"
     assert report["design_name"] == "sparse_winograd_4x4_a2x2_c8"
-    assert report["design_source"] == "chosen for the layer, --array, --max-channels as given"
+    assert report["design_file"] is None
     out, err = capsys.readouterr()
     assert "RTL == golden on sparse_winograd_4x4_a2x2_c8" in out
-    assert "design sparse_winograd_4x4_a2x2_c8 (tile 4x4, 2x2 PEs" in err
+    assert ("design sparse_winograd_4x4_a2x2_c8 (tile 4x4, 2x2 PEs, channels <= 8 in / 8 out), "
+            "chosen for the layer, --array, --max-channels as given") in err
 
 
 @pytest.mark.simulators("verilator")
@@ -85,10 +86,10 @@ def test_config_simulates_the_generated_design(simulator, files, capsys, tmp_pat
     report = json.loads((files / "r.json").read_text())
     assert report["design_name"] == "sparse_winograd_4x4_a2x2_c8" and report["passed"]
     assert report["design"] == small_config("4x4").to_dict()
-    assert report["design_source"] == manifest
+    assert report["design_file"] == manifest
     out, err = capsys.readouterr()
     assert f"design sparse_winograd_4x4_a2x2_c8 (tile 4x4, 2x2 PEs, channels <= 8 in / 8 out), " \
-           f"{manifest}" in err
+           f"from {manifest}" in err
     assert "RTL == golden on sparse_winograd_4x4_a2x2_c8" in out
 
 
@@ -129,7 +130,7 @@ def test_mismatch_exits_1_naming_the_index(simulator, files, capsys, monkeypatch
     ({"--config": "tiny.json", "--array": "2x2"},
      "--array cannot be combined with --config (the design file fixes every design option)"),
     ({"--config": "tiny.json"}, "layer 'conv1' has 8 output channels; the accelerator's "
-     "max_out_channels is 4 (design sparse_winograd_4x4_a2x2_c4, {d}/tiny.json)"),
+     "max_out_channels is 4 (design sparse_winograd_4x4_a2x2_c4, from {d}/tiny.json)"),
     ({"--max-channels": "4"}, "layer 'conv1' has 8 output channels; the accelerator's "
      "max_out_channels is 4 (design sparse_winograd_4x4_c4, chosen for the layer, "
      "--max-channels as given)"),
