@@ -56,14 +56,16 @@ class OneLineParser(argparse.ArgumentParser):
 
     Parameters
     ----------
-    prog : str
+    prog : str, optional
         The tool's module, e.g. ``"sim.layer"`` (a leading ``"python -m "`` is dropped). Usage
         lines show ``python -m <prog>``; error lines start with ``<prog>: error:``.
     **kwargs
         Passed on to :class:`argparse.ArgumentParser`.
     """
 
-    def __init__(self, prog: str, **kwargs):
+    def __init__(self, prog: str | None = None, **kwargs):
+        if prog is None:
+            prog = os.path.basename(sys.argv[0])
         self.tool = prog.removeprefix("python -m ")
         super().__init__(prog=f"python -m {self.tool}", **kwargs)
 

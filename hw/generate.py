@@ -26,10 +26,8 @@ from golden.cli import (CliError, OneLineParser, add_config_arguments, check_out
                         config_from_args, one_line, run_main)
 from golden.config import MANIFEST_VERSION, AcceleratorConfig
 
-# OneLineParser, add_config_arguments and config_from_args live in golden.cli; they are
-# re-exported here for hw.synth, which imports them from this module.
-__all__ = ["OneLineParser", "add_config_arguments", "build_manifest", "config_from_args",
-           "generate", "generate_verilog", "main", "make_parser", "port_list", "top_name"]
+__all__ = ["build_manifest", "generate", "generate_verilog", "main", "make_parser", "port_list",
+           "top_name"]
 
 PROG = "hw.generate"
 

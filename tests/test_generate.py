@@ -12,7 +12,8 @@ import pytest
 from golden.config import SMALL, AcceleratorConfig
 from golden.protocol import y_spec
 from golden.transforms import tile_transform
-from hw.generate import config_from_args, generate, make_parser, top_name
+from golden.cli import config_from_args
+from hw.generate import generate, make_parser, top_name
 
 
 def run_cli(*args, cwd=None):

@@ -19,12 +19,12 @@ import pytest
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
+from golden.cli import config_from_args
 from golden.config import AcceleratorConfig
 from golden.protocol import patch_spec, v_spec
 from golden.throughput import reference_throughput
 from hw import synth
 from hw.boards import BOARDS, SerialHarness
-from hw.generate import config_from_args
 from hw.synth import cli as synth_cli
 from hw.synth import pnr as synth_pnr
 from hw.transform import InputTransform
@@ -307,9 +307,9 @@ def test_cli_flat_command_line_means_run():
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["-h"], ["usage: hw.synth", "run", "sweep"]),
-    (["sweep", "--help"], ["usage: hw.synth sweep", "--tiles", "--plot"]),
-    (["run", "-h"], ["usage: hw.synth run", "--unit", *UNITS]),
+    (["-h"], ["usage: python -m hw.synth", "run", "sweep"]),
+    (["sweep", "--help"], ["usage: python -m hw.synth sweep", "--tiles", "--plot"]),
+    (["run", "-h"], ["usage: python -m hw.synth run", "--unit", *UNITS]),
 ])
 def test_cli_help_exits_0(argv, expected, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -15,10 +15,10 @@ import math
 import sys
 from pathlib import Path
 
+from golden.cli import OneLineParser, add_config_arguments, config_from_args
 from golden.config import AcceleratorConfig, parse_array
 from golden.transforms import TILES, parse_tile
 from hw.boards import BOARDS
-from hw.generate import OneLineParser, add_config_arguments, config_from_args
 from hw.units import UNITS
 
 from .flow import run
