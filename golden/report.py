@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cli import atomic_output
 from .cycles import CycleReport, drain_tail_cycles, layer_cycles, utilisation
 
 __all__ = [
@@ -260,18 +261,10 @@ def _markdown(report: dict, records: list[PassRecord], plots: list[str]) -> str:
 
 
 def _atomic_write(path: str, write) -> None:
-    """Call ``write(handle)`` on a temporary file next to ``path``, then rename it there."""
-    directory, name = os.path.split(path)
-    # Same directory (os.replace is atomic within a file system); open() keeps the umask.
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Call ``write(handle)`` on a binary file that replaces ``path`` only once complete
+    (``golden.cli.atomic_output``)."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        write(handle)
 
 
 def _by_layer(records: list[PassRecord]) -> list[tuple[str, list[PassRecord]]]:
