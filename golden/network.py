@@ -22,10 +22,8 @@ exit status 2.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +32,7 @@ from .conv import winograd_conv2d_int
 from .datasets import DATASETS, DatasetError, load_test_split
 from .netfile import LinearWeights, NetworkOp
 from .quant import requantize
-from .run import CliError, check_output_path, one_line
+from .cli import CliError, OneLineParser, check_output_path, one_line, run_main, save_npy
 from .weights import LayerWeights, WeightFile, WeightFileError, load_weights
 
 __all__ = ["OpOutput", "accuracy", "classify", "conv_op", "evaluate", "flatten", "linear",
@@ -195,15 +193,10 @@ def evaluate(weights: WeightFile, images, labels=None) -> tuple[np.ndarray, floa
 
 # -- command line ---------------------------------------------------------------------------
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        raise CliError(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> OneLineParser:
     """The command-line parser (``--help`` lists every option and its default)."""
-    p = _OneLineParser(
-        prog=f"python -m {PROG}",
+    p = OneLineParser(
+        PROG,
         description="Run images through a whole network (weight file version 2) with the "
                     "bit-exact integer golden model and save the int64 logits.")
     p.add_argument("--weights", required=True, metavar="W.npz",
@@ -279,19 +272,6 @@ def _inputs(args, weights: WeightFile):
     return x, y, where
 
 
-def _save(path: str, a: np.ndarray) -> None:
-    """Write ``a`` to ``path`` atomically (a temporary file renamed over it)."""
-    handle = tempfile.NamedTemporaryFile(dir=os.path.dirname(path) or ".", prefix=".",
-                                         suffix=".npy.tmp", delete=False)
-    try:
-        with handle:
-            np.save(handle, a, allow_pickle=False)
-        os.replace(handle.name, path)
-    except OSError as exc:
-        os.unlink(handle.name)
-        raise CliError(f"--out {path}: cannot write ({one_line(exc)})") from None
-
-
 def _run(argv) -> str:
     args = build_parser().parse_args(argv)
     check_output_path(args.out)
@@ -304,7 +284,7 @@ def _run(argv) -> str:
         logits, _ = run_network(weights, x, trace=False)
     except ValueError as exc:           # raw outputs beyond what requantisation allows
         raise CliError(f"{args.weights}: {one_line(exc)}") from None
-    _save(args.out, logits)
+    save_npy(args.out, logits)
     n = x.shape[0] if x.ndim == 4 else 1
     ops = " ".join(str(op) for op in weights.network.ops)
     score = ""
@@ -315,14 +295,9 @@ def _run(argv) -> str:
 
 
 def main(argv=None) -> int:
-    """Command-line entry point; returns the exit status (0, or 2 on bad input)."""
-    try:
-        summary = _run(argv)
-    except CliError as exc:
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    print(summary)
-    return 0
+    """Command-line entry point; returns the exit status (0, 2 on bad input, 130 when
+    interrupted)."""
+    return run_main(PROG, lambda: print(_run(argv)))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def build_parser() -> OneLineParser:
         description="Compute one layer of a sparse-Winograd weight file with the bit-exact "
                     "integer golden model and save the raw output as an .npy array.")
     parser.add_argument("--weights", required=True, metavar="W.npz",
-                        help="weight file, format v1 (see docs/weight-format.md); required")
+                        help="weight file, version 1 or 2 (see docs/weight-format.md); required")
     parser.add_argument("--layer", required=True, metavar="NAME", help="layer to run; required")
     parser.add_argument("--input", required=True, metavar="X.npy",
                         help="int8 input activations, [C, H, W] or [N, C, H, W]; required")

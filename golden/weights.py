@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -422,12 +421,6 @@ def save_weights(path: str | os.PathLike, layers, compressed: bool = True) -> No
     path = os.fspath(path)
     path = path if path.endswith(".npz") else path + ".npz"
     validate_arrays(arrays, path)
-    handle = tempfile.NamedTemporaryFile(dir=os.path.dirname(path) or ".", prefix=".",
-                                         suffix=".npz.tmp", delete=False)
-    try:
-        with handle:
-            (np.savez_compressed if compressed else np.savez)(handle, **arrays)
-        os.replace(handle.name, path)
-    except BaseException:
-        os.unlink(handle.name)
-        raise
+    from .cli import atomic_output      # here: golden.cli reads weight files itself
+    with atomic_output(path) as tmp:
+        (np.savez_compressed if compressed else np.savez)(tmp, **arrays)

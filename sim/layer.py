@@ -58,7 +58,7 @@ def build_parser() -> OneLineParser:
     p = OneLineParser(prog=PROG,
                       description="Run one layer of a sparse-Winograd weight file through the "
                                   "cycle-accurate RTL simulation and check it against golden.")
-    p.add_argument("--weights", required=True, metavar="W.npz", help="weight file (format v1)")
+    p.add_argument("--weights", required=True, metavar="W.npz", help="weight file (version 1 or 2)")
     p.add_argument("--layer", required=True, metavar="NAME", help="layer to run")
     p.add_argument("--input", required=True, metavar="X.npy",
                    help="int8 input, [C, H, W] or [N, C, H, W]")
