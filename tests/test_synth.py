@@ -25,6 +25,7 @@ from golden.protocol import patch_spec, v_spec
 from golden.throughput import reference_throughput
 from hw import synth
 from hw.boards import BOARDS, SerialHarness
+from hw.generate import generate
 from hw.synth import cli as synth_cli
 from hw.synth import pnr as synth_pnr
 from hw.transform import InputTransform
@@ -280,9 +281,7 @@ def test_reference_throughput_rejects_bad_fmax():
     (["sweep", "--tiles", ""], "argument --tiles: must be a comma-separated list, not ''"),
 ])
 def test_cli_errors_are_one_line_exit_2(argv, message, capsys):
-    with pytest.raises(SystemExit) as exc:
-        synth.main(argv)
-    assert exc.value.code == 2
+    assert synth.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("hw.synth: error: ")
     assert message in err
@@ -312,11 +311,51 @@ def test_cli_flat_command_line_means_run():
     (["run", "-h"], ["usage: python -m hw.synth run", "--unit", *UNITS]),
 ])
 def test_cli_help_exits_0(argv, expected, capsys):
-    with pytest.raises(SystemExit) as exc:
-        synth.main(argv)
-    assert exc.value.code == 0
+    assert synth.main(argv) == 0
     out = capsys.readouterr().out
     assert all(text in out for text in expected)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    """A manifest written by hw.generate for a non-default design, and that design."""
+    config = AcceleratorConfig(array=(1, 2), max_in_channels=8, max_out_channels=8,
+                               requant=True)
+    _, path = generate(config, tmp_path_factory.mktemp("design"))
+    return path, config
+
+
+def test_cli_config_synthesises_exactly_that_design(manifest, tmp_path, capsys):
+    path, config = manifest
+    out = tmp_path / "it"
+    assert synth.main(["--config", path, "--unit", "input-transform", "--out", str(out),
+                       "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["design"]["config"] == config.to_dict()
+    assert report["design"]["design_file"] == path
+    assert report["design"]["top"] == f"{config.name}_input_transform"
+    assert f"{config.name}_input_transform on generic: " in capsys.readouterr().out
+
+
+def test_cli_config_errors_are_one_line_exit_2(manifest, tmp_path, capsys):
+    path, _ = manifest
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"manifest_version": 1, "config": {"tile": "4x4"}}')
+    not_dir = tmp_path / "file"
+    not_dir.write_text("")
+    cases = [
+        (["--config", path, "--array", "2x2"], "--array cannot be combined with --config"),
+        (["--config", str(tmp_path / "none.json")], "--config " + str(tmp_path / "none.json")
+         + ": no such file"),
+        (["--config", str(bad)], f"--config {bad}: config key 'array' is missing"),
+        (["--config", path, "--out", str(not_dir / "x")], "is a file, not a directory"),
+    ]
+    for argv, message in cases:
+        assert synth.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("hw.synth: error: ") and message in err, (argv, err)
+        assert err.count("\n") == 1
+    assert not any(not_dir.parent.glob("file/*"))
 
 
 def test_python_m_hw_synth_error_is_one_line():

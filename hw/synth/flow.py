@@ -19,7 +19,8 @@ __all__ = ["run"]
 
 def run(config: AcceleratorConfig, target: str, out_dir, *, unit: str = "accelerator",
         pnr: bool = False, clock_mhz: float | None = None, sparsity: float = 0.74,
-        with_breakdown: bool = False, quiet: bool = False) -> dict:
+        with_breakdown: bool = False, quiet: bool = False,
+        design_file: str | None = None) -> dict:
     """Synthesise ``unit`` of ``config`` for ``target`` [+ per-module breakdown] [+ place and
     route and throughput]; write ``out_dir/report.json`` and ``report.md``.
 
@@ -46,6 +47,8 @@ def run(config: AcceleratorConfig, target: str, out_dir, *, unit: str = "acceler
         Also synthesise hierarchically and report resources per submodule.
     quiet : bool
         No progress lines.
+    design_file : str, optional
+        The manifest ``config`` was read from, recorded as ``design.design_file``.
 
     Returns
     -------
@@ -64,6 +67,7 @@ def run(config: AcceleratorConfig, target: str, out_dir, *, unit: str = "acceler
     out = Path(out_dir)
     progress = Progress(2 + (4 if pnr else 0) + (1 if with_breakdown else 0), quiet=quiet)
     report = synthesize(config, target, out, unit=unit, progress=progress)
+    report["design"]["design_file"] = design_file
     if with_breakdown:
         report["breakdown"] = breakdown(config, out, unit=unit, progress=progress)
     if pnr:

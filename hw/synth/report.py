@@ -7,11 +7,11 @@ A report is the dict :func:`hw.synth.yosys.synthesize` returns, with ``breakdown
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
-__all__ = ["render_markdown", "summary_lines", "write_atomic", "write_reports"]
+from golden.cli import write_text
+
+__all__ = ["render_markdown", "summary_lines", "write_reports"]
 
 
 def render_markdown(report: dict) -> str:
@@ -85,24 +85,16 @@ def summary_lines(report: dict) -> list[str]:
     return lines
 
 
-def write_atomic(path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename,
-    so that a reader never sees a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def write_reports(report: dict, out_dir) -> tuple[Path, Path]:
-    """Write ``out_dir/report.json`` and ``out_dir/report.md`` (atomically); return the paths."""
+    """Write ``out_dir/report.json`` and ``out_dir/report.md`` atomically; return the paths.
+
+    Raises
+    ------
+    golden.cli.CliError
+        A file cannot be written (the message names ``--out`` and the path).
+    """
     out = Path(out_dir)
     json_path, md_path = out / "report.json", out / "report.md"
-    write_atomic(json_path, json.dumps(report, indent=2) + "\n")
-    write_atomic(md_path, render_markdown(report))
+    write_text(json_path, json.dumps(report, indent=2) + "\n")
+    write_text(md_path, render_markdown(report))
     return json_path, md_path

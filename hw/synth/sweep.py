@@ -4,14 +4,13 @@ Fmax against multipliers."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+from golden.cli import atomic_output, progress, write_text
 from golden.config import AcceleratorConfig
 from hw.boards import BOARDS
 
 from .flow import run
-from .report import write_atomic
 from .tools import SynthError
 
 __all__ = ["design_name", "plot_sweep", "sweep", "sweep_table"]
@@ -52,16 +51,16 @@ def sweep(configs: list[AcceleratorConfig], target: str, out_dir, *, pnr: bool =
     rows = []
     for n, config in enumerate(configs, 1):
         name = design_name(config)
-        print(f"== design {n}/{len(configs)}: {name}", file=sys.stderr, flush=True)
+        progress(f"== design {n}/{len(configs)}: {name}")
         try:
             report = run(config, target, out / name, pnr=pnr, sparsity=sparsity)
         except SynthError as exc:
-            print(f"   failed: {exc}", file=sys.stderr, flush=True)
+            progress(f"   failed: {exc}")
             rows.append({"name": name, "config": config.as_dict(), "error": str(exc)})
             continue
         rows.append({"name": name, "config": config.as_dict(), "report": report})
-    write_atomic(out / "sweep.json", json.dumps(rows, indent=2) + "\n")
-    write_atomic(out / "sweep.md", sweep_table(rows, target) + "\n")
+    write_text(out / "sweep.json", json.dumps(rows, indent=2) + "\n")
+    write_text(out / "sweep.md", sweep_table(rows, target) + "\n")
     plot_sweep(rows, target, Path(plot) if plot else out / "synth-sweep.png")
     return rows
 
@@ -129,5 +128,6 @@ def plot_sweep(rows: list[dict], target: str, path: Path) -> None:
     if ax_f.lines:
         ax_f.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_output(path) as tmp:         # same extension: matplotlib keeps the format
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)

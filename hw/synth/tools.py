@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from golden.cli import progress
+
 __all__ = ["Progress", "SynthError", "TOOL_PACKAGES", "error_line", "first_call", "run_tool",
            "tool_path"]
 
@@ -50,12 +52,11 @@ class Progress:
         """Call ``func(*args, **kwargs)`` as the next step ``label``; return its result."""
         self.done += 1
         if not self.quiet:
-            print(f"[{self.done}/{self.total}] {label} ...", file=sys.stderr, flush=True)
+            progress(f"[{self.done}/{self.total}] {label} ...")
         start = time.monotonic()
         result = func(*args, **kwargs)
         if not self.quiet:
-            print(f"[{self.done}/{self.total}] {label}: {time.monotonic() - start:.1f} s",
-                  file=sys.stderr, flush=True)
+            progress(f"[{self.done}/{self.total}] {label}: {time.monotonic() - start:.1f} s")
         return result
 
 
@@ -105,8 +106,8 @@ def run_tool(name: str, args: list[str], cwd: Path, log_name: str) -> None:
         names the log).
     """
     if first_call(name):
-        print(f"      first yowasp-{name} call: compiling WebAssembly (a minute or two, "
-              "cached in ~/.cache/YoWASP) ...", file=sys.stderr, flush=True)
+        progress(f"      first yowasp-{name} call: compiling WebAssembly (a minute or two, "
+                 "cached in ~/.cache/YoWASP) ...")
     log_path = Path(cwd) / log_name
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.run([tool_path(name), *args], cwd=cwd, stdout=log,
