@@ -28,6 +28,7 @@ from hw.boards import BOARDS, SerialHarness
 from hw.generate import generate
 from hw.synth import cli as synth_cli
 from hw.synth import pnr as synth_pnr
+from hw.synth import sweep as synth_sweep
 from hw.transform import InputTransform
 from hw.units import UNITS
 
@@ -436,3 +437,23 @@ def test_place_and_route_ice40_reports_a_design_that_does_not_fit(tmp_path, caps
     out = capsys.readouterr().out
     assert "DOES NOT FIT iCEBreaker (iCE40 UP5K-SG48)" in out
     assert f"ICESTORM_LC {lc['used']}/5280" in out
+
+
+def test_sweep_table_and_plot_from_rows(tmp_path):
+    """Rows of a sweep (one synthesised and placed, one failed) give one table line each and a
+    PNG plot written atomically."""
+    report = {"multipliers": {"expected": 4, "mul_cells": 4},
+              "resources": {"luts": 900, "ffs": 700, "carry": 30, "dsp": 4, "bram": 2},
+              "pnr": {"fits": True, "fmax_mhz": 71.5},
+              "throughput": {"gops": 3.2, "gops_per_multiplier": 0.8}}
+    small = AcceleratorConfig(array=(2, 2), max_in_channels=8, max_out_channels=8)
+    rows = [{"name": small.name, "config": small.to_dict(), "report": report},
+            {"name": TINY.name, "config": TINY.to_dict(), "error": "yosys failed"}]
+    table = synth.sweep_table(rows, "ecp5").splitlines()
+    assert table[0] == "Target `ecp5`."
+    assert table[4] == "| 4x4 | 2x2 | 8 | 4 | 900 | 700 | 30 | 4 | 2 | 4 | 71.5 | yes | 3.2 | 0.8 |"
+    assert table[5] == "| 4x4 | 1x1 | 4 | | | | | | | | | error | | |"
+    plot = tmp_path / "sweep.png"
+    synth_sweep.plot_sweep(rows, "ecp5", plot)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["sweep.png"]

@@ -26,12 +26,12 @@ from .cli import main, make_parser
 from .flow import run
 from .pnr import place_and_route
 from .report import render_markdown, summary_lines, write_reports
-from .sweep import sweep, sweep_table
+from .sweep import run_sweep, sweep_table
 from .tools import Progress, SynthError
 from .yosys import TARGETS, breakdown, classify_cells, synthesize
 
 __all__ = [
     "Progress", "SynthError", "TARGETS", "breakdown", "classify_cells", "main", "make_parser",
-    "place_and_route", "render_markdown", "run", "summary_lines", "sweep", "sweep_table",
+    "place_and_route", "render_markdown", "run", "run_sweep", "summary_lines", "sweep_table",
     "synthesize", "write_reports",
 ]

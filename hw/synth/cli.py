@@ -27,7 +27,7 @@ from hw.units import UNITS
 
 from .flow import run
 from .report import summary_lines
-from .sweep import sweep, sweep_table
+from .sweep import run_sweep, sweep_table
 from .tools import SynthError
 from .yosys import TARGETS
 
@@ -207,8 +207,8 @@ def _sweep(args: argparse.Namespace) -> int:
         raise CliError(one_line(exc)) from None
     check_output_dir(args.out)
     try:
-        rows = sweep(configs, args.target, args.out, pnr=args.pnr, sparsity=args.sparsity,
-                     plot=args.plot)
+        rows = run_sweep(configs, args.target, args.out, pnr=args.pnr, sparsity=args.sparsity,
+                         plot=args.plot)
     except OSError as exc:
         raise CliError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
     print(sweep_table(rows, args.target))

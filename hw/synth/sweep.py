@@ -13,22 +13,17 @@ from hw.boards import BOARDS
 from .flow import run
 from .tools import SynthError
 
-__all__ = ["design_name", "plot_sweep", "sweep", "sweep_table"]
+__all__ = ["plot_sweep", "run_sweep", "sweep_table"]
 
 
-def design_name(config: AcceleratorConfig) -> str:
-    """Directory name of ``config`` in a sweep: ``<tile>_<R>x<C>_c<channels>``."""
-    return f"{config.tile}_{config.array[0]}x{config.array[1]}_c{config.max_in_channels}"
-
-
-def sweep(configs: list[AcceleratorConfig], target: str, out_dir, *, pnr: bool = False,
+def run_sweep(configs: list[AcceleratorConfig], target: str, out_dir, *, pnr: bool = False,
           sparsity: float = 0.74, plot: str | None = None) -> list[dict]:
     """Run the flow on every config; write ``sweep.json``, ``sweep.md`` and the plot.
 
     Parameters
     ----------
     configs : list of AcceleratorConfig
-        The designs, each into ``out_dir/<design_name>``.
+        The designs, each into ``out_dir/<config.name>``.
     target : str
         Synthesis target.
     out_dir : path-like
@@ -50,7 +45,7 @@ def sweep(configs: list[AcceleratorConfig], target: str, out_dir, *, pnr: bool =
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for n, config in enumerate(configs, 1):
-        name = design_name(config)
+        name = config.name
         progress(f"== design {n}/{len(configs)}: {name}")
         try:
             report = run(config, target, out / name, pnr=pnr, sparsity=sparsity)
