@@ -76,9 +76,7 @@ def build_accelerator(config: AcceleratorConfig, simulator: str = "verilator", *
     from hw.accelerator import Accelerator
     name = config.name
     depths = depths or accelerator_depths(config)
-    signature_only = Accelerator(config)
-    signature_only._MustUse__silence = True     # only its signature is needed, not elaborated
-    harness = StreamHarness(name, signature_only.signature, depths=depths)
+    harness = StreamHarness(name, Accelerator.Signature(config), depths=depths)
     key = f"accel-{name}-p{depths['patches']}-r{depths['results']}"
     return build_harnessed(key, accelerator_verilog(config), name, harness, simulator, waves)
 

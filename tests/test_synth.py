@@ -128,6 +128,16 @@ def test_units_build_from_the_config_alone():
     assert UNITS["output-transform"].multipliers(TINY) == 0
 
 
+@pytest.mark.parametrize("unit", ["program-loader", "step-sequencer", "v-feeder", "pe",
+                                  "collector"])
+def test_every_block_synthesises_on_its_own(unit, tmp_path):
+    report = _synth(TINY, "generic", tmp_path, unit=unit)
+    assert report["design"]["top"].endswith(f"_{unit.replace('-', '_')}")
+    assert report["multipliers"]["mul_cells"] == (1 if unit == "pe" else 0)
+    assert report["multipliers"]["expected"] == report["multipliers"]["mul_cells"]
+    assert report["resources"]["ffs"] > 0
+
+
 # -- board harness -------------------------------------------------------------------------------
 
 def test_serial_harness_wires_every_port_bit():

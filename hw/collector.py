@@ -1,0 +1,129 @@
+"""The collector: reads one tile's ``M_k`` (k = 0..K-1) out of the owners' result banks and
+sends them, with each channel's bias [and requant parameters], to the output transform.
+
+The channel table (one row per output channel, written by the program loader) says which PE
+owns channel ``k`` and in which slot of its result bank ``M_k`` lies; an ``empty`` channel (all
+weights pruned) has no owner and sends ``M = 0``, so its output is the bias alone. Reads are
+pipelined (table read, bank read, output register) and advance only while the output register
+is empty or taken, so backpressure on ``o`` stalls the whole pipeline without losing a beat.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.config import AcceleratorConfig
+from golden.protocol import index_bits, m_spec, output_transform_input_spec, table_spec
+from golden.schedule import result_slots
+
+from .layouts import to_layout
+from .signatures import TableWriteSignature, check_config, layer_field_shape
+
+__all__ = ["Collector"]
+
+
+class Collector(wiring.Component):
+    """Channel table and result bank reader of one tile per ``start``.
+
+    Parameters
+    ----------
+    config : golden.config.AcceleratorConfig
+        PE count, ``max_out_channels`` (table depth), result slots, ``M`` and table layouts.
+
+    Members
+    -------
+    table_write : In(hw.signatures.TableWriteSignature(config))
+        Channel table writes (from the program loader).
+    start : In(1)
+        Drain one tile from result bank half ``half`` (one cycle).
+    half : In(1)
+        Sampled with ``start``.
+    out_channels : In(layer_field_shape(config, "out_channels"))
+        Channels per tile; held while the layer runs.
+    bank_addr : Out(unsigned)
+        Result bank read address ``Cat(slot, half)`` (to every PE).
+    bank_en : Out(1)
+        Result bank read enable (to every PE).
+    bank_data : In(to_layout(golden.protocol.m_spec(config))).array(n_pe)
+        Every PE's result bank read data, one cycle after the address.
+    o : Out(stream.Signature(to_layout(golden.protocol.output_transform_input_spec(config))))
+        ``M_k``, bias [and requant parameters] of k = 0..K-1, to the output transform.
+    busy : Out(1)
+        A tile is draining (from the cycle after ``start`` until its last beat is taken).
+    """
+
+    class Signature(wiring.Signature):
+        """The collector's signature for ``config`` (see :class:`Collector`)."""
+
+        def __init__(self, config: AcceleratorConfig):
+            check_config(config)
+            super().__init__({
+                "table_write": In(TableWriteSignature(config)),
+                "start": In(1),
+                "half": In(1),
+                "out_channels": In(layer_field_shape(config, "out_channels")),
+                "bank_addr": Out(index_bits(result_slots(config)) + 1),
+                "bank_en": Out(1),
+                "bank_data": In(to_layout(m_spec(config))).array(config.n_pe),
+                "o": Out(stream.Signature(to_layout(output_transform_input_spec(config)))),
+                "busy": Out(1),
+            })
+
+    def __init__(self, config: AcceleratorConfig):
+        signature = self.Signature(config)
+        self._config = config
+        super().__init__(signature)
+
+    @property
+    def config(self) -> AcceleratorConfig:
+        """The accelerator configuration."""
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        slot_bits = index_bits(result_slots(cfg))
+        table_layout = to_layout(table_spec(cfg))
+        m.submodules.table_memory = tmem = Memory(shape=table_layout,
+                                                  depth=cfg.max_out_channels, init=[])
+        t_wr = tmem.write_port()
+        m.d.comb += [t_wr.addr.eq(self.table_write.addr), t_wr.data.eq(self.table_write.data),
+                     t_wr.en.eq(self.table_write.en)]
+
+        # Pipeline: issue k (table read) -> read (bank read) -> out (register to ``o``).
+        draining = Signal()
+        issue_k = Signal.like(self.out_channels)
+        half = Signal()
+        read_valid, out_valid = Signal(), Signal()
+        advance = Signal()
+        t_rd = tmem.read_port(transparent_for=())
+        row = t_rd.data
+        m.d.comb += [advance.eq(~out_valid | self.o.ready),
+                     t_rd.addr.eq(issue_k), t_rd.en.eq(advance),
+                     self.busy.eq(draining | read_valid | out_valid)]
+        with m.If(self.start):
+            m.d.sync += [draining.eq(1), issue_k.eq(0), half.eq(self.half)]
+        with m.Elif(advance & draining):
+            m.d.sync += issue_k.eq(issue_k + 1)
+            with m.If(issue_k == self.out_channels - 1):
+                m.d.sync += draining.eq(0)
+        out_owner = Signal.like(row.owner)
+        out_empty = Signal()
+        out_row = Signal(table_layout)
+        with m.If(advance):
+            m.d.sync += [read_valid.eq(draining), out_valid.eq(read_valid),
+                         out_owner.eq(row.owner), out_empty.eq(row.empty), out_row.eq(row)]
+        m.d.comb += [self.bank_addr.eq(Cat(row.slot[:slot_bits], half)),
+                     self.bank_en.eq(advance)]
+        bank_data = Array(data.as_value() for data in self.bank_data)[out_owner]
+        o = self.o.payload
+        m.d.comb += [self.o.valid.eq(out_valid),
+                     o.m.eq(Mux(out_empty, 0, bank_data)),
+                     o.bias.eq(out_row.bias)]
+        if cfg.requant:
+            m.d.comb += [o.mult.eq(out_row.mult), o.shift.eq(out_row.shift),
+                         o.relu.eq(out_row.relu)]
+        return m

@@ -1,0 +1,193 @@
+"""The program loader: accepts a layer's ``cfg``, ``table`` and ``weights`` beats, loads them
+into the channel table and the PEs' weight memories, and refuses what cannot be loaded exactly.
+
+Protocol (``golden.protocol`` specs, ``golden.program`` words): one ``cfg`` beat, K ``table``
+beats, then ``n_entries`` ``weights`` beats. A refused layer sets ``error`` and returns to waiting for a ``cfg`` without
+consuming further beats of that layer (see :class:`ProgramLoader`). An accepted layer is handed
+to the step sequencer (``start``); the loader then waits for ``finished`` before it accepts the
+next ``cfg``.
+
+Timing: the ``cfg`` beat takes one cycle, every ``table`` and ``weights`` beat one cycle when
+offered, and the consistency check one cycle (``golden.cycles.layer_cycles`` ``load_cycles``).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.config import AcceleratorConfig
+from golden.protocol import cfg_spec, entry_spec, table_spec, weight_spec
+from golden.schedule import result_slots
+
+from .layouts import to_layout
+from .signatures import TableWriteSignature, check_config
+
+__all__ = ["ProgramLoader"]
+
+
+class ProgramLoader(wiring.Component):
+    """Layer program loader with the layer registers and the refusal checks.
+
+    Refused, with ``error`` set: a ``cfg`` with C or K outside [1, max], no tiles, or more
+    entries than the PE memories hold; a ``table`` beat whose owner or slot is out of range
+    (unless ``empty``); a ``weights`` beat for a PE outside the array, a full PE, an input
+    channel >= C, a position >= alpha**2, or a channel beyond the PE's result bank; and, after
+    the last beat, any PE whose entries do not end a channel or whose channel count differs
+    from the table. ``error`` stays set until the next ``cfg`` is accepted.
+
+    Parameters
+    ----------
+    config : golden.config.AcceleratorConfig
+        PE count, ``pe_weight_depth``, channel limits and the beat layouts.
+
+    Members
+    -------
+    cfg : In(stream.Signature(to_layout(golden.protocol.cfg_spec(config))))
+        Layer configuration (one beat per layer).
+    table : In(stream.Signature(to_layout(golden.protocol.table_spec(config))))
+        One row per output channel, written to ``table_write``.
+    weights : In(stream.Signature(to_layout(golden.protocol.weight_spec(config))))
+        Compressed weight entries with their PE index.
+    layer : Out(to_layout(golden.protocol.cfg_spec(config)))
+        The accepted ``cfg`` (registered; stable while the layer runs).
+    busy : Out(1)
+        A layer is loading or running.
+    error : Out(1)
+        The last layer was refused.
+    table_write : Out(hw.signatures.TableWriteSignature(config))
+        Channel table writes (row ``k`` at the ``k``-th ``table`` beat).
+    pe_clear : Out(1)
+        Forget the PEs' loaded layer (with the ``cfg`` beat).
+    pe_write : Out(n_pe)
+        Bit ``p``: append ``pe_entry`` to PE ``p``'s weight memory.
+    pe_entry : Out(to_layout(golden.protocol.entry_spec(config)))
+        The entry of the current ``weights`` beat.
+    pe_full : In(n_pe)
+        Bit ``p``: PE ``p``'s weight memory is full.
+    pe_channels : In(range(result_slots + 1)).array(n_pe)
+        Channels each PE has been loaded with.
+    start : Out(1)
+        The program is loaded and consistent: run the layer (one cycle).
+    finished : In(1)
+        The running layer's last result has left; accept the next ``cfg``.
+    """
+
+    class Signature(wiring.Signature):
+        """The loader's signature for ``config`` (see :class:`ProgramLoader`)."""
+
+        def __init__(self, config: AcceleratorConfig):
+            check_config(config)
+            super().__init__({
+                "cfg": In(stream.Signature(to_layout(cfg_spec(config)))),
+                "table": In(stream.Signature(to_layout(table_spec(config)))),
+                "weights": In(stream.Signature(to_layout(weight_spec(config)))),
+                "layer": Out(to_layout(cfg_spec(config))),
+                "busy": Out(1),
+                "error": Out(1),
+                "table_write": Out(TableWriteSignature(config)),
+                "pe_clear": Out(1),
+                "pe_write": Out(config.n_pe),
+                "pe_entry": Out(to_layout(entry_spec(config))),
+                "pe_full": In(config.n_pe),
+                "pe_channels": In(range(result_slots(config) + 1)).array(config.n_pe),
+                "start": Out(1),
+                "finished": In(1),
+            })
+
+    def __init__(self, config: AcceleratorConfig):
+        signature = self.Signature(config)
+        self._config = config
+        super().__init__(signature)
+
+    @property
+    def config(self) -> AcceleratorConfig:
+        """The accelerator configuration."""
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        n_pe, slots = cfg.n_pe, result_slots(cfg)
+        layer = self.layer
+        cfg_in, t_in, w_in = self.cfg.payload, self.table.payload, self.weights.payload
+        entry = w_in.entry
+
+        beat = Signal(range(max(cfg.max_out_channels, 1) + 1))     # table beat counter
+        entries_seen = Signal.like(layer.n_entries)
+        owned = [Signal(range(slots + 1), name=f"owned_{p}") for p in range(n_pe)]
+        pending = [Signal(name=f"pending_{p}") for p in range(n_pe)]
+
+        w_pe = Signal(range(max(n_pe, 2)))
+        m.d.comb += w_pe.eq(w_in.pe)
+        pe_full = Array(self.pe_full[p] for p in range(n_pe))[w_pe]
+        pe_channels = Array(self.pe_channels)[w_pe]
+        bad_entry = ((w_in.pe >= n_pe) | (entry.channel >= layer.in_channels)
+                     | (entry.position >= cfg.positions) | pe_full
+                     | (entry.last & (pe_channels == slots)))
+        bad_table = ~t_in.empty & ((t_in.owner >= n_pe) | (t_in.slot >= slots))
+        consistent = Cat(*(~pending[p] & (owned[p] == self.pe_channels[p])
+                           for p in range(n_pe))).all()
+
+        m.d.comb += [self.pe_entry.eq(entry),
+                     self.table_write.addr.eq(beat), self.table_write.data.eq(t_in)]
+        with m.FSM(name="loader"):
+            with m.State("IDLE"):
+                m.d.comb += self.cfg.ready.eq(1)
+                with m.If(self.cfg.valid):
+                    c, k = cfg_in.in_channels, cfg_in.out_channels
+                    refused = ((c == 0) | (c > cfg.max_in_channels) | (k == 0)
+                               | (k > cfg.max_out_channels) | (cfg_in.n_tiles == 0)
+                               | (cfg_in.n_entries > n_pe * cfg.pe_weight_depth))
+                    m.d.sync += [self.error.eq(refused), layer.eq(cfg_in),
+                                 beat.eq(0), entries_seen.eq(0)]
+                    m.d.sync += [o.eq(0) for o in owned] + [p.eq(0) for p in pending]
+                    m.d.comb += self.pe_clear.eq(1)
+                    with m.If(~refused):
+                        m.next = "TABLE"
+            with m.State("TABLE"):
+                m.d.comb += [self.busy.eq(1), self.table.ready.eq(1),
+                             self.table_write.en.eq(self.table.valid & ~bad_table)]
+                with m.If(self.table.valid):
+                    with m.If(bad_table):
+                        m.d.sync += self.error.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        with m.If(~t_in.empty):
+                            for p in range(n_pe):
+                                with m.If(t_in.owner == p):
+                                    m.d.sync += owned[p].eq(owned[p] + 1)
+                        m.d.sync += beat.eq(beat + 1)
+                        with m.If(beat == layer.out_channels - 1):
+                            with m.If(layer.n_entries == 0):
+                                m.next = "CHECK"
+                            with m.Else():
+                                m.next = "WEIGHTS"
+            with m.State("WEIGHTS"):
+                m.d.comb += [self.busy.eq(1), self.weights.ready.eq(1)]
+                with m.If(self.weights.valid):
+                    with m.If(bad_entry):
+                        m.d.sync += self.error.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        for p in range(n_pe):
+                            with m.If(w_in.pe == p):
+                                m.d.comb += self.pe_write[p].eq(1)
+                                m.d.sync += pending[p].eq(~entry.last)
+                        m.d.sync += entries_seen.eq(entries_seen + 1)
+                        with m.If(entries_seen == layer.n_entries - 1):
+                            m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(consistent):
+                    m.d.comb += self.start.eq(1)
+                    m.next = "RUN"
+                with m.Else():
+                    m.d.sync += self.error.eq(1)
+                    m.next = "IDLE"
+            with m.State("RUN"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(self.finished):
+                    m.next = "IDLE"
+        return m
