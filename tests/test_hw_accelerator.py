@@ -17,6 +17,7 @@ from golden.program import (compile_layer, expected_output, expected_output_q, p
 from golden.protocol import cfg_spec, table_spec, weight_spec
 from golden.synthetic import layer_from_u, synthetic_layer
 from golden.widths import signed_range
+from helpers import stream_get, stream_put
 from hw.accelerator import Accelerator
 
 CFG_4 = AcceleratorConfig(tile="4x4", array=(2, 2), max_in_channels=4, max_out_channels=5)
@@ -40,47 +41,6 @@ class Log:
         self.edges.setdefault(name, []).append(edge)
 
 
-async def _put(ctx, port, words, name, log, rng, gap):
-    """Drive ``words`` on ``port`` with random idle cycles between beats."""
-    edge = 0
-    for word in words:
-        while gap and rng.random() < gap:
-            ctx.set(port.valid, 0)
-            await ctx.tick()
-            edge += 1
-        ctx.set(port.valid, 1)
-        ctx.set(port.payload.as_value(), word)
-        while True:
-            _, _, ready = await ctx.tick().sample(port.ready)
-            edge += 1
-            if ready:
-                log.add(name, edge - 1)
-                break
-    ctx.set(port.valid, 0)
-
-
-async def _get(ctx, port, count, log, rng, stall, limit):
-    """Collect ``count`` beats with random backpressure, checking the stream rules."""
-    words, edge, held = [], 0, None
-    while len(words) < count:
-        ready = not (stall and rng.random() < stall)
-        ctx.set(port.ready, int(ready))
-        _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload.as_value())
-        if held is not None:
-            # A beat offered and not taken stays offered, unchanged.
-            assert valid and payload == held, f"results changed before transfer at {edge}"
-        held = None
-        if valid and ready:
-            words.append(payload)
-            log.add("results", edge)
-        elif valid:
-            held = payload
-        edge += 1
-        assert edge < limit, f"only {len(words)} of {count} results after {limit} cycles"
-    ctx.set(port.ready, 0)
-    return words
-
-
 def run_layers(config, programs_inputs, *, gap=0.0, stall=0.0, seed=0, extra_cfg=(),
                limit=200_000):
     """Run layers back to back; return (results words per layer, Log, error samples)."""
@@ -99,13 +59,15 @@ def run_layers(config, programs_inputs, *, gap=0.0, stall=0.0, seed=0, extra_cfg
 
     def source(name):
         async def bench(ctx):
-            await _put(ctx, getattr(dut, name), streams[name], name, log,
-                       np.random.default_rng(rng.integers(1 << 30)), gap)
+            await stream_put(ctx, getattr(dut, name), streams[name],
+                             rng=np.random.default_rng(rng.integers(1 << 30)), gap=gap,
+                             on_transfer=lambda edge: log.add(name, edge))
         return bench
 
     async def sink(ctx):
-        words = await _get(ctx, dut.results, sum(counts), log,
-                           np.random.default_rng(rng.integers(1 << 30)), stall, limit)
+        words = await stream_get(ctx, dut.results, sum(counts),
+                                 rng=np.random.default_rng(rng.integers(1 << 30)), stall=stall,
+                                 on_transfer=lambda edge: log.add("results", edge), limit=limit)
         collected["words"] = words
         for _ in range(3):
             await ctx.tick()

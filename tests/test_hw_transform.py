@@ -19,6 +19,7 @@ from golden.conv import winograd_tiles_int
 from golden.protocol import output_transform_input_spec, patch_spec, result_spec, v_spec
 from golden.quant import MAX_SHIFT, MULTIPLIER_BITS, requantize
 from golden.widths import bits_for_range, signed_range
+from helpers import stream_get, stream_put
 from hw.arith import constant_multiply, csd_digits, linear_combination, linear_transform
 from hw.layouts import to_layout
 from hw.transform import InputTransform, OutputTransform
@@ -39,36 +40,11 @@ def run_stream(dut, words: list[int], count: int, *, p_valid: float, p_ready: fl
     got = []
 
     async def produce(ctx):
-        for word in words:
-            while rng.random() >= p_valid:
-                ctx.set(dut.i.valid, 0)
-                await ctx.tick()
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload.as_value(), word)
-            await ctx.tick().until(dut.i.ready)
-        ctx.set(dut.i.valid, 0)
+        await stream_put(ctx, dut.i, words, rng=rng, gap=1 - p_valid)
 
     async def consume(ctx):
-        held = None
-        budget = 50 + 40 * (len(words) + 10)
-        while len(got) < count:
-            budget -= 1
-            assert budget > 0, f"stream stalled after {len(got)} of {count} beats"
-            ready = rng.random() < p_ready
-            valid = ctx.get(dut.o.valid)
-            ctx.set(dut.o.ready, ready)
-            assert ctx.get(dut.o.valid) == valid, "o.valid changed with o.ready"
-            payload = ctx.get(dut.o.payload.as_value())
-            if held is not None:
-                assert valid, "o.valid dropped before the beat was transferred"
-                assert payload == held, "o.payload changed while valid & ~ready"
-            held = None
-            if valid and ready:
-                got.append(payload)
-            elif valid:
-                held = payload
-            await ctx.tick()
-        ctx.set(dut.o.ready, 0)
+        got.extend(await stream_get(ctx, dut.o, count, rng=rng, stall=1 - p_ready,
+                                    limit=50 + 40 * (len(words) + 10)))
         for _ in range(8):                    # nothing beyond the expected beats
             await ctx.tick()
             assert not ctx.get(dut.o.valid), "extra output beat"

@@ -1,0 +1,70 @@
+"""Helpers of the Amaranth-simulator tests: stream drivers with random stalls and the small
+configuration most tests build (``small_config``; the ``small_config`` fixture of conftest.py
+gives it for both tiles)."""
+
+from __future__ import annotations
+
+from golden.config import AcceleratorConfig
+
+__all__ = ["small_config", "stream_get", "stream_put"]
+
+
+def small_config(tile: str = "4x4", **changes) -> AcceleratorConfig:
+    """A 2x2 array with at most 8 input and 8 output channels (``changes`` replace fields)."""
+    return AcceleratorConfig(tile=tile, array=(2, 2), max_in_channels=8,
+                             max_out_channels=8).replace(**changes)
+
+
+async def stream_put(ctx, port, words, *, rng=None, gap: float = 0.0, on_transfer=None):
+    """Drive ``words`` (raw payload integers) on the stream ``port``.
+
+    Before each beat, idle cycles follow one another with probability ``gap`` (``rng`` is a
+    ``random.Random`` or a NumPy ``Generator``). ``on_transfer(edge)`` is called with the index
+    of the clock edge (from this call's start) at which each beat transferred.
+    """
+    edge = 0
+    for word in words:
+        while gap and rng.random() < gap:
+            ctx.set(port.valid, 0)
+            await ctx.tick()
+            edge += 1
+        ctx.set(port.valid, 1)
+        ctx.set(port.payload.as_value(), word)
+        while True:
+            _, _, ready = await ctx.tick().sample(port.ready)
+            edge += 1
+            if ready:
+                if on_transfer is not None:
+                    on_transfer(edge - 1)
+                break
+    ctx.set(port.valid, 0)
+
+
+async def stream_get(ctx, port, count: int, *, rng=None, stall: float = 0.0,
+                     on_transfer=None, limit: int = 100_000) -> list[int]:
+    """Collect ``count`` raw payloads from the stream ``port`` and return them.
+
+    ``ready`` is low in a cycle with probability ``stall``. Checks the stream rules every cycle:
+    ``valid`` does not depend on ``ready``, and a beat offered and not taken stays offered,
+    unchanged. ``on_transfer(edge)`` as in :func:`stream_put`; fails after ``limit`` cycles.
+    """
+    words, edge, held = [], 0, None
+    while len(words) < count:
+        ready = not (stall and rng.random() < stall)
+        valid_before = ctx.get(port.valid)
+        ctx.set(port.ready, int(ready))
+        assert ctx.get(port.valid) == valid_before, f"valid changed with ready at {edge}"
+        _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload.as_value())
+        if held is not None:
+            assert valid and payload == held, f"beat changed before transfer at {edge}"
+        held = None
+        if valid and ready:
+            words.append(payload)
+            if on_transfer is not None:
+                on_transfer(edge)
+        elif valid:
+            held = payload
+        edge += 1
+        assert edge < limit, f"only {len(words)} of {count} beats after {limit} cycles"
+    ctx.set(port.ready, 0)
+    return words
