@@ -9,18 +9,15 @@ Options::
                                     by hw.generate); default: one chosen for the file
 
 Every design is built once per configuration and simulator (``sim.runner`` caches builds
-under ``sim_build/``; :func:`design_cache` also keeps them for the session).
+under ``sim_build/``; :func:`sim.testing.design_cache` also keeps them per run).
 """
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
+from sim.testing import input_size, weight_file, weight_file_design, weight_reports
 from sim.tools import SIMULATORS, find_simulator
-
-_WEIGHT_REPORTS: list = []
 
 
 def pytest_addoption(parser):
@@ -58,44 +55,6 @@ def pytest_configure(config):
                             "simulators (default: every selected simulator)")
 
 
-def input_size(config) -> tuple[int, int]:
-    """The --input-size option as (height, width)."""
-    text = config.getoption("--input-size")
-    parts = text.lower().split("x")
-    if len(parts) == 2 and all(p.isdigit() and int(p) >= 1 for p in parts):
-        return int(parts[0]), int(parts[1])
-    raise pytest.UsageError(f"--input-size must be HxW with H, W >= 1 (e.g. 16x16), "
-                            f"not {text!r}")
-
-
-@functools.cache
-def _weight_file(path: str):
-    from golden.weights import WeightFileError, load_weights
-    try:
-        return load_weights(path)
-    except WeightFileError as exc:
-        raise pytest.UsageError(f"--weights: {exc}") from None
-
-
-@functools.cache
-def _design(weights_path: str, config_path: str | None, size: tuple[int, int]):
-    from golden.cli import CliError, read_config
-    from sim.layer import file_design
-    try:
-        fixed = None if config_path is None else read_config(config_path)
-        return file_design(_weight_file(weights_path), *size, fixed,
-                           "chosen for the file" if config_path is None else f"from {config_path}")
-    except CliError as exc:
-        raise pytest.UsageError(f"--weights {weights_path}: {exc}") from None
-
-
-def weight_file_design(config):
-    """The design that runs the --weights file: (AcceleratorConfig, harness depths, source),
-    from --config or chosen for the file."""
-    return _design(config.getoption("--weights"), config.getoption("--config"),
-                   input_size(config))
-
-
 def pytest_report_header(config):
     if config.getoption("--weights") is None:
         return None
@@ -112,7 +71,7 @@ def pytest_generate_tests(metafunc):
                 None, marks=pytest.mark.skip(reason="no --weights FILE.npz given"))],
                 ids=["no-weights"])
         else:
-            weights = _weight_file(path)
+            weights = weight_file(path)
             input_size(metafunc.config)
             metafunc.parametrize("weight_layer", [(weights, name) for name in weights.names],
                                  ids=weights.names)
@@ -129,34 +88,17 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("simulator", params)
 
 
-@functools.cache
-def design_cache(kind: str, key, simulator: str):
-    """Build (once per session and configuration) a design: ``kind`` selects the builder."""
-    if kind == "accelerator":
-        from sim.accel import build_accelerator
-        config, depths = key
-        return build_accelerator(config, simulator, depths=dict(depths) if depths else None)
-    if kind == "transforms":
-        from sim.units import build_transform_units
-        return build_transform_units(key, simulator)
-    raise ValueError(f"unknown design kind {kind!r}")
-
-
-def record_weight_report(row: dict) -> None:
-    """Keep one --weights layer report for the terminal summary."""
-    _WEIGHT_REPORTS.append(row)
-
-
 def pytest_terminal_summary(terminalreporter):
-    if not _WEIGHT_REPORTS:
+    reports = weight_reports()
+    if not reports:
         return
     tr = terminalreporter
     tr.section("RTL run of the weight file")
-    first = _WEIGHT_REPORTS[0]
+    first = reports[0]
     positions = len(first["skipped_macs_per_position"])
     tr.write_line(f"{'layer':16} {'cycles':>9} {'model':>9} {'mult':>5} {'nonzero MACs':>13} "
                   f"{'util':>6}  result   skipped MACs per Winograd position (0..{positions - 1})")
-    for row in _WEIGHT_REPORTS:
+    for row in reports:
         tr.write_line(f"{row['name']:16} {row['cycles']:9d} {row['model_cycles']:9d} "
                       f"{row['multipliers']:5d} {row['nonzero_macs']:13d} "
                       f"{row['utilisation']:6.1%}  {'pass' if row['passed'] else 'FAIL':7}  "

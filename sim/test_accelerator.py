@@ -12,20 +12,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from golden.config import DEFAULT, AcceleratorConfig
+from golden.config import DEFAULT
 from golden.program import compile_layer
 from golden.synthetic import layer_from_u, synthetic_layer
 from golden.widths import signed_range
 from sim.accel import LayerRun, accelerator_depths, run_layers
-from sim.conftest import design_cache
+from sim.testing import design_cache, small_config
 
 TILES = ("4x4", "6x6")
 GAPS, BACKPRESSURE = 0.3, 0.4
-
-
-def small_config(tile: str) -> AcceleratorConfig:
-    """The configuration of the default benches: 2x2 PEs, at most 8 channels."""
-    return AcceleratorConfig(tile=tile, array=(2, 2), max_in_channels=8, max_out_channels=8)
 
 
 def _design(config, simulator, depths=None):

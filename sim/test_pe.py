@@ -11,17 +11,13 @@ import functools
 import numpy as np
 import pytest
 
-from golden.config import AcceleratorConfig
 from golden.cycles import PE_PIPELINE_DEPTH
 from golden.encoding import encode, pack_entries
 from golden.layout import pack_array, unpack_array
 from golden.protocol import entry_spec, index_bits, m_spec, v_spec
 from golden.schedule import result_slots
 from sim.runner import build_plain, run_bench
-
-
-def _config(tile):
-    return AcceleratorConfig(tile=tile, array=(2, 2), max_in_channels=8, max_out_channels=8)
+from sim.testing import small_config
 
 
 @functools.cache
@@ -29,7 +25,7 @@ def _pe_design(tile, simulator):
     from amaranth.back import verilog
 
     from hw.pe import ProcessingElement
-    config = _config(tile)
+    config = small_config(tile)
     top = f"pe_{tile}"
     text = verilog.convert(ProcessingElement(config), name=top, emit_src=False)
     return build_plain(f"pe-{tile}", text, top, simulator), index_bits(config.max_in_channels), \
@@ -39,7 +35,7 @@ def _pe_design(tile, simulator):
 @pytest.mark.parametrize("case", ["sparse", "dense_extreme"])
 @pytest.mark.parametrize("tile", ["4x4", "6x6"])
 def test_pe_alone(simulator, tile, case):
-    config = _config(tile)
+    config = small_config(tile)
     design, chan_bits, slot_bits = _pe_design(tile, simulator)
     rng = np.random.default_rng(31)
     a, c, k = config.alpha, config.max_in_channels, result_slots(config)

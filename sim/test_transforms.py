@@ -11,7 +11,7 @@ from golden.layout import pack_array, unpack_array
 from golden.protocol import output_transform_input_spec, patch_spec, result_spec, v_spec
 from golden.quant import MAX_SHIFT, MULTIPLIER_BITS, requantize
 from golden.widths import signed_range
-from sim.conftest import design_cache
+from sim.testing import design_cache
 from sim.runner import run_job
 from sim.streams import InOrderScoreboard, stream_run
 from sim.units import unit_configs

@@ -22,7 +22,7 @@ import pytest
 from golden.config import DEFAULT
 from golden.program import compile_layer
 from sim.accel import LayerRun, run_layers
-from sim.conftest import design_cache, input_size, record_weight_report, weight_file_design
+from sim.testing import design_cache, input_size, record_weight_report, weight_file_design
 
 
 @pytest.mark.simulators("verilator")

@@ -15,10 +15,10 @@ from amaranth.back import verilog
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 
-from golden.config import AcceleratorConfig
 
 from .harness import StreamHarness
 from .runner import BuiltDesign, build_harnessed
+from .testing import small_config
 
 __all__ = ["UNIT_DEPTH", "TransformUnits", "build_transform_units", "unit_configs"]
 
@@ -28,7 +28,7 @@ UNIT_DEPTH = 4096
 
 def unit_configs(tile: str) -> dict:
     """The configurations the units are built for: ``plain`` and ``requant``."""
-    base = AcceleratorConfig(tile=tile, array=(2, 2), max_in_channels=8, max_out_channels=8)
+    base = small_config(tile)
     return {"plain": base, "requant": base.replace(requant=True)}
 
 

@@ -4,15 +4,9 @@ gives it for both tiles)."""
 
 from __future__ import annotations
 
-from golden.config import AcceleratorConfig
+from sim.testing import small_config
 
 __all__ = ["small_config", "stream_get", "stream_put"]
-
-
-def small_config(tile: str = "4x4", **changes) -> AcceleratorConfig:
-    """A 2x2 array with at most 8 input and 8 output channels (``changes`` replace fields)."""
-    return AcceleratorConfig(tile=tile, array=(2, 2), max_in_channels=8,
-                             max_out_channels=8).replace(**changes)
 
 
 async def stream_put(ctx, port, words, *, rng=None, gap: float = 0.0, on_transfer=None):

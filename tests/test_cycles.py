@@ -6,13 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from golden.config import DEFAULT, PRESETS, AcceleratorConfig
+from golden.config import DEFAULT, PRESETS
 from golden.cycles import (COLLECTOR_DEPTH, PE_PIPELINE_DEPTH, input_transform_latency,
                            layer_cycles, output_transform_latency, step_lengths)
 from golden.program import compile_layer
 from golden.synthetic import layer_from_u, synthetic_layer
+from helpers import small_config
 
-CFG = AcceleratorConfig(array=(2, 2), max_in_channels=8, max_out_channels=8)
+CFG = small_config()
 
 
 def test_single_tile_by_hand():

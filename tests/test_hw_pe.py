@@ -8,14 +8,11 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
-from golden.config import AcceleratorConfig
 from golden.encoding import encode, pack_entries
 from golden.protocol import entry_spec, index_bits, m_spec, v_spec
 from golden.schedule import result_slots
 from hw.pe import PIPELINE_DEPTH, ProcessingElement
 
-SMALL_4 = AcceleratorConfig(tile="4x4", array=(2, 2), max_in_channels=8, max_out_channels=8)
-SMALL_6 = AcceleratorConfig(tile="6x6", array=(2, 2), max_in_channels=5, max_out_channels=8)
 
 
 def _random_u(rng, k, c, alpha, density, extreme=False):
@@ -105,9 +102,9 @@ def _expected(u, v, config):
     return full[np.any(u.reshape(u.shape[0], -1) != 0, axis=1)]
 
 
-@pytest.mark.parametrize("config", [SMALL_4, SMALL_6], ids=["4x4", "6x6"])
 @pytest.mark.parametrize("density", [1.0, 0.3, 0.0])
-def test_pe_matches_golden(config, density):
+def test_pe_matches_golden(small_config, density):
+    config = small_config
     rng = np.random.default_rng(int(density * 10) + config.alpha)
     slots = result_slots(config)
     c = config.max_in_channels - 1
@@ -124,9 +121,9 @@ def test_pe_matches_golden(config, density):
     assert durations[-1] == (n + PIPELINE_DEPTH if n else 1)
 
 
-@pytest.mark.parametrize("config", [SMALL_4, SMALL_6], ids=["4x4", "6x6"])
-def test_pe_extreme_values_at_max_channels(config):
+def test_pe_extreme_values_at_max_channels(small_config):
     """Weights +-127 and V at its range ends over max_in_channels: the widest sums fit."""
+    config = small_config
     rng = np.random.default_rng(7)
     c = config.max_in_channels
     lo, hi = config.widths.v_range
@@ -140,12 +137,12 @@ def test_pe_extreme_values_at_max_channels(config):
         np.testing.assert_array_equal(got, _expected(u, v, config))
 
 
-@pytest.mark.parametrize("config", [SMALL_4, SMALL_6], ids=["4x4", "6x6"])
 @pytest.mark.parametrize("kept", [(0,), (-1,), (0, -1)], ids=["first", "last", "first+last"])
-def test_pe_back_to_back_entries_at_one_position(config, kept):
+def test_pe_back_to_back_entries_at_one_position(small_config, kept):
     """Weights only at one or two positions: consecutive entries hit the same accumulator
     (forwarded from the add stage), also across ``last`` into the next output channel, and
     single-entry channels follow each other."""
+    config = small_config
     rng = np.random.default_rng(11 + len(kept) + config.alpha)
     slots = result_slots(config)
     c = config.max_in_channels
