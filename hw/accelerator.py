@@ -18,11 +18,12 @@ beats).
 Timing is exact and modelled by ``golden.cycles`` (:class:`hw.sequencer.StepSequencer`: lock-step
 steps that load tile s, compute tile s - 1 and drain tile s - 2 concurrently)::
 
-    cfg, table, weights -> ProgramLoader --(table)--> Collector <-(result banks)-- PEs
-                                |  start/finished                     |
-                          StepSequencer -- load / compute / drain ----+
-    patches -> VFeeder <-> InputTransform;  VFeeder -> pe_0_0 -> ... -> pe_R-1_C-1 (V chain)
-    Collector -> OutputTransform -> results
+    cfg, table, weights -> ProgramLoader -> channel table (Collector), PE weight memories
+    patches -> VFeeder -> InputTransform -> VFeeder -> pe_0_0 -> ... -> pe_R-1_C-1 (V chain)
+    PE result banks -> Collector -> OutputTransform -> results
+
+    ProgramLoader -start-> StepSequencer -finished-> ProgramLoader
+    StepSequencer -load-> VFeeder, -compute-> every PE, -drain-> Collector (each one busy back)
 """
 
 from __future__ import annotations
