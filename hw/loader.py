@@ -2,10 +2,10 @@
 into the channel table and the PEs' weight memories, and refuses what cannot be loaded exactly.
 
 Protocol (``golden.protocol`` specs, ``golden.program`` words): one ``cfg`` beat, K ``table``
-beats, then ``n_entries`` ``weights`` beats. A refused layer sets ``error`` and returns to waiting for a ``cfg`` without
-consuming further beats of that layer (see :class:`ProgramLoader`). An accepted layer is handed
-to the step sequencer (``start``); the loader then waits for ``finished`` before it accepts the
-next ``cfg``.
+beats, then ``n_entries`` ``weights`` beats. A refused layer sets ``error`` and returns to
+waiting for a ``cfg`` without consuming further beats of that layer (see
+:class:`ProgramLoader`). An accepted layer is handed to the step sequencer (``start``); the
+loader then waits for ``finished`` before it accepts the next ``cfg``.
 
 Timing: the ``cfg`` beat takes one cycle, every ``table`` and ``weights`` beat one cycle when
 offered, and the consistency check one cycle (``golden.cycles.layer_cycles`` ``load_cycles``).

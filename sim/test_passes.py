@@ -17,7 +17,7 @@ from golden.cycles import layer_cycles
 from golden.passes import passes_cycles, plan_passes
 from golden.quant import requantize
 from golden.synthetic import synthetic_layer
-from sim.conftest import design_cache
+from sim.testing import design_cache
 from sim.passes import run_layer_passes
 from sim.test_accelerator import BACKPRESSURE, GAPS, small_config
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from golden.config import AcceleratorConfig
 from golden.conv import direct_conv2d, winograd_conv2d_int
 from golden.cycles import layer_cycles
 from golden.passes import (combine_outputs, compile_passes, golden_pass_outputs, pass_inputs,
@@ -15,8 +14,9 @@ from golden.quant import requantize
 from golden.schedule import schedule_layer
 from golden.encoding import encode
 from golden.synthetic import layer_from_u, synthetic_layer
+from helpers import small_config
 
-CFG = AcceleratorConfig(array=(2, 2), max_in_channels=8, max_out_channels=8)
+CFG = small_config()
 
 
 def _requant(rng, k, relu):

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from golden import report as report_module
-from golden.config import AcceleratorConfig
 from golden.cycles import layer_cycles, step_lengths
 from golden.passes import compile_passes, plan_passes
 from golden.report import CSV_COLUMNS, NetworkFigures, pass_record, report_dict, write_report
 from golden.synthetic import synthetic_layer
+from helpers import small_config
 
-CFG = AcceleratorConfig(array=(2, 2), max_in_channels=8, max_out_channels=8, requant=True)
+CFG = small_config(requant=True)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

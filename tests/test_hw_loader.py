@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from golden.program import cfg_spec, compile_layer, table_spec, weight_spec
+from golden.program import compile_layer
+from golden.protocol import cfg_spec, entry_spec, table_spec, weight_spec
 from golden.schedule import result_slots
 from golden.synthetic import synthetic_layer
 from helpers import small_config, stream_put
@@ -31,7 +32,7 @@ def run_loader(config, streams, *, gap=0.0, seed=0, finish_after=3, cycles=None)
         entries, channels = [0] * config.n_pe, [0] * config.n_pe
         async for _, _, clear, write, entry in ctx.tick().sample(
                 dut.pe_clear, dut.pe_write, dut.pe_entry.as_value()):
-            last = config.entry_spec.unpack(entry)["last"]
+            last = entry_spec(config).unpack(entry)["last"]
             for p in range(config.n_pe):
                 if clear:
                     entries[p] = channels[p] = 0
@@ -100,7 +101,7 @@ def _streams(*programs):
 def _pe_entries(config, program):
     """(PE, raw entry) of every weights beat, as the PEs must receive them."""
     spec = weight_spec(config)
-    return [(spec.unpack(w)["pe"], config.entry_spec.pack(spec.unpack(w)["entry"]))
+    return [(spec.unpack(w)["pe"], entry_spec(config).pack(spec.unpack(w)["entry"]))
             for w in program.weight_words]
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from golden.cycles import COLLECTOR_DEPTH, PE_PIPELINE_DEPTH, input_transform_latency, step_lengths
+from golden.cycles import (COLLECTOR_DEPTH, PE_PIPELINE_DEPTH, input_transform_latency,
+                           step_lengths)
 from hw.sequencer import StepSequencer
 
 TASKS = ("load", "compute", "drain")
