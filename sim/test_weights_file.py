@@ -19,10 +19,10 @@ import zlib
 import numpy as np
 import pytest
 
-from golden.config import DEFAULT
 from golden.program import compile_layer
 from sim.accel import LayerRun, run_layers
-from sim.testing import design_cache, input_size, record_weight_report, weight_file_design
+from sim.testing import (design_cache, input_size, record_weight_report, small_config,
+                         weight_file_design)
 
 
 @pytest.mark.simulators("verilator")
@@ -56,7 +56,7 @@ def test_config_option_names_or_refuses_the_design(tmp_path):
     a layer that does not fit it; without ``--config`` the header names the chosen design."""
     from golden.synthetic import synthetic_layer
     from golden.weights import save_weights
-    config = DEFAULT.replace(array=(2, 2), max_in_channels=8, max_out_channels=8)
+    config = small_config()
     save_weights(tmp_path / "w.npz", [synthetic_layer(config, 3, 8, 0.6, seed=1, name="conv1")])
     for name, design in (("fits", config), ("tiny", config.replace(max_out_channels=4))):
         (tmp_path / f"{name}.json").write_text(json.dumps(
