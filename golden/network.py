@@ -22,6 +22,7 @@ exit status 2.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from dataclasses import dataclass
@@ -35,8 +36,9 @@ from .quant import requantize
 from .cli import CliError, OneLineParser, check_output_path, one_line, run_main, save_npy
 from .weights import LayerWeights, WeightFile, WeightFileError, load_weights
 
-__all__ = ["OpOutput", "accuracy", "classify", "conv_op", "evaluate", "flatten", "linear",
-           "load_network", "main", "maxpool2", "quantize_input", "run_network", "run_op"]
+__all__ = ["OpOutput", "accuracy", "add_image_arguments", "classify", "conv_op", "evaluate",
+           "flatten", "linear", "load_images", "load_network", "main", "maxpool2",
+           "quantize_input", "run_network", "run_op"]
 
 PROG = "golden.network"
 
@@ -193,14 +195,10 @@ def evaluate(weights: WeightFile, images, labels=None) -> tuple[np.ndarray, floa
 
 # -- command line ---------------------------------------------------------------------------
 
-def build_parser() -> OneLineParser:
-    """The command-line parser (``--help`` lists every option and its default)."""
-    p = OneLineParser(
-        PROG,
-        description="Run images through a whole network (weight file version 2) with the "
-                    "bit-exact integer golden model and save the int64 logits.")
-    p.add_argument("--weights", required=True, metavar="W.npz",
-                   help="weight file, version 2 (see docs/weight-format.md); required")
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the image options every network tool shares: ``--input`` / ``--labels`` or
+    ``--dataset`` / ``--images`` / ``--seed`` (read by :func:`load_images`)."""
+    p = parser
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", metavar="X.npy",
                         help="images [N, C, H, W] or [C, H, W]: float (quantised with the "
@@ -214,6 +212,17 @@ def build_parser() -> OneLineParser:
                    help="with --dataset: the split seed (train.prune --seed); default: 0")
     p.add_argument("--labels", metavar="Y.npy",
                    help="with --input: integer labels [N] to report the accuracy")
+
+
+def build_parser() -> OneLineParser:
+    """The command-line parser (``--help`` lists every option and its default)."""
+    p = OneLineParser(
+        PROG,
+        description="Run images through a whole network (weight file version 2) with the "
+                    "bit-exact integer golden model and save the int64 logits.")
+    p.add_argument("--weights", required=True, metavar="W.npz",
+                   help="weight file, version 2 (see docs/weight-format.md); required")
+    add_image_arguments(p)
     p.add_argument("--out", required=True, metavar="LOGITS.npy",
                    help="output file: int64 logits [N, O] (or [O]); required")
     return p
@@ -233,8 +242,9 @@ def _load_npy(path: str, flag: str) -> np.ndarray:
     return a
 
 
-def _inputs(args, weights: WeightFile):
-    """(int8 images, labels or None, what they are) from the command line."""
+def load_images(args, weights: WeightFile):
+    """(int8 images, labels or None, where they come from) of the options of
+    :func:`add_image_arguments`; :class:`CliError` for anything wrong."""
     if args.dataset is not None:
         if args.labels is not None:
             raise CliError("--labels goes with --input; --dataset brings its own labels")
@@ -279,7 +289,7 @@ def _run(argv) -> str:
         weights = load_network(args.weights)
     except WeightFileError as exc:
         raise CliError(f"weights {one_line(exc)}") from None
-    x, y, where = _inputs(args, weights)
+    x, y, where = load_images(args, weights)
     try:
         logits, _ = run_network(weights, x, trace=False)
     except ValueError as exc:           # raw outputs beyond what requantisation allows
