@@ -17,7 +17,9 @@ Network figures (:class:`NetworkFigures`) add accuracy and speed; ``report.json`
 ``multipliers``, ``total_cycles`` (per image, loads included), ``compute_cycles`` (the passes'
 ``cycles``), ``load_cycles``, ``utilisation_end_to_end`` (``utilisation(nonzero MACs,
 multipliers, total_cycles)``), ``images_per_s_at_fmax``, ``simulated_cycles_per_s`` and
-``layers`` (one entry per pass). ``layers.csv`` uses SCALE-Sim's column names where they apply.
+``layers`` (one entry per pass), and where the run came from: ``simulated_cycles``,
+``simulation_seconds``, ``build_seconds``, ``simulator`` and ``design`` (name and config).
+``layers.csv`` uses SCALE-Sim's column names where they apply.
 Every file is written atomically (a temporary file, then ``os.replace``).
 """
 
@@ -153,13 +155,19 @@ class NetworkFigures:
     bit_exact : bool
         Every layer output of every image equalled golden's.
     multipliers : int
-        ``AcceleratorConfig.multipliers`` of the design.
+        The array's multipliers (``AcceleratorConfig.n_pe``): the ones that do MACs. The
+        requant stage's m**2 multipliers scale outputs and are not counted.
     fmax_mhz : float or None
         Clock for ``images_per_s_at_fmax`` (None leaves it null).
     simulated_cycles : int
         Clock cycles the simulators ran (all images, all passes).
     simulation_seconds : float
         Wall time they took.
+    design : dict or None
+        ``{"name": AcceleratorConfig.name, "config": AcceleratorConfig.to_dict()}``.
+    simulator : str or None
+    build_seconds : float or None
+        Wall time of the simulator build (0 when an earlier build was reused).
     """
 
     images: int
@@ -171,6 +179,9 @@ class NetworkFigures:
     accuracy_golden: float | None = None
     accuracy_float: float | None = None
     fmax_mhz: float | None = None
+    design: dict | None = None
+    simulator: str | None = None
+    build_seconds: float | None = None
 
 
 def report_dict(records: list[PassRecord], figures: NetworkFigures) -> dict:
@@ -200,6 +211,11 @@ def report_dict(records: list[PassRecord], figures: NetworkFigures) -> dict:
         "images_per_s_at_fmax": per_s,
         "simulated_cycles_per_s": (figures.simulated_cycles / figures.simulation_seconds
                                    if figures.simulation_seconds > 0 else None),
+        "simulated_cycles": figures.simulated_cycles,
+        "simulation_seconds": figures.simulation_seconds,
+        "build_seconds": figures.build_seconds,
+        "simulator": figures.simulator,
+        "design": figures.design,
         "layers": [r.as_dict() for r in records],
     }
 

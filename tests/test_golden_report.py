@@ -41,9 +41,11 @@ def records(programs):
     return recs
 
 
-FIGURES = NetworkFigures(images=9, bit_exact=True, multipliers=CFG.multipliers,
+FIGURES = NetworkFigures(images=9, bit_exact=True, multipliers=CFG.n_pe,
                          simulated_cycles=123_456, simulation_seconds=2.0,
-                         accuracy_hardware=7 / 9, accuracy_golden=7 / 9, fmax_mhz=50.0)
+                         accuracy_hardware=7 / 9, accuracy_golden=7 / 9, fmax_mhz=50.0,
+                         design={"name": CFG.name, "config": CFG.to_dict()},
+                         simulator="verilator", build_seconds=0.0)
 
 
 def test_pass_record_counters_come_from_the_cycle_model(programs, records):
@@ -71,16 +73,21 @@ def test_report_json(tmp_path, records):
         rep = json.load(f)
     assert set(rep) == {"images", "accuracy", "bit_exact", "multipliers", "total_cycles",
                         "compute_cycles", "load_cycles", "utilisation_end_to_end",
-                        "images_per_s_at_fmax", "simulated_cycles_per_s", "layers"}
+                        "images_per_s_at_fmax", "simulated_cycles_per_s", "layers",
+                        "simulated_cycles", "simulation_seconds", "build_seconds", "simulator",
+                        "design"}
     assert rep["images"] == 9 and rep["bit_exact"] is True
     assert rep["accuracy"] == {"hardware": 7 / 9, "golden": 7 / 9}
-    assert rep["multipliers"] == CFG.n_pe + CFG.m ** 2 == 8
+    assert rep["multipliers"] == CFG.n_pe == 4
+    assert rep["design"] == {"name": CFG.name, "config": CFG.to_dict()}
+    assert (rep["simulator"], rep["build_seconds"]) == ("verilator", 0.0)
+    assert (rep["simulated_cycles"], rep["simulation_seconds"]) == (123_456, 2.0)
     compute = sum(r.cycles for r in records)
     load = sum(r.load_cycles for r in records)
     assert (rep["compute_cycles"], rep["load_cycles"]) == (compute, load)
     assert rep["total_cycles"] == compute + load
     nnz = sum(r.nonzero_macs for r in records)
-    assert rep["utilisation_end_to_end"] == pytest.approx(nnz / (8 * (compute + load)))
+    assert rep["utilisation_end_to_end"] == pytest.approx(nnz / (4 * (compute + load)))
     assert rep["images_per_s_at_fmax"] == pytest.approx(50e6 / (compute + load))
     assert rep["simulated_cycles_per_s"] == pytest.approx(61_728)
     assert len(rep["layers"]) == 7
