@@ -32,6 +32,7 @@ __all__ = [
     "export_network",
     "quantize_layer",
     "quantize_linear",
+    "set_requantisation",
 ]
 
 #: Largest int8 weight magnitude of the weight file (symmetric range, -128 unused).
@@ -174,6 +175,17 @@ def quantize_linear(name: str, W: np.ndarray, b: np.ndarray, input_scale: float)
     return LinearWeights(name, W_q, b_q.astype(np.int32))
 
 
+def set_requantisation(layer: LayerWeights, next_input_scale: float, relu: bool) -> None:
+    """Give ``layer`` the requantisation onto the next op's int8 input (module docstring):
+    ``quantize_multiplier(input_scale * scale[k] / next_input_scale)`` per channel, and ReLU."""
+    next_scale = float(np.float32(next_input_scale))
+    ratios = layer.input_scale * layer.scale.astype(np.float64) / next_scale
+    mult, shift = zip(*(quantize_multiplier(float(v)) for v in ratios))
+    layer.requant_mult = np.array(mult, dtype=np.int32)
+    layer.requant_shift = np.array(shift, dtype=np.int32)
+    layer.relu = bool(relu)
+
+
 def export_network(model, tile: str, input_scales: list[float],
                    classes: list[str] | None = None) -> WeightFile:
     """The whole :class:`~train.models.VGGLike` as a validated version 2 weight file.
@@ -197,12 +209,7 @@ def export_network(model, tile: str, input_scales: list[float],
     layers = export_model(model, tile, input_scales)
     ops = []
     for i, layer in enumerate(layers):
-        next_scale = float(np.float32(input_scales[i + 1]))
-        ratios = layer.input_scale * layer.scale.astype(np.float64) / next_scale
-        mult, shift = zip(*(quantize_multiplier(float(v)) for v in ratios))
-        layer.requant_mult = np.array(mult, dtype=np.int32)
-        layer.requant_shift = np.array(shift, dtype=np.int32)
-        layer.relu = True
+        set_requantisation(layer, input_scales[i + 1], relu=True)
         ops.append(NetworkOp("conv", layer.name))
         if i in model.pool_after:
             ops.append(NetworkOp("maxpool2"))

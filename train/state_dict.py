@@ -1,10 +1,18 @@
-"""Import a user's PyTorch convolution weights into weight file v1.
+"""Import a user's PyTorch model: the whole network (weight file v2) or its convolutions (v1).
 
-Spatial 3x3 kernels are transformed with golden's G (U = G g G^T) and quantised like the trainer's
-own layers (:func:`train.quantize.quantize_layer`). Pruned weights from
+:func:`import_module` reads the model's structure (:func:`train.torch_graph.module_ops`) and
+:func:`import_layout` a state_dict in an order the user names; both fold BatchNorm, carry ReLU,
+max pooling and the Linear head into the network and quantise it with the trainer's quantiser
+(:func:`train.netimport.build_network`). :func:`import_state_dict` converts the convolutions of
+a bare state_dict alone (v1) and refuses a state_dict that holds more (BatchNorm statistics, a
+Linear layer), since it cannot tell where they belong.
+
+Spatial 3x3 kernels are transformed with golden's G (U = G g G^T) and quantised like the
+trainer's own layers (:func:`train.quantize.quantize_layer`). Pruned weights from
 ``torch.nn.utils.prune`` (``<layer>.weight_orig`` and ``<layer>.weight_mask``) are applied
 before the transform. Anything the accelerator cannot run (kernel not 3x3, stride, dilation or
-groups not 1, padding beyond 0..2) is refused with :class:`StateDictError` naming layer and key.
+groups not 1, padding beyond 0..2, complex weights) is refused with :class:`StateDictError`
+naming layer and key.
 """
 
 from __future__ import annotations
@@ -15,26 +23,18 @@ import torch
 from torch import nn
 
 from golden.transforms import tile_transform
-from golden.weights import LayerWeights
+from golden.weights import LayerWeights, WeightFile
 
+from .netimport import ModelImportError, build_network, check_real
 from .quantize import quantize_layer
 from .winograd import spatial_to_winograd
 
-__all__ = ["StateDictError", "conv_layer_names", "import_module", "import_state_dict"]
+__all__ = ["StateDictError", "conv_kernel", "conv_layer_names", "import_layout",
+           "import_module", "import_state_dict"]
 
 
-class StateDictError(ValueError):
+class StateDictError(ModelImportError):
     """The weights cannot become a weight file; the message names source, layer and key."""
-
-    def __init__(self, source: str, message: str, layer: str | None = None,
-                 key: str | None = None):
-        where = [source]
-        if layer is not None:
-            where.append(f"layer '{layer}'")
-        if key is not None:
-            where.append(f"key '{key}'")
-        self.source, self.layer, self.key, self.reason = source, layer, key, message
-        super().__init__(f"{', '.join(where)}: {message}")
 
 
 def conv_layer_names(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
@@ -56,7 +56,11 @@ def _per_layer(value, name: str):
     return value
 
 
-def _kernel(state_dict, name: str, source: str) -> torch.Tensor:
+def conv_kernel(state_dict, name: str, source: str) -> tuple[torch.Tensor, str]:
+    """Layer ``name``'s kernel as float64 (prune mask applied) and the key it came from."""
+    for key in (f"{name}.weight_orig", f"{name}.weight_mask", f"{name}.weight"):
+        if key in state_dict:
+            check_real(source, name, key, state_dict[key].dtype)
     orig, mask, plain = f"{name}.weight_orig", f"{name}.weight_mask", f"{name}.weight"
     if orig in state_dict:
         if mask not in state_dict:
@@ -98,13 +102,15 @@ def import_state_dict(state_dict: Mapping[str, torch.Tensor], tile: str,
         Naming the layer and key of the first problem.
     """
     r = tile_transform(tile).r
+    if layers is None:
+        _refuse_unplaced(state_dict, source)
     names = list(layers) if layers is not None else conv_layer_names(state_dict)
     if not names:
         raise StateDictError(source, "holds no 4-D convolution weights ('<layer>.weight' or "
                              "'<layer>.weight_orig')")
     out = []
     for name in names:
-        g, key = _kernel(state_dict, name, source)
+        g, key = conv_kernel(state_dict, name, source)
         if g.ndim != 4:
             raise StateDictError(source, f"must be a 4-D convolution weight, not shape "
                                  f"{list(g.shape)}", name, key)
@@ -132,6 +138,7 @@ def import_state_dict(state_dict: Mapping[str, torch.Tensor], tile: str,
             if scale is None:
                 raise StateDictError(source, "a bias needs the layer's input scale (the real "
                                      "value of one int8 input step)", name, bias_key)
+            check_real(source, name, bias_key, bias.dtype)
             bias = bias.detach().double().numpy()
         if scale is not None and not (isinstance(scale, (int, float)) and scale > 0):
             raise StateDictError(source, f"input scale must be a positive number, not "
@@ -145,45 +152,68 @@ def import_state_dict(state_dict: Mapping[str, torch.Tensor], tile: str,
     return out
 
 
-def import_module(module: nn.Module, tile: str, layers: Sequence[str] | None = None,
-                  input_scale=None) -> list[LayerWeights]:
-    """Convert the ``nn.Conv2d`` layers of ``module`` (checking stride, dilation, groups).
+def _refuse_unplaced(state_dict, source: str) -> None:
+    """A bare state_dict with BatchNorm statistics or a Linear layer cannot be imported
+    conv by conv without dropping them: refuse, pointing at the structure-aware imports."""
+    for key, value in state_dict.items():
+        if key.endswith(".running_mean") or (key.endswith(".weight")
+                                             and getattr(value, "ndim", 0) == 2):
+            what = "BatchNorm statistics" if key.endswith("running_mean") else "a Linear layer"
+            raise StateDictError(source, f"holds {what}, which a conv-by-conv import would "
+                                 "drop; import the model (import_module) or name the layout "
+                                 "(import_layout)", key.rsplit(".", 1)[0], key)
+
+
+def import_module(module: nn.Module, tile: str, calibration, classes=None,
+                  source: str | None = None) -> WeightFile:
+    """Import a PyTorch model as a whole network (weight file v2).
 
     Parameters
     ----------
     module : nn.Module
-        The model; convolutions may carry ``torch.nn.utils.prune`` masks.
+        The model: a chain of the ops :mod:`train.torch_graph` supports, ending in a Linear
+        head; convolutions may carry ``torch.nn.utils.prune`` masks.
     tile : str
         "4x4" or "6x6".
-    layers : sequence of str, optional
-        Module names to export, in order; default every ``nn.Conv2d``.
-    input_scale : float or mapping of layer -> float, optional
-        See :func:`import_state_dict`.
+    calibration : array [N, C, H, W]
+        Float images that set the activation scales (and the network's input shape).
+    classes : list of str, optional
+        Class names, one per logit.
+    source : str, optional
+        Where the model came from, for messages (default ``<ClassName>``).
+
+    Raises
+    ------
+    StateDictError
+        Naming the layer of the first problem (stride, groups, dilation, kernel, dtype, an
+        unsupported op, ...).
     """
-    source = f"<{type(module).__name__}>"
-    convs = {n: mod for n, mod in module.named_modules() if isinstance(mod, nn.Conv2d)}
-    names = list(layers) if layers is not None else list(convs)
-    if not names:
-        raise StateDictError(source, "has no nn.Conv2d layers")
-    state, paddings = {}, {}
-    for name in names:
-        conv = convs.get(name)
-        if conv is None:
-            raise StateDictError(source, "no nn.Conv2d of this name", name)
-        for attr, ok in (("stride", (1, 1)), ("dilation", (1, 1)), ("groups", 1),
-                         ("padding_mode", "zeros")):
-            value = getattr(conv, attr)
-            if value != ok:
-                raise StateDictError(source, f"{attr} must be {ok!r}, not {value!r}", name)
-        pad = conv.padding
-        if pad == "same":
-            pad = (conv.kernel_size[0] // 2,) * 2
-        if pad == "valid":
-            pad = (0, 0)
-        if pad[0] != pad[1]:
-            raise StateDictError(source, f"padding must be equal on both axes, not {pad!r}",
-                                 name)
-        paddings[name] = int(pad[0])
-        for key, value in conv.state_dict().items():
-            state[f"{name}.{key}"] = value
-    return import_state_dict(state, tile, names, paddings, input_scale, 1, source)
+    from .torch_graph import module_ops
+
+    source = source or f"<{type(module).__name__}>"
+    try:
+        ops = module_ops(module, tile, source)
+        return build_network(ops, tile, calibration, source, classes)
+    except StateDictError:
+        raise
+    except ModelImportError as exc:
+        raise StateDictError(exc.source, exc.reason, exc.layer, exc.key) from None
+
+
+def import_layout(state_dict: Mapping[str, torch.Tensor], layout: Sequence[str], tile: str,
+                  calibration, padding=1, classes=None,
+                  source: str = "<state_dict>") -> WeightFile:
+    """Import a state_dict as a whole network in the order ``layout`` names (weight file v2).
+
+    ``layout`` and ``padding`` are those of :func:`train.torch_graph.layout_ops` (naming the
+    layout states that every conv has stride 1); the rest as for :func:`import_module`.
+    """
+    from .torch_graph import layout_ops
+
+    try:
+        ops = layout_ops(state_dict, layout, tile, padding, source)
+        return build_network(ops, tile, calibration, source, classes)
+    except StateDictError:
+        raise
+    except ModelImportError as exc:
+        raise StateDictError(exc.source, exc.reason, exc.layer, exc.key) from None
