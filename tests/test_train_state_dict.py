@@ -1,4 +1,5 @@
-"""Import of PyTorch state_dicts (incl. torch.nn.utils.prune masks) into weight file v1."""
+"""Import of PyTorch state_dicts (incl. torch.nn.utils.prune masks): the conv layers alone (v1)
+and the command line (whole networks: tests/test_train_import.py)."""
 
 import subprocess
 import sys
@@ -43,13 +44,16 @@ def test_import_applies_prune_masks_and_matches_quantize_layer(tile):
     assert layers[1].bias is None
 
 
-def test_import_module_reads_padding_and_equals_state_dict_import():
-    net = _net()
-    by_module = import_module(net, "4x4", input_scale=0.01)
-    by_state = import_state_dict(net.state_dict(), "4x4", input_scale=0.01)
-    for a, b in zip(by_module, by_state):
-        np.testing.assert_array_equal(a.U, b.U)
-        assert a.padding == b.padding == 1
+def test_import_state_dict_refuses_what_it_cannot_place():
+    bn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)).state_dict()
+    with pytest.raises(StateDictError, match="layer '1', key '1.running_mean': holds BatchNorm "
+                       "statistics, which a conv-by-conv import would drop"):
+        import_state_dict(bn, "4x4", input_scale=0.1)
+    head = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2)).state_dict()
+    with pytest.raises(StateDictError, match="key '2.weight': holds a Linear layer"):
+        import_state_dict(head, "4x4", input_scale=0.1)
+    # Naming the layers states that only those convolutions are wanted.
+    assert [layer.name for layer in import_state_dict(head, "4x4", ["0"], input_scale=0.1)] == ["0"]
 
 
 @pytest.mark.parametrize("conv, message", [
@@ -61,7 +65,7 @@ def test_import_module_reads_padding_and_equals_state_dict_import():
 ])
 def test_import_module_refuses_what_the_accelerator_cannot_run(conv, message):
     with pytest.raises(StateDictError) as info:
-        import_module(nn.Sequential(conv), "4x4", input_scale=0.1)
+        import_module(nn.Sequential(conv), "4x4", np.zeros((1, 2, 8, 8)))
     assert message in str(info.value) and "layer '0'" in str(info.value)
 
 
@@ -77,33 +81,46 @@ def test_import_state_dict_errors_name_layer_and_key():
     with pytest.raises(StateDictError, match="layer '2': stride must be 1, not 2"):
         import_state_dict(_net().state_dict(), "4x4", input_scale=0.1, stride={"2": 2})
     with pytest.raises(StateDictError, match="holds no 4-D convolution weights"):
-        import_state_dict({"fc.weight": torch.zeros(3, 4)}, "4x4")
+        import_state_dict({"fc.bias": torch.zeros(3)}, "4x4")
     bad = {"c.weight": torch.full((1, 1, 3, 3), float("nan"))}
     with pytest.raises(StateDictError, match="key 'c.weight': contains NaN or Inf"):
         import_state_dict(bad, "4x4")
 
 
-def test_cli_writes_a_valid_file(tmp_path):
+def _cli_files(tmp_path, state):
     path = tmp_path / "model.pt"
-    torch.save({"state_dict": _net().state_dict()}, path)
-    out = tmp_path / "w.npz"
-    assert import_main([str(path), "--tile", "6x6", "--out", str(out), "--input-scale", "0.01",
-                        "--padding", "2=0"]) == 0
-    wf = load_weights(out)
+    torch.save({"state_dict": state}, path)
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((4, 3, 6, 6)))
+    return path, ["--calibration", str(tmp_path / "x.npy"), "--out", str(tmp_path / "w.npz")]
+
+
+def test_cli_layout_applies_prune_masks_and_paddings(tmp_path):
+    net = _net()
+    state = {**net.state_dict(), **nn.Sequential(nn.Flatten(), nn.Linear(4 * 4 * 4, 2))
+             .state_dict(prefix="fc.")}
+    state = {k.replace("fc.1.", "fc."): v for k, v in state.items()}
+    path, files = _cli_files(tmp_path, state)
+    assert import_main([str(path), "--tile", "6x6", "--layout", "0,relu,2,flatten,fc",
+                        "--padding", "2=0", *files]) == 0
+    wf = load_weights(tmp_path / "w.npz")
     assert wf.names == ["0", "2"] and wf["2"].padding == 0 and wf["0"].padding == 1
+    assert wf["0"].relu and not wf["2"].relu and wf.network.input_shape == (3, 6, 6)
+    masked = (state["0.weight_orig"] * state["0.weight_mask"]).double()
+    U = spatial_to_winograd(masked, "6x6").numpy()
+    assert np.all(wf["0"].U[U == 0] == 0)
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--tile", "5x5"], "argument --tile: tile must be one of 4x4, 6x6, not '5x5'"),
-    (["--tile", "4x4", "--out", "w.txt"], "--out w.txt: must end in .npz"),
-    (["--tile", "4x4", "--input-scale", "x=abc"], "--input-scale 'x=abc': 'abc' is not a valid"),
-    (["--tile", "4x4", "--input-scale", "zz=0.1"], "no layer named 'zz'"),
-    (["--tile", "4x4"], "key '0.bias': a bias needs the layer's input scale"),
+    (["--tile", "5x5", "--layout", "0"], "argument --tile: tile must be one of 4x4, 6x6, not '5x5'"),
+    (["--tile", "4x4", "--layout", "0", "--padding", "x=abc"],
+     "--padding 'x=abc': 'abc' is not a valid"),
+    (["--tile", "4x4", "--layout", "0", "--padding", "zz=1"], "no layer 'zz' in --layout"),
+    (["--tile", "4x4", "--padding", "1", "--model", "m:f"], "--padding goes with --layout"),
+    (["--tile", "4x4", "--stride", "2"], "unrecognized arguments: --stride"),
 ])
 def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys, extra, message):
-    path = tmp_path / "model.pt"
-    torch.save(_net().state_dict(), path)
-    assert import_main([str(path), "--out", str(tmp_path / "w.npz"), *extra]) == 2
+    path, files = _cli_files(tmp_path, _net().state_dict())
+    assert import_main([str(path), *files, *extra]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("train.import_state_dict: error: ")
     assert message in err and err.count("\n") == 1
@@ -112,9 +129,10 @@ def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys, extra, message)
 def test_cli_refuses_non_tensor_files_without_traceback(tmp_path):
     path = tmp_path / "notes.pt"
     path.write_text("not a torch file")
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 4, 4)))
     proc = subprocess.run([sys.executable, "-m", "train.import_state_dict", str(path), "--tile",
-                           "4x4", "--out", str(tmp_path / "w.npz")], capture_output=True,
-                          text=True)
+                           "4x4", "--layout", "0", "--calibration", str(tmp_path / "x.npy"),
+                           "--out", str(tmp_path / "w.npz")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "not a torch.save file" in proc.stderr
     assert proc.stderr.startswith(f"train.import_state_dict: error: {path}: ")

@@ -8,8 +8,8 @@ Example::
 activation scales (max |activation| / 127) and the network's input shape. The supported nodes
 are listed in :mod:`train.onnx_graph`; anything else is refused in one line naming the node.
 The summary (stdout) gives each layer's measured output error on the calibration images and
-the top-1 agreement with the float model. Bad input prints one line to stderr and exits with
-status 2.
+the top-1 agreement with the float model. Bad input prints ``train.import_onnx: error: <one
+line>`` on stderr and exits with status 2.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 
 __all__ = ["import_onnx", "load_calibration", "main", "summary"]
 
-PROG = "python -m train.import_onnx"
+PROG = "train.import_onnx"
 
 
 def import_onnx(model, tile: str, calibration, classes=None, source: str | None = None):
@@ -100,16 +100,22 @@ def summary(path: str, weights, ops, images) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns 0 (errors exit with status 2)."""
-    from golden.transforms import TILES
+    """Run the CLI; returns the exit status (0, 2 on bad input, 130 when interrupted)."""
+    from golden.cli import run_main
 
-    from .cli import OneLineParser, check_output_path, fail
+    return run_main(PROG, lambda: _main(argv))
+
+
+def _main(argv) -> int:
+    from golden.cli import CliError, OneLineParser, check_output_path, tile_type
+    from golden.transforms import TILES
 
     p = OneLineParser(prog=PROG, description="Import an ONNX / QONNX model (3x3 stride-1 "
                       "convs, BatchNorm, ReLU, 2x2 max pooling, a Linear head) into weight "
                       "file v2.")
     p.add_argument("model", help="the .onnx file")
-    p.add_argument("--tile", choices=tuple(TILES), required=True)
+    p.add_argument("--tile", type=tile_type, required=True, metavar="|".join(TILES),
+                   help="the tile: 4x4 = F(2x2,3x3), 6x6 = F(4x4,3x3)")
     p.add_argument("--calibration", required=True, metavar="X.npy",
                    help="float images [N, C, H, W] that set the activation scales")
     p.add_argument("--out", required=True, help="weight file to write (.npz)")
@@ -118,21 +124,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import onnx  # noqa: F401
     except ImportError:
-        fail(PROG, "needs the onnx package; install the [train] extra")
+        raise CliError("needs the onnx package; install the [train] extra") from None
     from golden.weights import save_weights
 
     from .netimport import ModelImportError
 
-    check_output_path(PROG, "--out", args.out)
+    check_output_path(args.out, "--out", ".npz")
     classes = None if args.classes is None else [c.strip() for c in args.classes.split(",")]
     try:
         images = load_calibration(args.calibration)
         weights, ops = import_onnx(args.model, args.tile, images, classes)
         save_weights(args.out, weights)
     except (ModelImportError, ValueError) as exc:
-        fail(PROG, " ".join(str(exc).split()))
+        raise CliError(str(exc)) from None
     except OSError as exc:
-        fail(PROG, f"cannot write --out {args.out}: {exc}")
+        raise CliError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
     print(summary(args.out, weights, ops, images))
     return 0
 

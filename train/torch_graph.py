@@ -62,8 +62,9 @@ def _conv_op(source, name, conv: nn.Conv2d, tile) -> FloatOp:
                          conv.groups, pad)
     # train's MaskedConv2d and torch.nn.utils.prune keep the masked kernel apart.
     weight = conv.effective_weight() if hasattr(conv, "effective_weight") else conv.weight
+    weight = _array(source, name, "weight", weight)
     bias = None if conv.bias is None else _array(source, name, "bias", conv.bias)
-    return FloatOp("conv", name, _array(source, name, "weight", weight), bias, padding)
+    return FloatOp("conv", name, weight, bias, padding)
 
 
 def _fold(source, name, ops: list[FloatOp], gamma, beta, mean, var, eps) -> None:
