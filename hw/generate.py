@@ -10,6 +10,7 @@ writes ``DIR/<name>.v`` and ``DIR/<name>.json``, ``<name>`` being
 designs never overwrite each other. The output is deterministic: the same arguments give the
 same bytes (no source locations, no absolute paths, no timestamps). The manifest is the design
 file that ``sim.layer --config`` and ``pytest sim/ --weights W.npz --config`` read back.
+``--fusesoc`` also writes ``DIR/<name>.core``, a FuseSoC CAPI2 core (:mod:`hw.fusesoc`).
 """
 
 from __future__ import annotations
@@ -155,6 +156,9 @@ def make_parser(prog: str = PROG) -> OneLineParser:
     p.add_argument("--out", default="build", metavar="DIR",
                    help="output directory; gets <name>.v and <name>.json, <name> encoding the "
                         "tile and every option that differs from its default (default: build)")
+    p.add_argument("--fusesoc", action="store_true",
+                   help="also write <name>.core, a FuseSoC CAPI2 core with a Verilator lint "
+                        "target")
     return p
 
 
@@ -163,13 +167,16 @@ def _main(argv) -> int:
     config = config_from_args(args)
     check_output_dir(args.out)
     try:
-        v_path, j_path = generate(config, args.out)
+        written = list(generate(config, args.out))
+        if args.fusesoc:
+            from hw.fusesoc import write_core
+            written.append(write_core(config, args.out))
     except OSError as exc:
         raise CliError(f"--out {args.out}: cannot write to it ({exc.strerror or exc})") from None
     except ValueError as exc:
         raise CliError(one_line(exc)) from None
-    print(f"wrote {v_path} and {j_path}: design {config.name}, tile {config.tile}, array "
-          f"{config.array[0]}x{config.array[1]} ({config.multipliers} multipliers), channels "
+    print(f"wrote {', '.join(written[:-1])} and {written[-1]}: design {config.name}, tile "
+          f"{config.tile}, array {config.array[0]}x{config.array[1]} ({config.multipliers} multipliers), channels "
           f"<= {config.max_in_channels} in / {config.max_out_channels} out, accumulator "
           f"{config.widths.accumulator} bits, output {config.widths.output} bits")
     return 0
