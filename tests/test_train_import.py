@@ -343,3 +343,56 @@ def test_onnx_cli_writes_the_file_and_reports_errors_per_layer(trained, tmp_path
     assert "relative RMS output error per layer" in out
     assert all(f"  {name}: " in out for name in ("0", "3", "7"))
     assert load_weights(tmp_path / "w.npz").version == 2
+
+
+def _activation_qdq_model(tmp_path, zero_point_dtype=np.int8):
+    """Float model with fake-quantised activations: Q/DQ on the input and after the ReLU."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((4, 1, 3, 3)).astype(np.float32)
+    fc = rng.standard_normal((3, 4 * 4 * 4)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "conv.weight"),
+             numpy_helper.from_array(fc, "fc.weight"),
+             numpy_helper.from_array(np.zeros(3, np.float32), "fc.bias"),
+             numpy_helper.from_array(np.float32(0.03), "s_in"),
+             numpy_helper.from_array(np.float32(0.05), "s_act"),
+             numpy_helper.from_array(np.zeros((), zero_point_dtype), "zp")]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s_in", "zp"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "s_in", "zp"], ["xd"]),
+        helper.make_node("Conv", ["xd", "conv.weight"], ["c"], kernel_shape=[3, 3],
+                         pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("QuantizeLinear", ["r", "s_act", "zp"], ["rq"], name="act_q"),
+        helper.make_node("DequantizeLinear", ["rq", "s_act", "zp"], ["rd"]),
+        helper.make_node("Flatten", ["rd"], ["f"], axis=1),
+        helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["y"], transB=1, name="fc")]
+    graph = helper.make_graph(nodes, "act", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["n", 1, 4, 4])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, ["n", 3])], initializer=inits)
+    path = tmp_path / "act.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+def test_activation_quantisers_give_the_activation_scales(tmp_path):
+    from golden.quant import quantize_multiplier
+    path = _activation_qdq_model(tmp_path)
+    x = np.random.default_rng(6).standard_normal((100, 1, 4, 4)).astype(np.float32)
+    weights, ops = import_onnx(path, "4x4", x)
+    assert [op.kind for op in ops] == ["quant", "conv", "relu", "quant", "flatten", "linear"]
+    layer = weights["conv"]
+    assert weights.network.input_scale == layer.input_scale == np.float32(0.03)
+    expected = [quantize_multiplier(float(v)) for v in
+                layer.input_scale * layer.scale.astype(np.float64) / float(np.float32(0.05))]
+    assert [tuple(p) for p in zip(layer.requant_mult, layer.requant_shift)] == expected
+    logits, _ = evaluate(weights, x)
+    agree = np.mean(np.argmax(logits, 1) == np.argmax(_ort_logits(path, x), 1))
+    assert agree >= 0.95, agree
+
+
+def test_uint8_activation_quantiser_is_refused(tmp_path):
+    path = _activation_qdq_model(tmp_path, np.uint8)
+    with pytest.raises(ModelImportError, match=r"activation quantiser must be int8 per tensor "
+                       r"with zero point 0 \(the accelerator's activations\), not levels "
+                       r"\[0, 255\]"):
+        import_onnx(path, "4x4", np.zeros((1, 1, 4, 4)))

@@ -111,7 +111,8 @@ def test_cli_layout_applies_prune_masks_and_paddings(tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--tile", "5x5", "--layout", "0"], "argument --tile: tile must be one of 4x4, 6x6, not '5x5'"),
+    (["--tile", "5x5", "--layout", "0"],
+     "argument --tile: tile must be one of 4x4, 6x6, not '5x5'"),
     (["--tile", "4x4", "--layout", "0", "--padding", "x=abc"],
      "--padding 'x=abc': 'abc' is not a valid"),
     (["--tile", "4x4", "--layout", "0", "--padding", "zz=1"], "no layer 'zz' in --layout"),

@@ -105,7 +105,8 @@ def _load_state(torch, source: str) -> dict:
         state = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files; report them all on one line
         raise CliError(f"{source}: not a torch.save file of tensors ({type(exc).__name__}; a "
-                   "pickled nn.Module is not read): save torch.save(model.state_dict(), PATH)") from None
+                       "pickled nn.Module is not read): save torch.save(model.state_dict(), "
+                       "PATH)") from None
     for wrapper in ("state_dict", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]

@@ -3,11 +3,12 @@
 :mod:`train.torch_graph` (PyTorch modules, named state_dict layouts) and
 :mod:`train.onnx_graph` (ONNX / QONNX) turn a model into the same list of :class:`FloatOp`:
 ``conv`` (3x3, stride 1, BatchNorm already folded in float64), ``relu``, ``maxpool2``,
-``flatten`` and one ``linear`` head. :func:`build_network` quantises it with the trainer's
-quantiser (:func:`train.quantize.quantize_layer`, :func:`~train.quantize.quantize_linear`,
-:func:`~train.quantize.set_requantisation`) after calibrating the activation scales on images
-(max |activation| / 127, as the trainer does), and :func:`measure_errors` compares the integer
-network with the float one. The checks both importers share (:func:`check_conv`,
+``flatten``, one ``linear`` head, and ``quant``: a model's own int8 activation quantiser, whose
+scale then replaces the calibrated one of the next conv or linear input. :func:`build_network`
+quantises it with the trainer's quantiser (:func:`train.quantize.quantize_layer`,
+:func:`~train.quantize.quantize_linear`, :func:`~train.quantize.set_requantisation`) after
+calibrating the activation scales on images (max |activation| / 127, as the trainer does), and
+:func:`measure_errors` compares the integer network with the float one. The checks both importers share (:func:`check_conv`,
 :func:`check_real`) live here, so that a layer is refused with the same words either way.
 """
 
@@ -31,7 +32,7 @@ __all__ = ["FLOAT_OP_KINDS", "FloatOp", "LayerError", "ModelImportError", "build
            "check_conv", "check_real", "fold_batchnorm", "measure_errors", "run_float"]
 
 #: Kinds of :class:`FloatOp`, the operations the accelerator (and its host) can run.
-FLOAT_OP_KINDS = ("conv", "relu", "maxpool2", "flatten", "linear")
+FLOAT_OP_KINDS = ("conv", "relu", "maxpool2", "flatten", "linear", "quant")
 
 
 class ModelImportError(ValueError):
@@ -74,6 +75,10 @@ class FloatOp:
         float64 [K] or [O]; None for none.
     padding : int
         Zero padding of a conv on every side.
+    scale : float or None
+        Of a ``quant``: the activation becomes ``clip(rint(x / scale), low, 127) * scale``.
+    low : int
+        Of a ``quant``: -128, or -127 for a narrow-range quantiser.
     """
 
     kind: str
@@ -81,6 +86,8 @@ class FloatOp:
     weight: np.ndarray | None = None
     bias: np.ndarray | None = None
     padding: int = 0
+    scale: float | None = None
+    low: int = -128
 
     def __str__(self) -> str:
         return self.kind if self.name is None else f"{self.kind} '{self.name}'"
@@ -201,6 +208,8 @@ def run_float(ops: list[FloatOp], images, source: str = "<model>") -> list[np.nd
             x = F.max_pool2d(x, 2)
         elif op.kind == "flatten":
             x = torch.flatten(x, 1)
+        elif op.kind == "quant":
+            x = torch.clamp(torch.round(x / op.scale), op.low, QMAX) * op.scale
         else:
             b = None if op.bias is None else torch.as_tensor(op.bias)
             x = F.linear(x, torch.as_tensor(op.weight), b)
@@ -222,6 +231,8 @@ def _network_ops(ops: list[FloatOp], source: str) -> tuple[list[NetworkOp], dict
         if op.kind == "linear" and i != len(ops) - 1:
             raise ModelImportError(source, f"op {i} ({op}): only one Linear, the last op, is "
                                    "supported (the classifier)", op.name)
+        if op.kind == "quant":
+            continue            # commutes with ReLU and max pooling; sets a scale (below)
         if op.kind == "relu":
             if last_conv is None:
                 raise ModelImportError(source, f"op {i} (relu) follows no convolution; the "
@@ -245,6 +256,22 @@ def _scale(a: np.ndarray) -> float:
     return float(np.float32(max(float(np.abs(a).max()), 1e-8) / QMAX))
 
 
+def _input_scale(ops: list[FloatOp], index: int, x: np.ndarray, source: str) -> float:
+    """The input scale of conv / linear ``index``: that of the model's own activation
+    quantiser since the previous conv / linear, else calibrated."""
+    found = []
+    for op in reversed(ops[:index]):
+        if op.kind in ("conv", "linear"):
+            break
+        if op.kind == "quant":
+            found.append(float(np.float32(op.scale)))
+    if len(set(found)) > 1:
+        raise ModelImportError(source, f"the input of op {index} ({ops[index]}) passes "
+                               f"activation quantisers of different scales {sorted(set(found))}",
+                               ops[index].name)
+    return found[0] if found else _scale(x)
+
+
 def build_network(ops: list[FloatOp], tile: str, calibration, source: str = "<model>",
                   classes: list[str] | None = None) -> WeightFile:
     """Quantise a float network into a validated version 2 weight file.
@@ -256,8 +283,8 @@ def build_network(ops: list[FloatOp], tile: str, calibration, source: str = "<mo
     tile : str
         "4x4" or "6x6".
     calibration : array [N, C, H, W]
-        Float images; each conv's and the head's input scale is max |input| / 127 over them,
-        and the network's input shape is theirs.
+        Float images; each conv's and the head's input scale is max |input| / 127 over them
+        (unless a ``quant`` op of the model sets it), and the network's input shape is theirs.
     source : str
         Where the model came from, for messages.
     classes : list of str, optional
@@ -278,7 +305,7 @@ def build_network(ops: list[FloatOp], tile: str, calibration, source: str = "<mo
     outputs = run_float(ops, x, source)
     inputs = [x] + outputs[:-1]
     quantised = [i for i, op in enumerate(ops) if op.kind in ("conv", "linear")]
-    scales = {i: _scale(inputs[i]) for i in quantised}
+    scales = {i: _input_scale(ops, i, inputs[i], source) for i in quantised}
     layers = []
     try:
         for n, i in enumerate(quantised[:-1]):

@@ -4,10 +4,13 @@ The graph must be a chain from its one input to its one output. Supported nodes:
 stride, dilation and group 1, equal padding 0..2), ``BatchNormalization`` right after a conv
 (folded in float64), ``Relu``, ``MaxPool`` 2x2 stride 2, ``Flatten`` (axis 1), ``Reshape`` to
 [N, -1], ``Gemm`` / ``MatMul`` (+ ``Add``) for the one Linear head, ``Dropout`` and
-``Identity``. Weights come from initializers and ``Constant`` nodes; exact zeros stay zero (pruned).
-Weight quantisers are applied as the model applies them: ONNX ``DequantizeLinear`` (and
-``QuantizeLinear`` before it) and QONNX ``Quant`` with their per-channel or per-tensor scales and
-zero points, so the imported float weights are the model's own fake-quantised values. Shape
+``Identity``. Weights come from initializers and ``Constant`` nodes; exact zeros stay zero
+(pruned). Weight quantisers are applied as the model applies them: ONNX ``DequantizeLinear``
+(and ``QuantizeLinear`` before it) and QONNX ``Quant`` with their per-channel or per-tensor
+scales and zero points, so the imported float weights are the model's own fake-quantised
+values. Activation quantisers (``QuantizeLinear`` + ``DequantizeLinear``, or ``Quant``, on the
+chain) must be int8 per tensor with zero point 0; their scale becomes the int8 activation scale
+of the next conv or linear input instead of a calibrated one. Shape
 arithmetic (``Shape``, ``Gather``, ``Unsqueeze``, ``Concat`` ... feeding a ``Reshape``) is
 followed only as far as it makes a flatten. Anything else is refused naming the node.
 """
@@ -27,7 +30,7 @@ _SHAPE_OPS = ("Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cas
 _QUANT_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "finn")
 _SUPPORTED = ("Conv 3x3, BatchNormalization, Relu, MaxPool 2x2, Flatten, Reshape, Gemm, MatMul, "
               "Add (a Linear bias), Dropout, Identity, QuantizeLinear / DequantizeLinear and "
-              "QONNX Quant on weights")
+              "QONNX Quant")
 
 
 def _attrs(node) -> dict:
@@ -122,6 +125,7 @@ class _Reader:
         self.current, self.shape_values = inputs[0], set()
         self.outputs = [o.name for o in graph.output]
         self.nodes, self.ops, self.taken = graph.node, [], set()
+        self.pending = None     # an activation QuantizeLinear waiting for its DequantizeLinear
 
     def err(self, node, message, key=None):
         return ModelImportError(self.source, message, _label(node), key)
@@ -141,6 +145,7 @@ class _Reader:
     def run(self) -> list[FloatOp]:
         for node in self.nodes:
             self.node(node)
+        self.check_no_pending(None)
         if self.outputs != [self.current]:
             raise ModelImportError(self.source, f"the graph output must be the chain's last "
                                    f"tensor '{self.current}', not {', '.join(self.outputs)}")
@@ -174,9 +179,7 @@ class _Reader:
                            "a chain of ops is supported (no skip connections)")
         if any(i == self.current for i in ins[1:]):
             raise self.err(node, f"{op} uses the chain's tensor twice")
-        if op in ("Quant", "QuantizeLinear", "DequantizeLinear"):
-            raise self.err(node, f"{op} on activations is not supported (activation scales "
-                           "come from calibration images)")
+        self.check_no_pending(node)
         handler = getattr(self, f"op_{op}", None)
         if handler is None:
             raise self.err(node, f"{op} is not supported; the accelerator runs {_SUPPORTED}")
@@ -184,6 +187,11 @@ class _Reader:
         if result is not None:
             self.ops.append(result)
         self.current = node.output[0]
+
+    def check_no_pending(self, node) -> None:
+        if self.pending is not None and (node is None or node.op_type != "DequantizeLinear"):
+            raise self.err(self.pending[0], "QuantizeLinear on the chain must be followed by its "
+                           "DequantizeLinear (integer tensors between ops are not supported)")
 
     def op_Conv(self, node):
         a = _attrs(node)
@@ -286,6 +294,57 @@ class _Reader:
             raise self.err(node, f"the bias must have {head.weight.shape[0]} values", "B")
         head.bias = np.broadcast_to(C.reshape(-1), (head.weight.shape[0],)).copy()
         return None
+
+    def _activation_quant(self, node, scale, zero_point, low, high):
+        """A model's own activation quantiser: only int8 on a per-tensor scale with zero point
+        0 is the accelerator's activation format (its scale is then used as it is)."""
+        scale, zero_point = np.asarray(scale, np.float64), np.asarray(zero_point, np.float64)
+        if scale.size != 1 or not np.all(zero_point == 0) or (low, high) not in (
+                (-128, 127), (-127, 127)):
+            raise self.err(node, f"activation quantiser must be int8 per tensor with zero point "
+                           f"0 (the accelerator's activations), not levels [{low}, {high}] "
+                           f"with {scale.size} scale(s) and zero point(s) "
+                           f"{np.unique(zero_point).tolist()}")
+        if not float(scale) > 0:
+            raise self.err(node, f"activation scale must be > 0, not {float(scale)}")
+        return FloatOp("quant", scale=float(scale), low=int(low))
+
+    def op_QuantizeLinear(self, node):
+        zp = self.const.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        zp = np.uint8(0) if zp is None else np.asarray(zp)
+        self.pending = (node, self.weight(node, 1, "y_scale"), zp)
+        return None
+
+    def op_DequantizeLinear(self, node):
+        pending, self.pending = self.pending, None
+        if pending is None or pending[0].output[0] != node.input[0]:
+            raise self.err(node, "DequantizeLinear on the chain must follow its "
+                           "QuantizeLinear (a float model with fake-quantised activations)")
+        q_node, scale, zp = pending
+        zp2 = self.const.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        same = np.array_equal(self.weight(node, 1, "x_scale"), scale) and (
+            zp2 is None and not np.any(zp) or zp2 is not None and np.array_equal(zp2, zp))
+        if not same:
+            raise self.err(node, "DequantizeLinear must use its QuantizeLinear's scale and "
+                           "zero point")
+        info = np.iinfo(zp.dtype)
+        return self._activation_quant(q_node, scale, zp, int(info.min), int(info.max))
+
+    def op_Quant(self, node):
+        if node.domain not in _QUANT_DOMAINS:
+            raise self.err(node, f"Quant of domain {node.domain!r} is not QONNX's")
+        a = _attrs(node)
+        scale, zp, bits = (self.weight(node, i, k) for i, k in
+                           ((1, "scale"), (2, "zeropt"), (3, "bitwidth")))
+        mode = a.get("rounding_mode", "ROUND")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if mode.upper() != "ROUND":
+            raise self.err(node, f"activation Quant rounding_mode must be ROUND, not {mode!r}")
+        b, narrow = float(bits.reshape(-1)[0]), int(a.get("narrow", 0))
+        signed = bool(a.get("signed", 1))
+        low = int(-(2 ** (b - 1)) + narrow) if signed else 0
+        high = int(2 ** (b - 1) - 1) if signed else int(2 ** b - 1 - narrow)
+        return self._activation_quant(node, scale, zp, low, high)
 
     def op_Dropout(self, node):
         return None

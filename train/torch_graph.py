@@ -268,8 +268,9 @@ def layout_ops(state_dict: Mapping[str, torch.Tensor], layout: Sequence[str], ti
             continue
         weight = tensors.get("weight", tensors.get("weight_orig"))
         if weight is None:
-            raise ModelImportError(source, f"layout item {item!r} is neither {', '.join(LAYOUT_WORDS)} "
-                                   f"nor a layer of the state_dict ('{item}.weight')", item)
+            raise ModelImportError(source, f"layout item {item!r} is neither "
+                                   f"{', '.join(LAYOUT_WORDS)} nor a layer of the state_dict "
+                                   f"('{item}.weight')", item)
         bias = tensors.get("bias")
         bias = None if bias is None else _array(source, item, f"{item}.bias", bias)
         if weight.ndim == 2:
