@@ -8,8 +8,9 @@ scale then replaces the calibrated one of the next conv or linear input. :func:`
 quantises it with the trainer's quantiser (:func:`train.quantize.quantize_layer`,
 :func:`~train.quantize.quantize_linear`, :func:`~train.quantize.set_requantisation`) after
 calibrating the activation scales on images (max |activation| / 127, as the trainer does), and
-:func:`measure_errors` compares the integer network with the float one. The checks both importers share (:func:`check_conv`,
-:func:`check_real`) live here, so that a layer is refused with the same words either way.
+:func:`measure_errors` compares the integer network with the float one. The checks both
+importers share (:func:`check_conv`, :func:`check_real`) live here, so that a layer is refused
+with the same words either way.
 """
 
 from __future__ import annotations
