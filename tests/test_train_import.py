@@ -45,7 +45,7 @@ def trained():
     protos = torch.randn(10, 3, 8, 8, generator=gen)
     opt = torch.optim.Adam(model.parameters(), 1e-2)
     model.train()
-    for _ in range(40):
+    for _ in range(80):
         y = torch.randint(0, 10, (32,), generator=gen)
         x = protos[y] + 0.8 * torch.randn(32, 3, 8, 8, generator=gen)
         loss = nn.functional.cross_entropy(model(x), y)
@@ -396,3 +396,14 @@ def test_uint8_activation_quantiser_is_refused(tmp_path):
                        r"with zero point 0 \(the accelerator's activations\), not levels "
                        r"\[0, 255\]"):
         import_onnx(path, "4x4", np.zeros((1, 1, 4, 4)))
+
+
+def test_docs_page_names_every_refusal():
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "import.md").read_text()
+    for _, message in REFUSED:
+        assert message.split(", not")[0] in doc, message
+    for phrase in ("BatchNorm must follow a convolution directly",
+                   "only one Linear, the last op, is supported", "dtype must be real",
+                   "only a chain of ops is supported", "padding must be equal on every side"):
+        assert phrase in doc
