@@ -407,3 +407,34 @@ def test_docs_page_names_every_refusal():
                    "only one Linear, the last op, is supported", "dtype must be real",
                    "only a chain of ops is supported", "padding must be equal on every side"):
         assert phrase in doc
+
+
+def test_default_exporter_file_imports_and_agrees_with_onnxruntime(trained, tmp_path):
+    model, calibration, test = trained
+    path = tmp_path / "dynamo.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.as_tensor(test[:1]),), str(path), verbose=False)
+    weights, _ = import_onnx(path, "4x4", calibration)
+    assert [str(op) for op in weights.network.ops][-2:] == ["flatten", "linear:12"]
+    float_logits = np.concatenate([_ort_logits(path, test[i:i + 1]) for i in range(len(test))])
+    logits, _ = evaluate(weights, test)
+    assert np.mean(np.argmax(logits, 1) == np.argmax(float_logits, 1)) >= 0.95
+
+
+def test_state_dict_cli_refuses_a_strided_model_naming_the_layer(tmp_path, monkeypatch, capsys):
+    (tmp_path / "stridemod.py").write_text(
+        "from torch import nn\n\n\ndef make():\n    return nn.Sequential(nn.Conv2d(1, 2, 3, "
+        "padding=1), nn.ReLU(), nn.Conv2d(2, 2, 3, stride=2, padding=1), nn.Flatten(), "
+        "nn.Linear(8, 2))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from stridemod import make
+    torch.save(make().state_dict(), tmp_path / "m.pt")
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 4, 4)))
+    assert state_dict_main([str(tmp_path / "m.pt"), "--model", "stridemod:make", "--tile", "4x4",
+                            "--calibration", str(tmp_path / "x.npy"), "--out",
+                            str(tmp_path / "w.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"train.import_state_dict: error: {tmp_path / 'm.pt'}, layer '2': "
+                          "stride must be (1, 1), not (2, 2)") and err.count("\n") == 1
+    assert not (tmp_path / "w.npz").exists()
