@@ -166,6 +166,20 @@ def test_functional_forward_is_traced():
     ops = module_ops(Net(), "4x4")
     assert [op.kind for op in ops] == ["conv", "relu", "maxpool2", "flatten", "linear"]
 
+    class Sliced(Net):
+        def forward(self, x):
+            return self.fc(torch.flatten(self.conv(x)[:, :2], 1))
+
+    with pytest.raises(ModelImportError, match="only a chain of ops|is not supported"):
+        module_ops(Sliced(), "4x4")
+
+    class ByShape(Net):
+        def forward(self, x):
+            x = nn.functional.max_pool2d(self.conv(x), 2)
+            return self.fc(x.reshape(x.shape[0], -1))
+
+    assert [op.kind for op in module_ops(ByShape(), "4x4")][-2:] == ["flatten", "linear"]
+
 
 REFUSED = [
     (nn.Conv2d(2, 2, 3, stride=2, padding=1), "stride must be (1, 1), not (2, 2)"),
@@ -202,6 +216,16 @@ def test_both_importers_refuse_what_the_accelerator_cannot_run(tmp_path, conv, m
     assert not (tmp_path / "w.npz").exists()
 
 
+class _Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+        self.fc = nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(x + self.conv(x), 1))
+
+
 @pytest.mark.parametrize("model, message", [
     (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.AvgPool2d(2), nn.Flatten(),
                    nn.Linear(8, 2)), "layer '1': AvgPool2d is not supported"),
@@ -210,6 +234,8 @@ def test_both_importers_refuse_what_the_accelerator_cannot_run(tmp_path, conv, m
     (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.Linear(32, 4), nn.ReLU(),
                    nn.Linear(4, 2)), "only one Linear, the last op, is supported"),
     (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU()), "must end in a Linear head"),
+    (_Residual(), "layer 'add': op 'add' does not take the previous op's output alone; only a "
+     "chain of ops is supported"),
     (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(2), nn.Flatten(),
                    nn.Linear(32, 2)), "BatchNorm must follow a convolution directly"),
 ])

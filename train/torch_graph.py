@@ -155,10 +155,7 @@ def _function_op(source, node) -> FloatOp | None:
         shape = node.args[1:]
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        batch = len(shape) == 2 and isinstance(shape[0], torch.fx.Node) and (
-            shape[0].target == "size" and tuple(shape[0].args[1:]) == (0,)
-            or shape[0].target is operator.getitem)
-        if batch and shape[1] == -1:
+        if len(shape) == 2 and _is_batch_size(shape[0]) and shape[1] == -1:
             return FloatOp("flatten")
         raise ModelImportError(source, f"{target}{tuple(shape)} is not supported; only "
                                "x.view(x.size(0), -1) (a flatten) is", name)
@@ -168,9 +165,22 @@ def _function_op(source, node) -> FloatOp | None:
 
 
 def _is_size(node) -> bool:
-    """``x.size(0)`` / ``x.shape[0]`` helpers of a view, which carry no data."""
-    return (node.op == "call_method" and node.target == "size") or (
-        node.op == "call_function" and node.target in (getattr, operator.getitem))
+    """``x.size(...)``, ``x.shape`` and items of them: helpers of a view, carrying no data."""
+    if node.op == "call_method" and node.target == "size":
+        return True
+    if node.op == "call_function" and node.target is getattr:
+        return tuple(node.args[1:]) == ("shape",)
+    return (node.op == "call_function" and node.target is operator.getitem
+            and isinstance(node.args[0], torch.fx.Node) and _is_size(node.args[0]))
+
+
+def _is_batch_size(arg) -> bool:
+    """``x.size(0)`` or ``x.shape[0]``."""
+    if not isinstance(arg, torch.fx.Node):
+        return False
+    if arg.op == "call_method" and arg.target == "size":
+        return tuple(arg.args[1:]) == (0,)
+    return arg.target is operator.getitem and _is_size(arg) and arg.args[1] == 0
 
 
 def module_ops(module: nn.Module, tile: str, source: str | None = None) -> list[FloatOp]:
@@ -207,14 +217,15 @@ def module_ops(module: nn.Module, tile: str, source: str | None = None) -> list[
         if data_inputs != [current]:
             raise ModelImportError(source, f"op '{node.name}' does not take the previous op's "
                                    "output alone; only a chain of ops is supported (no skip "
-                                   "connections, no second input)", str(node.target))
+                                   "connections, no second input)",
+                                   str(node.target) if node.op == "call_module" else node.name)
         if node.op == "call_module":
             op = _module_op(source, str(node.target), modules[node.target], ops, tile)
         elif node.op in ("call_function", "call_method"):
             op = _function_op(source, node)
         else:
             raise ModelImportError(source, f"op '{node.name}' ({node.op}) is not supported",
-                                   str(node.target))
+                                   node.name)
         if op is not None:
             ops.append(op)
         current = node
