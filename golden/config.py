@@ -12,6 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .netfile import MAX_TAP_SHIFT
 from .transforms import TILES, WinogradTransform, parse_tile, tile_transform
 from .widths import DatapathWidths, datapath_widths
 
@@ -65,6 +66,9 @@ class AcceleratorConfig:
         ``ceil(max_out_channels / n_pe) * max_in_channels * alpha**2`` (a dense layer fits).
     requant : bool
         Add the requantise-to-int8 (+ ReLU) output stage.
+    max_tap_shift : int
+        Largest tap shift span ``max(tap_shift) - min(tap_shift)`` a layer may have (weight
+        file v2 ``L/tap_shift``); 0 builds no tap shift stage.
     """
 
     tile: str = "4x4"
@@ -76,6 +80,7 @@ class AcceleratorConfig:
     bias_width: int = 32
     weight_depth: int | None = None
     requant: bool = False
+    max_tap_shift: int = 0
 
     def __post_init__(self):
         parse_tile(self.tile)
@@ -97,6 +102,10 @@ class AcceleratorConfig:
             _positive_int("weight_depth", self.weight_depth)
         if not isinstance(self.requant, bool):
             raise ValueError(f"requant must be a bool, not {self.requant!r}")
+        if (not isinstance(self.max_tap_shift, int) or isinstance(self.max_tap_shift, bool)
+                or not 0 <= self.max_tap_shift <= MAX_TAP_SHIFT):
+            raise ValueError(f"max_tap_shift must be an integer in [0, {MAX_TAP_SHIFT}], "
+                             f"not {self.max_tap_shift!r}")
 
     # -- derived ---------------------------------------------------------------------------------
 
@@ -159,7 +168,8 @@ class AcceleratorConfig:
         return datapath_widths(self.AT, self.BT, input_width=self.data_width,
                                weight_width=self.weight_width,
                                max_in_channels=self.max_in_channels,
-                               bias_width=self.bias_width)
+                               bias_width=self.bias_width,
+                               max_tap_shift=self.max_tap_shift)
 
     def replace(self, **changes) -> "AcceleratorConfig":
         """A copy with ``changes`` (validated)."""

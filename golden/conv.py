@@ -5,9 +5,13 @@ pad with ``padding`` zeros on each side to [C, H', W']; ``Hout = H' - r + 1``, `
 Output tiles start at (ti*m, tj*m) for ti < ceil(Hout/m), tj < ceil(Wout/m). The input patch
 ``d_c = x_pad[c, ti*m : ti*m + alpha, tj*m : tj*m + alpha]``, zero where it runs past x_pad::
 
-    V_c = BT d_c BT^T,   M_k = sum_c U[k, c] * V_c,   Y_k = AT M_k AT^T + bias[k]
+    V_c = BT d_c BT^T,   M_k = sum_c U[k, c] * V_c,
+    Y_k = AT (M_k * 2**(T - tap_shift)) AT^T + bias[k],   T = max(tap_shift)
 
-and ``y[k, ti*m + i, tj*m + j] = Y_k[i, j]`` where that position lies inside Hout x Wout.
+and ``y[k, ti*m + i, tj*m + j] = Y_k[i, j]`` where that position lies inside Hout x Wout. The
+tap shifts ``tap_shift`` [alpha, alpha] (weight file v2, default all zero) put each Winograd
+position's weights on its own power-of-two scale: every accumulated position is shifted left by
+``T - tap_shift`` before the output transform (:func:`tap_left_shifts`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ __all__ = [
     "assemble_tiles",
     "direct_conv2d",
     "extract_patches",
+    "tap_left_shifts",
     "tile_grid",
     "winograd_conv2d_float",
     "winograd_conv2d_int",
@@ -118,8 +123,23 @@ def assemble_tiles(tiles: np.ndarray, grid: TileGrid) -> np.ndarray:
     return np.ascontiguousarray(y[:, :grid.out_h, :grid.out_w])
 
 
+def tap_left_shifts(tap_shift: np.ndarray | None, alpha: int) -> np.ndarray:
+    """The left shift ``T - tap_shift`` of every Winograd position, ``T = max(tap_shift)``.
+
+    Returns int64 [alpha, alpha]; all zero when ``tap_shift`` is None (no tap shifts).
+    """
+    if tap_shift is None:
+        return np.zeros((alpha, alpha), dtype=np.int64)
+    s = np.asarray(tap_shift, dtype=np.int64)
+    if s.shape != (alpha, alpha) or s.min() < 0:
+        raise ValueError(f"tap_shift must be non-negative integers of shape [{alpha}, "
+                         f"{alpha}], not {s.dtype} of shape {list(s.shape)}")
+    return s.max() - s
+
+
 def winograd_tiles_int(patches: np.ndarray, U: np.ndarray, AT: np.ndarray, BT: np.ndarray,
-                       bias: np.ndarray | None = None) -> np.ndarray:
+                       bias: np.ndarray | None = None,
+                       tap_shift: np.ndarray | None = None) -> np.ndarray:
     """Exact integer Winograd on patches.
 
     Parameters
@@ -128,6 +148,8 @@ def winograd_tiles_int(patches: np.ndarray, U: np.ndarray, AT: np.ndarray, BT: n
     U : ndarray [K, C, alpha, alpha] of int
     AT, BT : ndarray of int
     bias : ndarray [K] of int, optional
+    tap_shift : ndarray [alpha, alpha] of int, optional
+        Per-position power-of-two weight scales (module docstring); None: all zero.
 
     Returns
     -------
@@ -144,6 +166,8 @@ def winograd_tiles_int(patches: np.ndarray, U: np.ndarray, AT: np.ndarray, BT: n
     Vp = V.reshape(t, c, a * a).transpose(2, 1, 0)                # [a*a, C, T]
     Up = U.reshape(k, c, a * a).transpose(2, 0, 1)                # [a*a, K, C]
     M = np.matmul(Up, Vp).transpose(2, 1, 0).reshape(t, k, a, a)  # [T, K, a, a]
+    if tap_shift is not None:
+        M = np.left_shift(M, tap_left_shifts(tap_shift, a))
     Y = AT @ M @ AT.T
     if bias is not None:
         Y = Y + np.asarray(bias, dtype=np.int64)[None, :, None, None]
@@ -151,8 +175,10 @@ def winograd_tiles_int(patches: np.ndarray, U: np.ndarray, AT: np.ndarray, BT: n
 
 
 def winograd_conv2d_int(x: np.ndarray, U: np.ndarray, AT: np.ndarray, BT: np.ndarray,
-                        padding: int, bias: np.ndarray | None = None, r: int = 3) -> np.ndarray:
-    """The exact integer layer (module docstring), for [C, H, W] or [N, C, H, W] input.
+                        padding: int, bias: np.ndarray | None = None, r: int = 3,
+                        tap_shift: np.ndarray | None = None) -> np.ndarray:
+    """The exact integer layer (module docstring), for [C, H, W] or [N, C, H, W] input, with
+    optional tap shifts [alpha, alpha].
 
     Returns int64 [K, Hout, Wout] (or [N, K, Hout, Wout]).
     """
@@ -162,7 +188,7 @@ def winograd_conv2d_int(x: np.ndarray, U: np.ndarray, AT: np.ndarray, BT: np.nda
     for xi in xb:
         grid = tile_grid(xi.shape[1], xi.shape[2], m, r, padding)
         tiles = winograd_tiles_int(extract_patches(np.asarray(xi, dtype=np.int64), m, r, padding),
-                                   U, AT, BT, bias)
+                                   U, AT, BT, bias, tap_shift)
         outs.append(assemble_tiles(tiles, grid))
     y = np.stack(outs)
     return y if batched else y[0]

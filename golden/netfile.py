@@ -4,6 +4,8 @@ Version 2 adds to version 1 (``docs/weight-format.md``):
 
 * per layer ``L``: ``L/requant_mult`` int32 [K] in [0, 2**15), ``L/requant_shift`` int32 [K] in
   [0, 47], ``L/relu`` 0-d integer 0 or 1 (the three together; ``golden.quant.requantize``);
+* optional per layer ``L/tap_shift`` int8 [alpha, alpha] in [0, 15]: power-of-two scales of
+  the Winograd positions (``golden.conv``), default all zero;
 * ``network/ops`` 1-d str array: ``conv:L``, ``maxpool2``, ``flatten``, ``linear:N`` (last);
 * ``network/input_shape`` int64 [3] (C, H, W), ``network/input_scale`` float32 0-d > 0, optional
   ``network/classes`` str [O];
@@ -24,8 +26,10 @@ import numpy as np
 from .quant import MAX_SHIFT, MULTIPLIER_BITS
 
 __all__ = [
+    "MAX_TAP_SHIFT",
     "OP_KINDS",
     "REQUANT_KEYS",
+    "TAP_SHIFT_KEY",
     "LinearWeights",
     "Network",
     "NetworkOp",
@@ -34,12 +38,16 @@ __all__ = [
     "parse_ops",
     "validate_network",
     "validate_requant",
+    "validate_tap_shift",
 ]
 
 #: Op kinds of ``network/ops``; ``conv`` and ``linear`` take a name after a colon.
 OP_KINDS = ("conv", "maxpool2", "flatten", "linear")
 #: The per-layer keys of version 2 (all three or none).
 REQUANT_KEYS = ("requant_mult", "requant_shift", "relu")
+#: The optional per-layer key of version 2 holding the tap shifts, and their largest value.
+TAP_SHIFT_KEY = "tap_shift"
+MAX_TAP_SHIFT = 15
 _NETWORK_KEYS = ("ops", "input_shape", "input_scale", "classes")
 _LINEAR_KEYS = ("W", "b")
 
@@ -158,7 +166,7 @@ def parse_ops(get, err, layer_names: list[str], name_re) -> list[NetworkOp]:
 def check_keys(arrays, names, ops, version, required, optional, err) -> None:
     """Refuse every key no part of the format owns (a misspelt optional key, conv1/baias,
     would silently drop data). ``required`` and ``optional`` are the version 1 layer keys."""
-    optional = tuple(optional) + (REQUANT_KEYS if version == 2 else ())
+    optional = tuple(optional) + (REQUANT_KEYS + (TAP_SHIFT_KEY,) if version == 2 else ())
     owners = {"network": _NETWORK_KEYS}
     owners.update({op.name: _LINEAR_KEYS for op in ops if op.kind == "linear"})
     for key in arrays:
@@ -166,6 +174,9 @@ def check_keys(arrays, names, ops, version, required, optional, err) -> None:
             continue
         prefix, _, field_name = key.partition("/")
         if prefix in names:
+            if version == 1 and field_name == TAP_SHIFT_KEY:
+                raise err("tap shifts need version 2 (a network); this file is version 1",
+                          prefix, key)
             if field_name not in tuple(required) + optional:
                 raise err(f"unknown key; a v{version} layer has {', '.join(required)} and "
                           f"optionally {', '.join(optional)}", prefix, key)
@@ -201,6 +212,22 @@ def validate_requant(name: str, k: int, get, present, err) -> dict:
     if int(relu) not in (0, 1):
         raise err(f"must be 0 or 1, not {int(relu)}", name, keys[2])
     return {"requant_mult": mult, "requant_shift": shift, "relu": bool(relu)}
+
+
+def validate_tap_shift(name: str, alpha: int, get, present, err) -> np.ndarray | None:
+    """The optional ``L/tap_shift`` of layer ``name``: int8 [alpha, alpha] in
+    [0, :data:`MAX_TAP_SHIFT`] (None when absent)."""
+    key = f"{name}/{TAP_SHIFT_KEY}"
+    if not present(key, name):
+        return None
+    a = get(key, name)
+    if a.dtype != np.int8:
+        raise err(f"dtype must be int8, not {a.dtype}", name, key)
+    if list(a.shape) != [alpha, alpha]:
+        raise err(f"shape must be [{alpha}, {alpha}] (alpha x alpha), not {list(a.shape)}",
+                  name, key)
+    _in_range(err, name, key, a, 0, MAX_TAP_SHIFT)
+    return a
 
 
 def _int32_vector(get, err, layer, key, n):

@@ -3,7 +3,8 @@
 The ops and their integer semantics are specified in ``docs/weight-format.md``:
 
 * input: ``clip(rint(x / input_scale), -128, 127)`` as int8 (:func:`quantize_input`);
-* ``conv:L``: :func:`golden.conv.winograd_conv2d_int` (bias included, int64), then
+* ``conv:L``: :func:`golden.conv.winograd_conv2d_int` (bias and tap shifts included, int64),
+  then
   :func:`golden.quant.requantize` with the layer's ``requant_mult``, ``requant_shift``, ``relu``;
 * ``maxpool2``: 2x2 max, stride 2, odd rows / columns at the end dropped;
 * ``flatten``: C, H, W order; ``linear:N``: int64 logits ``W @ x + b``;
@@ -102,7 +103,7 @@ def quantize_input(weights: WeightFile, images) -> np.ndarray:
 def conv_op(layer: LayerWeights, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``conv:L`` on int8 ``x`` [.., C, H, W]: (int8 requantised output, int64 raw output)."""
     raw = winograd_conv2d_int(x, layer.U, layer.AT, layer.BT, layer.padding,
-                              layer.bias_or_zeros, r=layer.r)
+                              layer.bias_or_zeros, r=layer.r, tap_shift=layer.tap_shift)
     return requantize(raw, layer.requant_mult, layer.requant_shift, relu=bool(layer.relu)), raw
 
 

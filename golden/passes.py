@@ -11,7 +11,9 @@ design (``golden.program.compile_layer``):
   weight memories: a group is the largest (by bisection over its size) that
   ``golden.schedule.schedule_layer`` can place, so the LPT schedule decides what fits.
 
-The bias rides on the first input group's passes only. With one input group a pass's output is
+The bias rides on the first input group's passes only. The tap shifts (one [alpha, alpha] array
+per layer) ride on every pass unchanged, so every partial sum is in the same units
+(``scale[k] * 2**-max(tap_shift)``) and the host's sum of partial sums is exact. With one input group a pass's output is
 final: the requant stage (``config.requant``) then requantises on chip. With several, the host
 sums the raw partial sums (the first group's include the bias) and requantises with
 :func:`golden.quant.requantize`; a design's requant stage still runs (it must be programmed)
@@ -143,7 +145,8 @@ def _slice_layer(layer: LayerWeights, name: str, k0: int, k1: int, c0: int,
                         U=np.ascontiguousarray(layer.U[k0:k1, c0:c1]),
                         scale=np.ascontiguousarray(layer.scale[k0:k1]), padding=layer.padding,
                         bias=bias, U_float=u_float, input_scale=layer.input_scale,
-                        requant_mult=mult, requant_shift=shift, relu=layer.relu)
+                        requant_mult=mult, requant_shift=shift, relu=layer.relu,
+                        tap_shift=layer.tap_shift)
 
 
 def _fits(U: np.ndarray, config: AcceleratorConfig) -> bool:
@@ -275,7 +278,8 @@ def golden_pass_outputs(plan: PassPlan, x) -> list[np.ndarray]:
     group), as the design computes it."""
     cfg = plan.config
     return [winograd_conv2d_int(xp, p.layer.U, cfg.AT, cfg.BT, plan.layer.padding,
-                                bias=p.layer.bias_or_zeros, r=cfg.r)
+                                bias=p.layer.bias_or_zeros, r=cfg.r,
+                                tap_shift=p.layer.tap_shift)
             for p, xp in zip(plan.passes, pass_inputs(plan, x))]
 
 
@@ -344,7 +348,7 @@ def reference_output(plan: PassPlan, x) -> tuple[np.ndarray, np.ndarray | None]:
     x = _check_x(plan, x)
     layer = plan.layer
     y = winograd_conv2d_int(x, layer.U, layer.AT, layer.BT, layer.padding,
-                            bias=layer.bias_or_zeros, r=layer.r)
+                            bias=layer.bias_or_zeros, r=layer.r, tap_shift=layer.tap_shift)
     if plan.requant is None:
         return y, None
     mult, shift, relu = plan.requant

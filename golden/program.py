@@ -3,7 +3,8 @@
 A layer is loaded once and then run over every tile of the input. The host sends, in order:
 
 ``cfg`` (one beat, ``cfg_spec``)
-    ``in_channels`` C, ``out_channels`` K, ``n_tiles`` T and ``n_entries`` (weight beats).
+    ``in_channels`` C, ``out_channels`` K, ``n_tiles`` T and ``n_entries`` (weight beats); with
+    a tap shift stage, ``tap_left``: ``max(tap_shift) - tap_shift`` per Winograd position.
 ``table`` (K beats, ``table_spec``, channel k = 0..K-1)
     The owner PE and result slot of channel k (:mod:`golden.schedule`), ``empty`` for an
     all-zero channel, its ``bias`` and, with the requant stage, ``mult``, ``shift``, ``relu``.
@@ -136,8 +137,8 @@ def compile_layer(config: AcceleratorConfig, layer: LayerWeights, in_h: int, in_
     ------
     ValueError
         Naming the layer and the limit, if the layer does not match the accelerator's tile,
-        exceeds its channel limits, has weights or biases wider than its datapath, or does not
-        fit its PE memories.
+        exceeds its channel limits, has weights or biases wider than its datapath, tap shifts
+        spanning more than ``config.max_tap_shift``, or does not fit its PE memories.
     """
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"config must be an AcceleratorConfig, not {type(config).__name__}")
@@ -174,6 +175,13 @@ def compile_layer(config: AcceleratorConfig, layer: LayerWeights, in_h: int, in_
     if bias.size and (bias.min() < b_lo or bias.max() > b_hi):
         raise ValueError(f"layer '{name}': bias does not fit bias_width {config.bias_width} "
                          f"[{b_lo}, {b_hi}]")
+    tap_left = layer.tap_left_shifts
+    if int(tap_left.max()) > config.max_tap_shift:
+        ts = np.asarray(layer.tap_shift)
+        raise ValueError(f"layer '{name}': tap shifts span {int(tap_left.max())} "
+                         f"(tap_shift {int(ts.min())} .. {int(ts.max())}); the accelerator's "
+                         f"max_tap_shift is {config.max_tap_shift} (hw.generate "
+                         "--max-tap-shift)")
     rq = _check_requant(config, requant, k, name)
     grid = tile_grid(int(in_h), int(in_w), config.m, config.r, layer.padding)
     if grid.n_tiles >= 1 << COUNT_FIELD_BITS:
@@ -181,8 +189,10 @@ def compile_layer(config: AcceleratorConfig, layer: LayerWeights, in_h: int, in_
     sparse = encode(U)
     schedule = schedule_layer(sparse, config, name)
 
-    cfg_words = [cfg_spec(config).pack({"in_channels": c, "out_channels": k,
-                                        "n_tiles": grid.n_tiles, "n_entries": sparse.nnz})]
+    cfg = {"in_channels": c, "out_channels": k, "n_tiles": grid.n_tiles, "n_entries": sparse.nnz}
+    if config.max_tap_shift:
+        cfg["tap_left"] = tap_left.ravel()
+    cfg_words = [cfg_spec(config).pack(cfg)]
     empty = schedule.owner < 0
     table = {"owner": np.where(empty, 0, schedule.owner),
              "slot": np.where(empty, 0, schedule.slot),
@@ -268,7 +278,8 @@ def expected_output(program: LayerProgram, x) -> np.ndarray:
     x = _check_input(program, x)
     cfg = program.config
     return winograd_conv2d_int(x, program.layer.U, cfg.AT, cfg.BT, program.grid.padding,
-                               bias=program.layer.bias_or_zeros, r=cfg.r)
+                               bias=program.layer.bias_or_zeros, r=cfg.r,
+                               tap_shift=program.layer.tap_shift)
 
 
 def expected_output_q(program: LayerProgram, x) -> np.ndarray:

@@ -7,7 +7,8 @@ and the golden model and the simulators pack and unpack words with the same spec
 Layer program, host to accelerator (in this order, see :mod:`golden.program`):
 
 ``cfg`` (:func:`cfg_spec`)
-    One beat: ``in_channels``, ``out_channels``, ``n_tiles``, ``n_entries``.
+    One beat: ``in_channels``, ``out_channels``, ``n_tiles``, ``n_entries`` [+ ``tap_left``,
+    the left shift of every Winograd position, when ``config.max_tap_shift`` > 0].
 ``table`` (:func:`table_spec`, also the table memory word)
     One beat per output channel: owner PE, result slot, ``empty``, ``bias`` [+ requant].
 ``weights`` (:func:`weight_spec`)
@@ -17,8 +18,8 @@ Layer program, host to accelerator (in this order, see :mod:`golden.program`):
     One channel's input patch ``d``.
 
 Inside the accelerator: ``V`` (:func:`v_spec`, the V chain and V memory word), ``M``
-(:func:`m_spec`, the result bank word) and the output transform's input
-(:func:`output_transform_input_spec`). Accelerator to host: ``results``
+(:func:`m_spec`, the result bank word), the tap shift stage's output (:func:`shifted_spec`) and
+the output transform's input (:func:`output_transform_input_spec`). Accelerator to host: ``results``
 (:func:`result_spec`: ``Y`` (:func:`y_spec`) [+ ``Q`` (:func:`q_spec`)]).
 
 Element ``p * alpha + q`` of a tile spec is entry ``[p, q]`` (row-major). Value ranges are
@@ -46,6 +47,8 @@ __all__ = [
     "q_spec",
     "requant_fields",
     "result_spec",
+    "shifted_spec",
+    "tap_left_spec",
     "table_spec",
     "v_spec",
     "weight_spec",
@@ -90,6 +93,12 @@ def m_spec(config: AcceleratorConfig) -> ArraySpec:
     return ArraySpec(config.widths.accumulator, config.positions, signed=True)
 
 
+def shifted_spec(config: AcceleratorConfig) -> ArraySpec:
+    """One output channel's M tile after the tap shift stage, ``M * 2**tap_left``, row-major
+    (the accumulator's layout when ``config.max_tap_shift`` is 0)."""
+    return ArraySpec(config.widths.shifted, config.positions, signed=True)
+
+
 def y_spec(config: AcceleratorConfig) -> ArraySpec:
     """One output channel's output tile Y = AT M AT^T + bias, row-major (m x m)."""
     return ArraySpec(config.widths.output, config.m * config.m, signed=True)
@@ -109,14 +118,25 @@ def requant_fields() -> tuple[Field, ...]:
             Field("relu", 1))
 
 
+def tap_left_spec(config: AcceleratorConfig) -> ArraySpec:
+    """The left shift ``max(tap_shift) - tap_shift`` of every Winograd position, row-major,
+    each in [0, ``config.max_tap_shift``] (a ``cfg`` field; needs ``max_tap_shift`` > 0)."""
+    if config.max_tap_shift < 1:
+        raise ValueError("the accelerator has no tap shift stage (config.max_tap_shift is 0)")
+    return ArraySpec(config.max_tap_shift.bit_length(), config.positions, signed=False)
+
+
 def cfg_spec(config: AcceleratorConfig) -> StructSpec:
-    """The single ``cfg`` beat of a layer."""
-    return StructSpec((
+    """The single ``cfg`` beat of a layer (``tap_left`` only with a tap shift stage)."""
+    fields = (
         Field("in_channels", CHANNEL_FIELD_BITS),
         Field("out_channels", CHANNEL_FIELD_BITS),
         Field("n_tiles", COUNT_FIELD_BITS),
         Field("n_entries", COUNT_FIELD_BITS),
-    ))
+    )
+    if config.max_tap_shift:
+        fields += (Field("tap_left", spec=tap_left_spec(config)),)
+    return StructSpec(fields)
 
 
 def table_spec(config: AcceleratorConfig) -> StructSpec:

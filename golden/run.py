@@ -55,7 +55,7 @@ def run_layer(layer: LayerWeights, x: np.ndarray, requant: tuple[int, int] | Non
               relu: bool = False) -> np.ndarray:
     """The layer's integer output for ``x`` (raw int64, or int8 with ``requant``)."""
     y = winograd_conv2d_int(x, layer.U, layer.AT, layer.BT, layer.padding,
-                            layer.bias_or_zeros, r=layer.r)
+                            layer.bias_or_zeros, r=layer.r, tap_shift=layer.tap_shift)
     if requant is not None:
         y = requantize(y, requant[0], requant[1], relu=relu)
     return y

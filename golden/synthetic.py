@@ -14,12 +14,13 @@ import numpy as np
 
 from .config import AcceleratorConfig
 from .conv import winograd_conv2d_int
-from .netfile import LinearWeights, Network, NetworkOp
+from .netfile import MAX_TAP_SHIFT, LinearWeights, Network, NetworkOp
 from .quant import MAX_SHIFT, quantize_multiplier, requantize
 from .weights import LayerWeights, WeightFile, validate_arrays
 from .widths import signed_range
 
-__all__ = ["importance_factors", "layer_from_u", "synthetic_layer", "synthetic_network"]
+__all__ = ["importance_factors", "layer_from_u", "random_tap_shift", "synthetic_layer",
+           "synthetic_network"]
 
 
 def importance_factors(config: AcceleratorConfig) -> np.ndarray:
@@ -95,10 +96,18 @@ def synthetic_layer(config: AcceleratorConfig, in_channels: int, out_channels: i
     return layer_from_u(config, U, bias=bias, padding=padding, name=name)
 
 
+def random_tap_shift(rng: np.random.Generator, alpha: int, span: int) -> np.ndarray:
+    """Random tap shifts int8 [alpha, alpha] in [0, 15] spanning exactly ``span`` (> 0)."""
+    base = int(rng.integers(0, MAX_TAP_SHIFT - span + 1))
+    s = rng.integers(0, span + 1, (alpha, alpha))
+    s.flat[rng.permutation(alpha * alpha)[:2]] = (0, span)
+    return (base + s).astype(np.int8)
+
+
 def synthetic_network(config: AcceleratorConfig, input_shape=(3, 9, 7), widths=(6, 5),
                       pool_after=(0,), classes: int = 4, sparsity: float = 0.6, *,
                       paddings=None, relu=True, seed: int = 0,
-                      calibration_images: int = 4) -> WeightFile:
+                      calibration_images: int = 4, tap_shift_span: int = 0) -> WeightFile:
     """A random, validated version 2 network: convs of ``config``'s tile, 2x2 max pooling after
     the convs listed in ``pool_after``, flatten and a linear head.
 
@@ -120,6 +129,9 @@ def synthetic_network(config: AcceleratorConfig, input_shape=(3, 9, 7), widths=(
         Per conv; default ``r // 2`` each.
     relu : bool or sequence of bool
         ReLU after each conv's requantisation.
+    tap_shift_span : int
+        With ``n`` > 0, every conv gets random tap shifts spanning exactly ``n``
+        (``max(tap_shift) - min(tap_shift) == n``); 0 gives none.
     """
     rng = np.random.default_rng(seed)
     paddings = [config.r // 2] * len(widths) if paddings is None else list(paddings)
@@ -129,8 +141,10 @@ def synthetic_network(config: AcceleratorConfig, input_shape=(3, 9, 7), widths=(
     for i, k in enumerate(widths):
         layer = synthetic_layer(config, x.shape[1], k, sparsity, skewed=False,
                                 seed=seed * 1000 + i, padding=paddings[i], name=f"conv{i}")
+        if tap_shift_span:
+            layer.tap_shift = random_tap_shift(rng, config.alpha, tap_shift_span)
         raw = winograd_conv2d_int(x, layer.U, layer.AT, layer.BT, layer.padding,
-                                  layer.bias_or_zeros, r=layer.r)
+                                  layer.bias_or_zeros, r=layer.r, tap_shift=layer.tap_shift)
         peak = np.abs(raw).max(axis=(0, 2, 3))
         mult, shift = zip(*(quantize_multiplier(min(100.0 / p, 2.0 ** 14)) if p
                             else (0, MAX_SHIFT) for p in peak))

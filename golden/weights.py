@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .netfile import Network, check_keys, parse_ops, validate_network, validate_requant
+from .conv import tap_left_shifts
+from .netfile import (Network, check_keys, parse_ops, validate_network, validate_requant,
+                      validate_tap_shift)
 
 __all__ = [
     "FORMAT_NAME",
@@ -72,7 +74,8 @@ class WeightFileError(ValueError):
 @dataclass
 class LayerWeights:
     """One convolution layer of a weight file (all arrays as stored; requant_* and relu are
-    the version 2 requantisation, all three or none)."""
+    the version 2 requantisation, all three or none; tap_shift the optional version 2 tap
+    shifts int8 [alpha, alpha])."""
 
     name: str
     m: int
@@ -89,6 +92,7 @@ class LayerWeights:
     requant_mult: np.ndarray | None = None
     requant_shift: np.ndarray | None = None
     relu: bool | None = None
+    tap_shift: np.ndarray | None = None
 
     @property
     def alpha(self) -> int:
@@ -111,6 +115,12 @@ class LayerWeights:
         if self.bias is None:
             return np.zeros(self.out_channels, dtype=np.int64)
         return self.bias.astype(np.int64)
+
+    @property
+    def tap_left_shifts(self) -> np.ndarray:
+        """Left shift of every accumulated Winograd position, ``max(tap_shift) - tap_shift``,
+        int64 [alpha, alpha] (zeros without tap shifts)."""
+        return tap_left_shifts(self.tap_shift, self.alpha)
 
     @property
     def sparsity(self) -> float:
@@ -136,6 +146,8 @@ class LayerWeights:
                 out[key] = np.asarray(getattr(self, key))
         if self.relu is not None:
             out["relu"] = np.array(int(self.relu), dtype=np.int64)
+        if self.tap_shift is not None:
+            out["tap_shift"] = np.asarray(self.tap_shift)
         return {f"{self.name}/{k}": v for k, v in out.items()}
 
 
@@ -340,10 +352,13 @@ def _validate_layer(name, get, present, err, version) -> LayerWeights:
         if not s > 0:
             raise err(f"must be positive, not {float(s)}", name, key("input_scale"))
         input_scale = float(s)
-    requant = validate_requant(name, k, get, present, err) if version == 2 else {}
+    requant, tap_shift = {}, None
+    if version == 2:
+        requant = validate_requant(name, k, get, present, err)
+        tap_shift = validate_tap_shift(name, a, get, present, err)
     return LayerWeights(name=name, m=m, r=r, AT=AT, BT=BT, G=G, U=U, scale=scale,
                         padding=padding, bias=bias, U_float=U_float, input_scale=input_scale,
-                        **requant)
+                        tap_shift=tap_shift, **requant)
 
 
 def load_weights(path: str | os.PathLike) -> WeightFile:

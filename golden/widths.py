@@ -9,7 +9,10 @@ Stages, for an integer input tile ``d`` and quantised Winograd weights ``U``::
     V = BT d BT^T            (input transform)
     P = U * V                (one product per nonzero weight)
     M = sum_c P              (channel accumulator, up to max_in_channels terms)
-    Y = AT M AT^T + bias     (output transform)
+    S = M * 2**(T - s)       (tap shift stage: left shift of each position by 0 .. max_tap_shift)
+    Y = AT S AT^T + bias     (output transform)
+
+With ``max_tap_shift`` 0 (no tap shifts) S is M and every width is what it is without the stage.
 """
 
 from __future__ import annotations
@@ -87,10 +90,13 @@ class DatapathWidths:
 
     Members
     -------
-    input, weight, v, product, accumulator, transformed, output : int
-        Widths in bits; ``transformed`` is AT M AT^T before the bias, ``output`` after it.
-    v_range, product_range, accumulator_range, output_range : tuple of int
+    input, weight, v, product, accumulator, shifted, transformed, output : int
+        Widths in bits; ``shifted`` is the accumulator after the tap shift stage,
+        ``transformed`` is AT S AT^T before the bias, ``output`` after it.
+    v_range, product_range, accumulator_range, shifted_range, output_range : tuple of int
         The (min, max) the widths were derived from (over all Winograd positions).
+    max_tap_shift : int
+        Largest left shift of the tap shift stage.
     """
 
     input: int
@@ -106,6 +112,9 @@ class DatapathWidths:
     accumulator_range: tuple[int, int]
     transformed_range: tuple[int, int]
     output_range: tuple[int, int]
+    max_tap_shift: int = 0
+    shifted: int | None = None
+    shifted_range: tuple[int, int] | None = None
 
     def as_dict(self) -> dict:
         """Plain dict for JSON manifests."""
@@ -117,12 +126,14 @@ class DatapathWidths:
             "accumulator_range": list(self.accumulator_range),
             "transformed_range": list(self.transformed_range),
             "output_range": list(self.output_range),
+            "max_tap_shift": self.max_tap_shift, "shifted": self.shifted,
+            "shifted_range": list(self.shifted_range),
         }
 
 
 def datapath_widths(AT: np.ndarray, BT: np.ndarray, *, input_width: int = 8,
                     weight_width: int = 8, max_in_channels: int = 64,
-                    bias_width: int = 32) -> DatapathWidths:
+                    bias_width: int = 32, max_tap_shift: int = 0) -> DatapathWidths:
     """Derive exact worst-case widths of the integer datapath.
 
     Parameters
@@ -137,10 +148,13 @@ def datapath_widths(AT: np.ndarray, BT: np.ndarray, *, input_width: int = 8,
         Most channels summed into one accumulator.
     bias_width : int
         Bias is a signed ``bias_width``-bit integer.
+    max_tap_shift : int
+        Largest left shift ``max(tap_shift) - tap_shift`` of one position; at least one
+        position of a layer has shift 0 (the one with the largest tap shift).
     """
     for name, value, low in (("input_width", input_width, 2), ("weight_width", weight_width, 2),
                              ("max_in_channels", max_in_channels, 1),
-                             ("bias_width", bias_width, 1)):
+                             ("bias_width", bias_width, 1), ("max_tap_shift", max_tap_shift, 0)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
     AT = np.asarray(AT, dtype=np.int64)
@@ -156,27 +170,35 @@ def datapath_widths(AT: np.ndarray, BT: np.ndarray, *, input_width: int = 8,
     p_ranges = [[_product_range((-w_hi, w_hi), v) for v in row] for row in v_ranges]
     acc_ranges = [[(max_in_channels * lo, max_in_channels * hi) for lo, hi in row]
                   for row in p_ranges]
-    # Y[i, j] = sum_xy AT[i, x] AT[j, y] M[x, y], each M[x, y] in its own range.
+    # Every position may be shifted by anything in 0 .. max_tap_shift (the range holds 0, so
+    # the largest shift gives the extremes), except that one position is not shifted at all.
+    factor = 1 << max_tap_shift
+    s_ranges = [[(lo * factor, hi * factor) for lo, hi in row] for row in acc_ranges]
+    # Y[i, j] = sum_xy AT[i, x] AT[j, y] S[x, y], each S[x, y] in its own range.
     m = AT.shape[0]
     t_ranges = []
     for i in range(m):
         for j in range(m):
             coeffs = np.outer(AT[i], AT[j])
-            lo = hi = 0
+            lows, highs = [], []
             for x in range(alpha):
                 for y in range(alpha):
                     c = int(coeffs[x, y])
                     a_lo, a_hi = acc_ranges[x][y]
-                    lo += min(c * a_lo, c * a_hi)
-                    hi += max(c * a_lo, c * a_hi)
+                    lows.append(min(c * a_lo, c * a_hi))
+                    highs.append(max(c * a_lo, c * a_hi))
+            # All shifted by the most but one: the unshifted position whose term matters least.
+            lo = factor * sum(lows) - max((factor - 1) * v for v in lows)
+            hi = factor * sum(highs) - min((factor - 1) * v for v in highs)
             t_ranges.append((lo, hi))
 
     def hull(ranges):
         flat = [r for row in ranges for r in row] if isinstance(ranges[0], list) else ranges
         return min(r[0] for r in flat), max(r[1] for r in flat)
 
-    v_range, p_range, a_range, t_range = (hull(v_ranges), hull(p_ranges), hull(acc_ranges),
-                                          hull(t_ranges))
+    v_range, p_range, a_range, s_range, t_range = (hull(v_ranges), hull(p_ranges),
+                                                   hull(acc_ranges), hull(s_ranges),
+                                                   hull(t_ranges))
     o_range = (t_range[0] + b_lo, t_range[1] + b_hi)
     return DatapathWidths(
         input=input_width, weight=weight_width, bias=bias_width,
@@ -184,4 +206,5 @@ def datapath_widths(AT: np.ndarray, BT: np.ndarray, *, input_width: int = 8,
         accumulator=bits_for_range(*a_range), transformed=bits_for_range(*t_range),
         output=bits_for_range(*o_range),
         v_range=v_range, product_range=p_range, accumulator_range=a_range,
-        transformed_range=t_range, output_range=o_range)
+        transformed_range=t_range, output_range=o_range, max_tap_shift=max_tap_shift,
+        shifted=bits_for_range(*s_range), shifted_range=s_range)

@@ -171,7 +171,7 @@ CASES = [
      r"unknown key; linear op 'fc' has W, b"),
     ("unknown-layer-key", _with(conv0__requant=np.zeros(6, np.int32)), "conv0",
      "conv0/requant", r"unknown key; a v2 layer has m, r, .* and optionally bias, U_float, "
-     r"input_scale, requant_mult, requant_shift, relu$"),
+     r"input_scale, requant_mult, requant_shift, relu, tap_shift$"),
     ("orphan-key", _with(fc2__W=np.zeros((4, 60), np.int8)), None, "fc2/W",
      r"belongs to no layer listed in 'layers', no linear op of 'network/ops'"),
     ("orphan-top-key", _with(network=np.array(1)), None, "network",
