@@ -14,6 +14,10 @@ Methods (``--method``), each given ``prune_epochs`` of retraining after the same
 ``winograd-magnitude`` (baseline, Li et al. 2017)
     Conversion to Winograd layers, magnitude pruning of U to ``target`` in stages, retraining
     in the Winograd domain.
+
+After pruning, with ``tap_shifts`` (default for 6x6), the export gives every Winograd position
+a power-of-two scale (weight file v2 ``tap_shift``), and ``qat_epochs`` of quantisation-aware
+fine-tuning (:mod:`train.qat`, default 6 for 6x6, 0 for 4x4) put the weights on their int8 grid.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from golden.transforms import parse_tile
 from .data import CLASS_NAMES, Dataset
 from .models import VGGLike, cifar_model, digits_model
 from .pruning import importance_mask, magnitude_mask, structured_threshold
+from .qat import quantization_aware_finetune
 from .quantize import calibrate_input_scales, export_network
 from .winograd import WinogradConv2d, importance_matrix, spatial_to_winograd
 
@@ -73,6 +78,14 @@ class PruneSettings:
         Share of the target that step 1 of spatial-winograd reaches, in (0, 1]; None picks 0.8
         for 4x4 and 1.0 for 6x6 (F(4x4, 3x3) retrains in the Winograd domain only at learning
         rates ~1e-5, too slow to recover from further pruning within the budget).
+    tap_shifts : bool or None
+        Quantise with a power-of-two scale per Winograd position; None: for 6x6 only.
+    max_tap_shift : int
+        Largest span of a layer's tap shifts (the design's ``max_tap_shift``), in [0, 15].
+    qat_epochs : int or None
+        Epochs of quantisation-aware fine-tuning after pruning; None: 6 for 6x6, 0 for 4x4.
+    qat_lr : float
+        Its Adam learning rate, in weight steps per update.
     """
 
     tile: str = "4x4"
@@ -86,6 +99,10 @@ class PruneSettings:
     lr: float = 0.05
     winograd_lr: float | None = None
     step1_share: float | None = None
+    tap_shifts: bool | None = None
+    max_tap_shift: int = 15
+    qat_epochs: int | None = None
+    qat_lr: float = 0.02
 
     def __post_init__(self):
         parse_tile(self.tile)
@@ -110,6 +127,30 @@ class PruneSettings:
         if self.step1_share is not None and not (
                 isinstance(self.step1_share, (int, float)) and 0.0 < self.step1_share <= 1.0):
             raise ValueError(f"step1_share must lie in (0, 1], not {self.step1_share!r}")
+        if self.tap_shifts is not None and not isinstance(self.tap_shifts, bool):
+            raise ValueError(f"tap_shifts must be a bool or None, not {self.tap_shifts!r}")
+        if (not isinstance(self.max_tap_shift, int) or isinstance(self.max_tap_shift, bool)
+                or not 0 <= self.max_tap_shift <= 15):
+            raise ValueError(f"max_tap_shift must be an integer in [0, 15], not "
+                             f"{self.max_tap_shift!r}")
+        if self.qat_epochs is not None and (not isinstance(self.qat_epochs, int)
+                                            or self.qat_epochs < 0):
+            raise ValueError(f"qat_epochs must be a non-negative integer, not "
+                             f"{self.qat_epochs!r}")
+        if not isinstance(self.qat_lr, (int, float)) or not self.qat_lr > 0:
+            raise ValueError(f"qat_lr must be positive, not {self.qat_lr!r}")
+
+    @property
+    def use_tap_shifts(self) -> bool:
+        """Quantise with tap shifts (``tap_shifts``, by default for 6x6 only)."""
+        return self.tile == "6x6" if self.tap_shifts is None else self.tap_shifts
+
+    @property
+    def finetune_epochs(self) -> int:
+        """Epochs of quantisation-aware fine-tuning (``qat_epochs``, by default 6 for 6x6)."""
+        if self.qat_epochs is None:
+            return 6 if self.tile == "6x6" else 0
+        return self.qat_epochs
 
     @property
     def step1_target(self) -> float:
@@ -274,8 +315,17 @@ def run(dataset: str, data: Dataset, s: PruneSettings, progress: bool = False,
     acc_dense = accuracy(dense, data.x_test, data.y_test)
     model = prune(dense, data, s, progress)
     acc_pruned = accuracy(model, data.x_test, data.y_test)
+    steps, acc_qat = None, None
+    if s.finetune_epochs:
+        gen = torch.Generator().manual_seed(s.seed + 2)
+        steps = quantization_aware_finetune(model, data, s.tile, s.finetune_epochs, s.qat_lr,
+                                            gen, s.batch_size, s.use_tap_shifts,
+                                            s.max_tap_shift, progress)
+        acc_qat = accuracy(model, data.x_test, data.y_test)
     scales = calibrate_input_scales(model, data.x_train)
-    weights = export_network(model, s.tile, scales, CLASS_NAMES.get(dataset))
+    weights = export_network(model, s.tile, scales, CLASS_NAMES.get(dataset),
+                             tap_shifts=s.use_tap_shifts, steps=steps,
+                             max_span=s.max_tap_shift)
     _, acc_quant = evaluate(weights, data.x_test.numpy(), data.y_test.numpy())
     pruned = sparsity_report(winograd_weights(model, s.tile), model.conv_names)
     quant = sparsity_report([torch.from_numpy(layer.U.astype(np.float64))
@@ -285,7 +335,10 @@ def run(dataset: str, data: Dataset, s: PruneSettings, progress: bool = False,
         "method": s.method,
         "tile": s.tile,
         "target_sparsity": s.target,
-        "accuracy": {"dense": acc_dense, "pruned": acc_pruned, "quantised": acc_quant},
+        "accuracy": {"dense": acc_dense, "pruned": acc_pruned, "quantised": acc_quant,
+                     "fine_tuned_int8_weights": acc_qat},
+        "tap_shifts": {layer.name: (None if layer.tap_shift is None
+                                    else layer.tap_shift.tolist()) for layer in weights.layers},
         "winograd_sparsity": pruned,
         "quantised_winograd_sparsity": {"overall": quant["overall"],
                                         "layers": {k: v["sparsity"]

@@ -57,6 +57,19 @@ def _parser() -> OneLineParser:
     p.add_argument("--step1-share", type=float, default=d.step1_share,
                    help="share of the target reached by step 1 (spatial-winograd; default: "
                         "0.8 for 4x4, 1.0 for 6x6)")
+    shifts = p.add_mutually_exclusive_group()
+    shifts.add_argument("--tap-shifts", dest="tap_shifts", action="store_true", default=None,
+                        help="a power-of-two scale per Winograd position (weight file v2 "
+                             "tap_shift; default: on for 6x6, off for 4x4)")
+    shifts.add_argument("--no-tap-shifts", dest="tap_shifts", action="store_false")
+    p.add_argument("--max-tap-shift", type=int, default=d.max_tap_shift, metavar="S",
+                   help="largest span of a layer's tap shifts (the design's "
+                        "hw.generate --max-tap-shift)")
+    p.add_argument("--qat-epochs", type=int, default=d.qat_epochs, metavar="N",
+                   help="epochs of quantisation-aware fine-tuning in the Winograd domain "
+                        "(default: 6 for 6x6, 0 for 4x4)")
+    p.add_argument("--qat-lr", type=float, default=d.qat_lr,
+                   help="its Adam learning rate, in int8 weight steps per update")
     p.add_argument("--threads", type=int, default=1,
                    help="PyTorch CPU threads (default 1: fastest for these small models, and "
                         "results are reproducible for a fixed thread count)")
@@ -97,7 +110,8 @@ def _main(argv) -> int:
             tile=args.tile, method=args.method, target=args.target_sparsity, seed=args.seed,
             dense_epochs=args.dense_epochs, prune_epochs=args.prune_epochs, stages=args.stages,
             batch_size=args.batch_size, lr=args.lr, winograd_lr=args.winograd_lr,
-            step1_share=args.step1_share)
+            step1_share=args.step1_share, tap_shifts=args.tap_shifts,
+            max_tap_shift=args.max_tap_shift, qat_epochs=args.qat_epochs, qat_lr=args.qat_lr)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:
@@ -120,8 +134,10 @@ def _main(argv) -> int:
     if args.report is not None:
         write_json(args.report, report)
     acc = report["accuracy"]
+    tuned = acc.get("fine_tuned_int8_weights")
+    tuned = "" if tuned is None else f" fine-tuned {tuned:.4f}"
     print(f"{args.method} {args.tile}: accuracy dense {acc['dense']:.4f} pruned "
-          f"{acc['pruned']:.4f} quantised {acc['quantised']:.4f}; Winograd-domain sparsity "
+          f"{acc['pruned']:.4f}{tuned} quantised {acc['quantised']:.4f}; Winograd-domain sparsity "
           f"{report['winograd_sparsity']['overall']:.4f}; {report['wall_time_s']:.1f} s; "
           f"wrote {args.out}")
     return 0

@@ -79,7 +79,8 @@ def conv_kernel(state_dict, name: str, source: str) -> tuple[torch.Tensor, str]:
 
 def import_state_dict(state_dict: Mapping[str, torch.Tensor], tile: str,
                       layers: Sequence[str] | None = None, padding=1, input_scale=None,
-                      stride=1, source: str = "<state_dict>") -> list[LayerWeights]:
+                      stride=1, source: str = "<state_dict>",
+                      tap_shifts: bool = False) -> list[LayerWeights]:
     """Convert convolution weights of a state_dict into quantised weight-file layers.
 
     Parameters
@@ -95,6 +96,9 @@ def import_state_dict(state_dict: Mapping[str, torch.Tensor], tile: str,
         bias), and the stride (which a state_dict does not record; only 1 is supported).
     source : str
         Where the weights came from, for messages.
+    tap_shifts : bool
+        Quantise with tap shifts (``train.quantize.quantize_layer``); layers with nonzero tap
+        shifts need weight file version 2.
 
     Raises
     ------
@@ -146,7 +150,8 @@ def import_state_dict(state_dict: Mapping[str, torch.Tensor], tile: str,
         U = spatial_to_winograd(g, tile).numpy()
         try:
             out.append(quantize_layer(name, U, tile, pad, bias,
-                                      None if scale is None else float(scale)))
+                                      None if scale is None else float(scale),
+                                      tap_shifts=tap_shifts))
         except ValueError as exc:
             raise StateDictError(source, str(exc), name) from None
     return out
