@@ -34,7 +34,7 @@ from .weights import LayerWeights, WeightFileError, load_weights
 __all__ = ["CONFIG_OPTIONS", "CliError", "OneLineParser", "add_config_arguments",
            "array_type", "atomic_output", "check_input_fits", "check_output_dir",
            "check_output_path", "config_from_args", "given_config_options", "load_input",
-           "load_layer", "one_line", "positive_int_type", "progress", "read_config",
+           "load_layer", "non_negative_int_type", "one_line", "positive_int_type", "progress", "read_config",
            "run_main", "save_npy", "tile_type", "write_json", "write_text"]
 
 
@@ -258,6 +258,12 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _non_negative_int(text: str) -> int:
+    if not text.strip().isdigit():
+        raise ValueError(f"must be a non-negative integer, not {text!r}")
+    return int(text)
+
+
 def _tile(text: str) -> str:
     parse_tile(text)
     return text
@@ -267,6 +273,7 @@ def _tile(text: str) -> str:
 tile_type = _type(_tile)
 array_type = _type(parse_array)
 positive_int_type = _type(_positive_int)
+non_negative_int_type = _type(_non_negative_int)
 
 
 # option -> (AcceleratorConfig field or None, metavar, parse, help, default shown)
@@ -296,6 +303,9 @@ _OPTIONS = {
                        "room for a dense layer of the maximum size"),
     "--requant": ("requant", None, None, "add the requantise-to-int8 + ReLU output stage",
                   "off"),
+    "--max-tap-shift": ("max_tap_shift", "S", non_negative_int_type,
+                        "largest tap shift span of a layer (weight file v2 tap_shift); 0 "
+                        "builds no tap shift stage", DEFAULT.max_tap_shift),
 }
 #: The accelerator options :func:`add_config_arguments` knows, in help order.
 CONFIG_OPTIONS = tuple(_OPTIONS)

@@ -184,7 +184,7 @@ class AcceleratorConfig:
         ``sparse_winograd_<tile>`` followed by one token per parameter that differs from its
         default: ``a<R>x<C>`` array, ``c<N>`` channels (``c<C>_k<K>`` when the input and output
         limits differ), ``d<bits>`` data, ``w<bits>`` weight and ``b<bits>`` bias widths,
-        ``wd<N>`` weight depth, ``rq`` requant stage. The default design of each tile keeps the
+        ``wd<N>`` weight depth, ``rq`` requant stage, ``ts<S>`` tap shift stage. The default design of each tile keeps the
         short name (``sparse_winograd_4x4``); different configurations never share a name.
         """
         default = AcceleratorConfig(tile=self.tile)
@@ -202,6 +202,8 @@ class AcceleratorConfig:
                 tokens.append(f"{prefix}{value}")
         if self.requant:
             tokens.append("rq")
+        if self.max_tap_shift:
+            tokens.append(f"ts{self.max_tap_shift}")
         return "_".join(tokens)
 
     def to_dict(self) -> dict:
@@ -236,10 +238,11 @@ class AcceleratorConfig:
         for key in d:
             if key not in names:
                 raise ValueError(f"config key {key!r} is unknown; keys are {', '.join(names)}")
-        for key in names:
-            if key not in d:
-                raise ValueError(f"config key {key!r} is missing")
         values = dict(d)
+        values.setdefault("max_tap_shift", 0)       # designs from before the tap shift stage
+        for key in names:
+            if key not in values:
+                raise ValueError(f"config key {key!r} is missing")
         array = values["array"]
         if not isinstance(array, list) or len(array) != 2:
             raise ValueError(f"array must be a [rows, columns] list of positive integers, "

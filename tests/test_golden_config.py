@@ -102,6 +102,7 @@ def test_default_designs_keep_short_names():
     ({"tile": "6x6", "data_width": 6, "weight_width": 4, "bias_width": 16},
      "sparse_winograd_6x6_d6_w4_b16"),
     ({"weight_depth": 1024, "requant": True}, "sparse_winograd_4x4_wd1024_rq"),
+    ({"tile": "6x6", "requant": True, "max_tap_shift": 9}, "sparse_winograd_6x6_rq_ts9"),
 ])
 def test_name_encodes_every_non_default_option(changes, name):
     assert DEFAULT.replace(**changes).name == name
@@ -112,7 +113,7 @@ def test_one_name_per_configuration():
     variants = {"tile": ["6x6"], "array": [(1, 1), (2, 8), (8, 2), (16, 4)],
                 "max_in_channels": [8, 48, 4096], "max_out_channels": [8, 48, 4096],
                 "data_width": [2, 16], "weight_width": [2, 16], "bias_width": [1, 16],
-                "weight_depth": [1, 64, 4096], "requant": [True]}
+                "weight_depth": [1, 64, 4096], "requant": [True], "max_tap_shift": [1, 15]}
     assert set(variants) == {f.name for f in dataclasses.fields(AcceleratorConfig)}
     singles = [{k: v} for k, values in variants.items() for v in values]
     configs = {DEFAULT} | {DEFAULT.replace(**c) for c in singles}
@@ -124,7 +125,8 @@ def test_one_name_per_configuration():
 
 ROUND_TRIP = [DEFAULT, SMALL, DEFAULT.replace(tile="6x6", array=(1, 3), max_in_channels=5,
                                               max_out_channels=7, data_width=6, weight_width=4,
-                                              bias_width=20, weight_depth=33, requant=True)]
+                                              bias_width=20, weight_depth=33, requant=True,
+                                              max_tap_shift=7)]
 
 
 @pytest.mark.parametrize("config", ROUND_TRIP, ids=lambda c: c.name)
@@ -144,6 +146,10 @@ def _without(key):
     return d
 
 
+def test_from_dict_reads_a_design_from_before_the_tap_shift_stage():
+    assert AcceleratorConfig.from_dict(_without("max_tap_shift")) == DEFAULT
+
+
 @pytest.mark.parametrize("d, message", [
     ([1, 2], r"^config must be a JSON object, not list$"),
     ({**DEFAULT.to_dict(), "max_channels": 8},
@@ -157,6 +163,8 @@ def _without(key):
     ({**DEFAULT.to_dict(), "max_in_channels": 64.0},
      r"^max_in_channels must be a positive integer, not 64\.0$"),
     ({**DEFAULT.to_dict(), "requant": 0}, r"^requant must be a bool, not 0$"),
+    ({**DEFAULT.to_dict(), "max_tap_shift": 16},
+     r"^max_tap_shift must be an integer in \[0, 15\], not 16$"),
     ({**DEFAULT.to_dict(), "weight_depth": "big"},
      r"^weight_depth must be a positive integer, not 'big'$"),
     ({"manifest_version": 2, "config": DEFAULT.to_dict()}, r"^manifest_version must be 1, not 2$"),
