@@ -18,8 +18,9 @@ Layer program, host to accelerator (in this order, see :mod:`golden.program`):
     One channel's input patch ``d``.
 
 Inside the accelerator: ``V`` (:func:`v_spec`, the V chain and V memory word), ``M``
-(:func:`m_spec`, the result bank word), the tap shift stage's output (:func:`shifted_spec`) and
-the output transform's input (:func:`output_transform_input_spec`). Accelerator to host: ``results``
+(:func:`m_spec`, the result bank word), the collector's output (:func:`collector_output_spec`),
+the tap shift stage's output (:func:`shifted_spec`) and the output transform's input
+(:func:`output_transform_input_spec`: the collector's output with the shifted ``M``). Accelerator to host: ``results``
 (:func:`result_spec`: ``Y`` (:func:`y_spec`) [+ ``Q`` (:func:`q_spec`)]).
 
 Element ``p * alpha + q`` of a tile spec is entry ``[p, q]`` (row-major). Value ranges are
@@ -39,6 +40,7 @@ __all__ = [
     "CHANNEL_FIELD_BITS",
     "COUNT_FIELD_BITS",
     "cfg_spec",
+    "collector_output_spec",
     "entry_spec",
     "index_bits",
     "m_spec",
@@ -172,13 +174,23 @@ def weight_spec(config: AcceleratorConfig) -> StructSpec:
 # -- output ----------------------------------------------------------------------------------
 
 
-def output_transform_input_spec(config: AcceleratorConfig) -> StructSpec:
-    """Input of the output transform: one output channel's M tile, its bias and, with the
-    requant stage, its requantisation parameters."""
-    fields = (Field("m", spec=m_spec(config)), Field("bias", config.bias_width, signed=True))
+def _output_channel(config: AcceleratorConfig, m: ArraySpec) -> StructSpec:
+    fields = (Field("m", spec=m), Field("bias", config.bias_width, signed=True))
     if config.requant:
         fields += requant_fields()
     return StructSpec(fields)
+
+
+def collector_output_spec(config: AcceleratorConfig) -> StructSpec:
+    """Output of the collector: one output channel's accumulated M tile, its bias and, with
+    the requant stage, its requantisation parameters."""
+    return _output_channel(config, m_spec(config))
+
+
+def output_transform_input_spec(config: AcceleratorConfig) -> StructSpec:
+    """Input of the output transform: the collector's output after the tap shift stage (``m``
+    is :func:`shifted_spec`; without the stage it is the collector's output itself)."""
+    return _output_channel(config, shifted_spec(config))
 
 
 def result_spec(config: AcceleratorConfig) -> StructSpec:
