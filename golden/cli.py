@@ -34,7 +34,8 @@ from .weights import LayerWeights, WeightFileError, load_weights
 __all__ = ["CONFIG_OPTIONS", "CliError", "OneLineParser", "add_config_arguments",
            "array_type", "atomic_output", "check_input_fits", "check_output_dir",
            "check_output_path", "config_from_args", "given_config_options", "load_input",
-           "load_layer", "non_negative_int_type", "one_line", "positive_int_type", "progress", "read_config",
+           "load_layer", "non_negative_int_type", "one_line", "positive_int_type", "progress",
+           "read_config",
            "run_main", "save_npy", "tile_type", "write_json", "write_text"]
 
 

@@ -13,12 +13,12 @@ design (``golden.program.compile_layer``):
 
 The bias rides on the first input group's passes only. The tap shifts (one [alpha, alpha] array
 per layer) ride on every pass unchanged, so every partial sum is in the same units
-(``scale[k] * 2**-max(tap_shift)``) and the host's sum of partial sums is exact. With one input group a pass's output is
-final: the requant stage (``config.requant``) then requantises on chip. With several, the host
-sums the raw partial sums (the first group's include the bias) and requantises with
-:func:`golden.quant.requantize`; a design's requant stage still runs (it must be programmed)
-but its ``q`` output is ignored. Every step is exact integer arithmetic, so the combined output
-equals the unsplit layer ``golden.conv.winograd_conv2d_int`` bit for bit.
+(``scale[k] * 2**-max(tap_shift)``) and the host's sum of partial sums is exact. With one input
+group a pass's output is final: the requant stage (``config.requant``) then requantises on
+chip. With several, the host sums the raw partial sums (the first group's include the bias) and
+requantises with :func:`golden.quant.requantize`; a design's requant stage still runs (it must
+be programmed) but its ``q`` output is ignored. Every step is exact integer arithmetic, so the
+combined output equals the unsplit layer ``golden.conv.winograd_conv2d_int`` bit for bit.
 
 A layer is refused only when one output channel's entries within one input group exceed a PE's
 weight memory (``config.pe_weight_depth``); the message gives the numbers. The cycle model of a

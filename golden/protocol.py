@@ -20,8 +20,9 @@ Layer program, host to accelerator (in this order, see :mod:`golden.program`):
 Inside the accelerator: ``V`` (:func:`v_spec`, the V chain and V memory word), ``M``
 (:func:`m_spec`, the result bank word), the collector's output (:func:`collector_output_spec`),
 the tap shift stage's output (:func:`shifted_spec`) and the output transform's input
-(:func:`output_transform_input_spec`: the collector's output with the shifted ``M``). Accelerator to host: ``results``
-(:func:`result_spec`: ``Y`` (:func:`y_spec`) [+ ``Q`` (:func:`q_spec`)]).
+(:func:`output_transform_input_spec`: the collector's output with the shifted ``M``).
+Accelerator to host: ``results`` (:func:`result_spec`: ``Y`` (:func:`y_spec`) [+ ``Q``
+(:func:`q_spec`)]).
 
 Element ``p * alpha + q`` of a tile spec is entry ``[p, q]`` (row-major). Value ranges are
 checked with :func:`golden.widths.check_range`; memory addresses are :func:`index_bits` wide.

@@ -41,8 +41,8 @@ from .qat import quantization_aware_finetune
 from .quantize import calibrate_input_scales, export_network
 from .winograd import WinogradConv2d, importance_matrix, spatial_to_winograd
 
-__all__ = ["METHODS", "PruneSettings", "accuracy", "build_model", "prune", "run",
-           "sparsity_report", "train_dense", "winograd_weights"]
+__all__ = ["METHODS", "PruneSettings", "accuracy", "build_model", "prune", "quantise_network",
+           "run", "sparsity_report", "train_dense", "winograd_weights"]
 
 METHODS = ("spatial-winograd", "spatial-magnitude", "winograd-magnitude")
 
@@ -295,6 +295,35 @@ def sparsity_report(weights: list[torch.Tensor], names: list[str]) -> dict:
     return {"overall": zeros / total, "layers": layers}
 
 
+def quantise_network(model: VGGLike, dataset: str, data: Dataset, s: PruneSettings,
+                     progress: bool = False):
+    """Quantise a pruned ``model`` as ``s`` says (tap shifts, quantisation-aware fine-tuning of
+    a copy) and evaluate the int8 network with golden.
+
+    Returns
+    -------
+    weights : golden.weights.WeightFile
+    fine_tuned : float or None
+        Accuracy of the fine-tuned float network (its weights on the int8 grid), if any.
+    quantised : float
+        Accuracy of the int8 network (:func:`golden.network.evaluate`).
+    """
+    steps, acc_qat = None, None
+    if s.finetune_epochs:
+        model = copy.deepcopy(model)
+        gen = torch.Generator().manual_seed(s.seed + 2)
+        steps = quantization_aware_finetune(model, data, s.tile, s.finetune_epochs, s.qat_lr,
+                                            gen, s.batch_size, s.use_tap_shifts,
+                                            s.max_tap_shift, progress)
+        acc_qat = accuracy(model, data.x_test, data.y_test)
+    scales = calibrate_input_scales(model, data.x_train)
+    weights = export_network(model, s.tile, scales, CLASS_NAMES.get(dataset),
+                             tap_shifts=s.use_tap_shifts, steps=steps,
+                             max_span=s.max_tap_shift)
+    _, acc_quant = evaluate(weights, data.x_test.numpy(), data.y_test.numpy())
+    return weights, acc_qat, acc_quant
+
+
 def run(dataset: str, data: Dataset, s: PruneSettings, progress: bool = False,
         dense: VGGLike | None = None):
     """Full run: dense (unless given), prune, quantise, evaluate.
@@ -315,19 +344,8 @@ def run(dataset: str, data: Dataset, s: PruneSettings, progress: bool = False,
     acc_dense = accuracy(dense, data.x_test, data.y_test)
     model = prune(dense, data, s, progress)
     acc_pruned = accuracy(model, data.x_test, data.y_test)
-    steps, acc_qat = None, None
-    if s.finetune_epochs:
-        gen = torch.Generator().manual_seed(s.seed + 2)
-        steps = quantization_aware_finetune(model, data, s.tile, s.finetune_epochs, s.qat_lr,
-                                            gen, s.batch_size, s.use_tap_shifts,
-                                            s.max_tap_shift, progress)
-        acc_qat = accuracy(model, data.x_test, data.y_test)
-    scales = calibrate_input_scales(model, data.x_train)
-    weights = export_network(model, s.tile, scales, CLASS_NAMES.get(dataset),
-                             tap_shifts=s.use_tap_shifts, steps=steps,
-                             max_span=s.max_tap_shift)
-    _, acc_quant = evaluate(weights, data.x_test.numpy(), data.y_test.numpy())
     pruned = sparsity_report(winograd_weights(model, s.tile), model.conv_names)
+    weights, acc_qat, acc_quant = quantise_network(model, dataset, data, s, progress)
     quant = sparsity_report([torch.from_numpy(layer.U.astype(np.float64))
                              for layer in weights.layers], model.conv_names)
     report = {

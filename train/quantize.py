@@ -12,9 +12,9 @@ Bias: ``bias_q = round(bias / (input_scale * scale[k] * 2**-T))`` as int32 with
 ``T = max(tap_shift)``, so that the integer layer's output times that step approximates the
 float output. Requantisation: conv ``i`` maps its raw output to the next op's int8 input with
 ``golden.quant.quantize_multiplier(input_scale * scale[k] * 2**-T / next_input_scale)`` and
-ReLU (max pooling commutes with this monotone map, so it runs on int8 after it). Classifier: one scale for
-all of ``W`` (``s_w = max |W| / 127``), so that the int64 logits ``W_q x_q + b_q`` are the float
-logits divided by one positive ``s_w * s_x`` and their argmax is the float model's.
+ReLU (max pooling commutes with this monotone map, so it runs on int8 after it). Classifier: one
+scale for all of ``W`` (``s_w = max |W| / 127``), so that the int64 logits ``W_q x_q + b_q`` are
+the float logits divided by one positive ``s_w * s_x`` and their argmax is the float model's.
 """
 
 from __future__ import annotations
