@@ -50,7 +50,8 @@ PROG = "sim.layer"
 #: The accelerator options sim.layer takes (the tile comes from the layer, the requant stage
 #: from --requant MULT SHIFT).
 DESIGN_OPTIONS = ("--array", "--max-channels", "--max-in-channels", "--max-out-channels",
-                  "--data-width", "--weight-width", "--bias-width", "--weight-depth")
+                  "--data-width", "--weight-width", "--bias-width", "--weight-depth",
+                  "--max-tap-shift")
 
 
 def build_parser() -> OneLineParser:
@@ -87,9 +88,10 @@ def _pow2(n: int) -> int:
 
 def design_config(layer, array: tuple[int, int] = DEFAULT.array,
                   requant: bool = False) -> AcceleratorConfig:
-    """The design chosen for ``layer`` when none is given: its tile, ``array`` PEs and channel
+    """The design chosen for ``layer`` when none is given: its tile, ``array`` PEs, channel
     limits of at least the default's, raised to the layer's rounded up to powers of two (so
-    that similar layers share a build)."""
+    that similar layers share a build), and a tap shift stage as wide as the layer's tap
+    shifts span."""
     tiles = {TILES[t]: t for t in TILES}
     tile = tiles.get((layer.m, layer.r))
     if tile is None:
@@ -98,7 +100,8 @@ def design_config(layer, array: tuple[int, int] = DEFAULT.array,
     return DEFAULT.replace(
         tile=tile, array=array, requant=requant,
         max_in_channels=max(DEFAULT.max_in_channels, _pow2(layer.in_channels)),
-        max_out_channels=max(DEFAULT.max_out_channels, _pow2(layer.out_channels)))
+        max_out_channels=max(DEFAULT.max_out_channels, _pow2(layer.out_channels)),
+        max_tap_shift=int(layer.tap_left_shifts.max()))
 
 
 def _design(args, layer) -> tuple[AcceleratorConfig, str]:
@@ -135,7 +138,8 @@ def file_design(weights, in_h: int, in_w: int, config: AcceleratorConfig | None 
                            f"({', '.join(sorted(tiles))}); one accelerator runs one tile")
         config = DEFAULT.replace(tile=tiles.pop(),
                                  max_in_channels=max(c.max_in_channels for c in chosen),
-                                 max_out_channels=max(c.max_out_channels for c in chosen))
+                                 max_out_channels=max(c.max_out_channels for c in chosen),
+                                 max_tap_shift=max(c.max_tap_shift for c in chosen))
     programs = []
     for layer in weights.layers:
         try:
