@@ -5,13 +5,13 @@ Protocol (``golden.program``): one ``cfg`` beat, K ``table`` beats, ``n_entries`
 beats, then T * C ``patches`` beats (tile-major, channel-minor); the accelerator answers with
 T * K ``results`` beats (tile-major, channel-minor) and then accepts the next ``cfg``.
 
-Refusal (:class:`hw.loader.ProgramLoader`): a ``cfg`` with C or K outside [1, max], no tiles, or
-more entries than the PE memories hold, and any ``table`` / ``weights`` beat that cannot be
-loaded exactly (owner or slot out of range, PE index out of range, a PE's weight memory or result
-bank overflowing, an entry for an input channel >= C or a position >= alpha**2, a PE whose
-entries do not end a channel or whose channel count differs from the table) sets ``error`` and
-returns to waiting for a ``cfg`` without consuming further beats of that layer; nothing is
-computed. ``error`` stays set until the next ``cfg`` is accepted. After an error the host resets
+Refusal (:class:`hw.loader.ProgramLoader`): a ``cfg`` with C or K outside [1, max], no tiles,
+more entries than the PE memories hold or a tap shift beyond ``max_tap_shift``, and any
+``table`` / ``weights`` beat that cannot be loaded exactly (owner or slot out of range, PE index
+out of range, a PE's weight memory or result bank overflowing, an entry for an input channel >=
+C or a position >= alpha**2, a PE whose entries do not end a channel or whose channel count
+differs from the table) sets ``error`` and returns to waiting for a ``cfg`` without consuming
+further beats of that layer; nothing is computed. ``error`` stays set until the next ``cfg`` is accepted. After an error the host resets
 the accelerator (or resends from a fresh ``cfg``, having dropped the refused layer's remaining
 beats).
 
@@ -20,7 +20,7 @@ steps that load tile s, compute tile s - 1 and drain tile s - 2 concurrently)::
 
     cfg, table, weights -> ProgramLoader -> channel table (Collector), PE weight memories
     patches -> VFeeder -> InputTransform -> VFeeder -> pe_0_0 -> ... -> pe_R-1_C-1 (V chain)
-    PE result banks -> Collector -> OutputTransform -> results
+    PE result banks -> Collector [-> TapShift] -> OutputTransform -> results
 
     ProgramLoader -start-> StepSequencer -finished-> ProgramLoader
     StepSequencer -load-> VFeeder, -compute-> every PE, -drain-> Collector (each one busy back)
@@ -43,6 +43,7 @@ from .loader import ProgramLoader
 from .pe import ProcessingElement
 from .sequencer import StepSequencer
 from .signatures import check_config
+from .tap_shift import TapShift
 from .transform import InputTransform, OutputTransform
 
 __all__ = ["Accelerator"]
@@ -170,6 +171,13 @@ class Accelerator(wiring.Component):
         for p, pe in enumerate(pes):
             m.d.comb += [pe.bank_addr.eq(collector.bank_addr), pe.bank_en.eq(collector.bank_en),
                          collector.bank_data[p].eq(pe.bank_data)]
-        wiring.connect(m, collector.o, otf.i)
+        if cfg.max_tap_shift:
+            # Tap shifts: every position of M_k shifted left by the layer's tap_left.
+            m.submodules.tap_shift = tap_shift = TapShift(cfg)
+            m.d.comb += tap_shift.tap_left.eq(layer.tap_left)
+            wiring.connect(m, collector.o, tap_shift.i)
+            wiring.connect(m, tap_shift.o, otf.i)
+        else:
+            wiring.connect(m, collector.o, otf.i)
         wiring.connect(m, otf.o, wiring.flipped(self.results))
         return m

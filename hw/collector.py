@@ -16,7 +16,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.config import AcceleratorConfig
-from golden.protocol import index_bits, m_spec, output_transform_input_spec, table_spec
+from golden.protocol import collector_output_spec, index_bits, m_spec, table_spec
 from golden.schedule import result_slots
 
 from .layouts import to_layout
@@ -49,8 +49,9 @@ class Collector(wiring.Component):
         Result bank read enable (to every PE).
     bank_data : In(to_layout(golden.protocol.m_spec(config))).array(n_pe)
         Every PE's result bank read data, one cycle after the address.
-    o : Out(stream.Signature(to_layout(golden.protocol.output_transform_input_spec(config))))
-        ``M_k``, bias [and requant parameters] of k = 0..K-1, to the output transform.
+    o : Out(stream.Signature(to_layout(golden.protocol.collector_output_spec(config))))
+        ``M_k``, bias [and requant parameters] of k = 0..K-1, to the output transform (through
+        the tap shift stage when the design has one).
     busy : Out(1)
         A tile is draining (from the cycle after ``start`` until its last beat is taken).
     """
@@ -68,7 +69,7 @@ class Collector(wiring.Component):
                 "bank_addr": Out(index_bits(result_slots(config)) + 1),
                 "bank_en": Out(1),
                 "bank_data": In(to_layout(m_spec(config))).array(config.n_pe),
-                "o": Out(stream.Signature(to_layout(output_transform_input_spec(config)))),
+                "o": Out(stream.Signature(to_layout(collector_output_spec(config)))),
                 "busy": Out(1),
             })
 

@@ -30,8 +30,8 @@ __all__ = ["ProgramLoader"]
 class ProgramLoader(wiring.Component):
     """Layer program loader with the layer registers and the refusal checks.
 
-    Refused, with ``error`` set: a ``cfg`` with C or K outside [1, max], no tiles, or more
-    entries than the PE memories hold; a ``table`` beat whose owner or slot is out of range
+    Refused, with ``error`` set: a ``cfg`` with C or K outside [1, max], no tiles, more entries
+    than the PE memories hold or a ``tap_left`` beyond ``max_tap_shift``; a ``table`` beat whose owner or slot is out of range
     (unless ``empty``); a ``weights`` beat for a PE outside the array, a full PE, an input
     channel >= C, a position >= alpha**2, or a channel beyond the PE's result bank; and, after
     the last beat, any PE whose entries do not end a channel or whose channel count differs
@@ -140,6 +140,9 @@ class ProgramLoader(wiring.Component):
                     refused = ((c == 0) | (c > cfg.max_in_channels) | (k == 0)
                                | (k > cfg.max_out_channels) | (cfg_in.n_tiles == 0)
                                | (cfg_in.n_entries > n_pe * cfg.pe_weight_depth))
+                    if cfg.max_tap_shift:
+                        refused |= Cat(cfg_in.tap_left[p] > cfg.max_tap_shift
+                                       for p in range(cfg.positions)).any()
                     m.d.sync += [self.error.eq(refused), layer.eq(cfg_in),
                                  beat.eq(0), entries_seen.eq(0)]
                     m.d.sync += [o.eq(0) for o in owned] + [p.eq(0) for p in pending]

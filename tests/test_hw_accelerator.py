@@ -15,7 +15,7 @@ from golden.cycles import layer_cycles
 from golden.program import (compile_layer, expected_output, expected_output_q, patch_words,
                             unpack_results, unpack_results_q)
 from golden.protocol import cfg_spec, table_spec, weight_spec
-from golden.synthetic import layer_from_u, synthetic_layer
+from golden.synthetic import layer_from_u, random_tap_shift, synthetic_layer
 from golden.widths import signed_range
 from helpers import stream_get, stream_put
 from hw.accelerator import Accelerator
@@ -350,3 +350,76 @@ def test_default_designs_lint_clean(preset, tmp_path):
 def test_default_designs_have_exactly_n_pe_multipliers(preset, yosys_cells):
     config = PRESETS[preset]
     assert yosys_cells(Accelerator(config)).get("$mul", 0) == config.n_pe == config.multipliers
+
+
+# -- tap shifts ------------------------------------------------------------------------------
+
+CFG_4T = CFG_4.replace(max_tap_shift=5)
+CFG_6T = CFG_6.replace(max_tap_shift=15)
+CFG_QT = CFG_Q.replace(tile="6x6", max_tap_shift=9)
+
+
+def _tap_layer(config, c, k, density, seed, span, extreme=False):
+    layer = _layer(config, c, k, density, seed, extreme=extreme)
+    layer.tap_shift = random_tap_shift(np.random.default_rng(seed), config.alpha, span)
+    return layer
+
+
+@pytest.mark.parametrize("config, c, k, h, w, density, span", [
+    (CFG_4T, 3, 5, 5, 3, 0.5, 5), (CFG_4T, 4, 4, 4, 4, 1.0, 3),
+    (CFG_6T, 3, 4, 7, 5, 0.4, 15), (CFG_6T, 2, 3, 4, 4, 1.0, 8),
+    (CFG_QT, 3, 3, 5, 4, 0.5, 9)],
+    ids=["4x4-s5", "4x4-s3-dense", "6x6-s15", "6x6-s8-dense", "6x6-s9-q"])
+def test_accelerator_tap_shifts_bit_exact_and_cycle_exact(config, c, k, h, w, density, span):
+    """Random nonzero tap shifts: the RTL equals golden (which an independent reading of the
+    format checks in tests/test_tap_shift.py) under gaps and backpressure, and unstalled it
+    takes exactly the modelled cycles (the shift stage adds none)."""
+    seed = c * 10 + span
+    layer = _tap_layer(config, c, k, density, seed, span)
+    rq = _requant(k, seed) if config.requant else None
+    program = compile_layer(config, layer, h, w, requant=rq)
+    x = _input(config, c, h, w, seed)
+    want = expected_output(program, x)
+    plain = layer_from_u(config, layer.U, bias=layer.bias, padding=layer.padding)
+    assert not np.array_equal(want, expected_output(compile_layer(
+        config, plain, h, w, requant=rq), x))                    # the shifts matter
+    (words,), _, state = run_layers(config, [(program, x)], gap=0.3, stall=0.3, seed=seed)
+    np.testing.assert_array_equal(unpack_results(program, words), want)
+    if config.requant:
+        np.testing.assert_array_equal(unpack_results_q(program, words),
+                                      expected_output_q(program, x))
+    assert state["busy"] == 0 and state["error"] == 0
+    (words,), log, _ = run_layers(config, [(program, x)])
+    np.testing.assert_array_equal(unpack_results(program, words), want)
+    e = log.edges
+    assert e["results"][-1] - e["patches"][0] + 1 == layer_cycles(program).cycles
+
+
+@pytest.mark.parametrize("config", [CFG_4T, CFG_6T], ids=["4x4", "6x6"])
+def test_accelerator_tap_shift_extremes(config):
+    """-128 everywhere, weights +-127, biases at the int32 ends, C and K at the maximum and the
+    widest span the design takes: the shifted accumulators and outputs at their bounds."""
+    c, k = config.max_in_channels, config.max_out_channels
+    layer = _tap_layer(config, c, k, 1.0, 5, config.max_tap_shift, extreme=True)
+    program = compile_layer(config, layer, 3, 4)
+    x = _input(config, c, 3, 4, 0, extreme=True)
+    (words,), _, _ = run_layers(config, [(program, x)], gap=0.1, stall=0.5, seed=3)
+    np.testing.assert_array_equal(unpack_results(program, words), expected_output(program, x))
+
+
+def test_accelerator_refuses_a_tap_shift_beyond_the_design():
+    """tap_left is 3 bits wide for max_tap_shift 5: 6 and 7 are refused, 5 is taken."""
+    fields = {"in_channels": 2, "out_channels": 2, "n_tiles": 1, "n_entries": 0}
+    for left, refused in ((6, 1), (7, 1), (5, 0)):
+        tap_left = np.zeros(CFG_4T.positions, dtype=np.int64)
+        tap_left[3] = left
+        seen = _refusal_sim(CFG_4T, cfg_spec(CFG_4T).pack({**fields, "tap_left": tap_left}))
+        assert seen["error"] == refused, left
+        assert seen["busy"] == 1 - refused
+
+
+def test_no_tap_shift_stage_without_max_tap_shift():
+    names = {name for _, name, _ in Fragment.get(Accelerator(CFG_4), None).subfragments}
+    assert "tap_shift" not in names
+    names = {name for _, name, _ in Fragment.get(Accelerator(CFG_4T), None).subfragments}
+    assert "tap_shift" in names
