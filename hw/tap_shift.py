@@ -18,6 +18,7 @@ from golden.config import AcceleratorConfig
 from golden.protocol import collector_output_spec, output_transform_input_spec, tap_left_spec
 
 from .layouts import to_layout
+from .signatures import check_config
 
 __all__ = ["TapShift"]
 
@@ -41,18 +42,24 @@ class TapShift(wiring.Component):
         (the program loader refuses larger ones); held while the layer runs.
     """
 
+    class Signature(wiring.Signature):
+        """The tap shift stage's signature for ``config`` (see :class:`TapShift`)."""
+
+        def __init__(self, config: AcceleratorConfig):
+            check_config(config)
+            if config.max_tap_shift < 1:
+                raise ValueError(f"config.max_tap_shift must be at least 1 for a tap shift "
+                                 f"stage, not {config.max_tap_shift}")
+            super().__init__({
+                "i": In(stream.Signature(to_layout(collector_output_spec(config)))),
+                "o": Out(stream.Signature(to_layout(output_transform_input_spec(config)))),
+                "tap_left": In(to_layout(tap_left_spec(config))),
+            })
+
     def __init__(self, config: AcceleratorConfig):
-        if not isinstance(config, AcceleratorConfig):
-            raise TypeError(f"config must be a golden.config.AcceleratorConfig, not {config!r}")
-        if config.max_tap_shift < 1:
-            raise ValueError(f"config.max_tap_shift must be at least 1 for a tap shift stage, "
-                             f"not {config.max_tap_shift}")
+        signature = self.Signature(config)
         self._config = config
-        super().__init__({
-            "i": In(stream.Signature(to_layout(collector_output_spec(config)))),
-            "o": Out(stream.Signature(to_layout(output_transform_input_spec(config)))),
-            "tap_left": In(to_layout(tap_left_spec(config))),
-        })
+        super().__init__(signature)
 
     @property
     def config(self) -> AcceleratorConfig:

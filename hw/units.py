@@ -61,6 +61,9 @@ UNITS: dict[str, Unit] = {
                lambda config: 1),
     "collector": Unit("hw.collector:Collector",
                       "channel table and result bank reader into the output transform"),
+    "tap-shift": Unit("hw.tap_shift:TapShift",
+                      "left shift of every Winograd position by its tap shift (needs "
+                      "--max-tap-shift >= 1)"),
     # The requant stage multiplies each of the m x m outputs by its channel's multiplier.
     "output-transform": Unit("hw.transform:OutputTransform",
                              "Y = AT M AT^T + bias [+ requant], one tile per cycle",

@@ -14,7 +14,7 @@ import pytest
 
 from golden.config import DEFAULT
 from golden.program import compile_layer
-from golden.synthetic import layer_from_u, synthetic_layer
+from golden.synthetic import layer_from_u, random_tap_shift, synthetic_layer
 from golden.widths import signed_range
 from sim.accel import LayerRun, accelerator_depths, run_layers
 from sim.testing import design_cache, small_config
@@ -139,6 +139,28 @@ def test_extremes(simulator, tile):
         cases.append((program, x))
     outcomes = _run(simulator, config, cases)
     # Bias and transform together leave the int32 range: a 32-bit output would overflow.
+    assert max(int(np.abs(o.expected).max()) for o in outcomes) > (1 << 31) - 1
+
+
+@pytest.mark.parametrize("tile", TILES)
+def test_tap_shifts(simulator, tile):
+    """Random nonzero tap shifts up to the design's span, sparse and extreme layers: outputs
+    bit-exact against golden (checked against an independent reading of the weight format in
+    tests/test_tap_shift.py), cycles as modelled (the shift stage adds none)."""
+    config = small_config(tile, max_tap_shift=11)
+    rng = np.random.default_rng(12)
+    cases = []
+    for i, span in enumerate((11, 4)):
+        layer = synthetic_layer(config, 5, 7, 0.5, seed=20 + i, name=f"shifted{span}")
+        layer.tap_shift = random_tap_shift(rng, config.alpha, span)
+        program = compile_layer(config, layer, 7, 6)
+        cases.append((program, _input(rng, program)))
+    extreme = _extreme_layers(config)[2]
+    extreme.tap_shift = random_tap_shift(rng, config.alpha, 11)
+    program = compile_layer(config, extreme, 5, 6)
+    c = config.max_in_channels
+    cases.append((program, np.where(np.indices((c, 5, 6)).sum(axis=0) % 2, 127, -128)))
+    outcomes = _run(simulator, config, cases)
     assert max(int(np.abs(o.expected).max()) for o in outcomes) > (1 << 31) - 1
 
 

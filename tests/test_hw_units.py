@@ -13,15 +13,23 @@ from hw.collector import Collector
 from hw.feeder import VFeeder
 from hw.loader import ProgramLoader
 from hw.sequencer import StepSequencer
+from hw.tap_shift import TapShift
 from hw.units import UNITS
 
-BLOCKS = [Accelerator, ProgramLoader, StepSequencer, VFeeder, Collector]
+BLOCKS = [Accelerator, ProgramLoader, StepSequencer, VFeeder, Collector, TapShift]
+
+
+@pytest.fixture
+def config_for(small_config):
+    """The small design, with a tap shift stage for the block that is one."""
+    return lambda block: (small_config.replace(max_tap_shift=3)
+                          if block in (TapShift, "tap-shift") else small_config)
 
 
 @pytest.mark.parametrize("name", UNITS)
-def test_every_unit_builds_and_elaborates(name, small_config):
+def test_every_unit_builds_and_elaborates(name, config_for):
     unit = UNITS[name]
-    component = unit(small_config)
+    component = unit(config_for(name))
     assert isinstance(component, wiring.Component)
     assert "\n" not in unit.description and unit.description
     Fragment.get(component, None)
@@ -33,9 +41,9 @@ def _ports(signature):
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.__name__)
-def test_signature_from_config_alone(block, small_config):
-    signature = block.Signature(small_config)
-    component = block(small_config)
+def test_signature_from_config_alone(block, config_for):
+    signature = block.Signature(config_for(block))
+    component = block(config_for(block))
     assert isinstance(component.signature, block.Signature)
     assert _ports(component.signature) == _ports(signature)
     Fragment.get(component, None)

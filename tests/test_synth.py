@@ -119,11 +119,12 @@ def test_synthesize_rejects_unknown_unit(tmp_path):
 
 
 def test_units_build_from_the_config_alone():
-    config = AcceleratorConfig(requant=True)
+    config = AcceleratorConfig(requant=True, max_tap_shift=2)
     for name, build in UNITS.items():
         assert isinstance(build(config), wiring.Component), name
     assert UNITS["accelerator"].multipliers(config) == config.multipliers == 16 + 4
-    assert UNITS["input-transform"].multipliers(config) == 0
+    assert UNITS["input-transform"].multipliers(config) == UNITS["tap-shift"].multipliers(
+        config) == 0
     assert UNITS["output-transform"].multipliers(config) == 4
     assert UNITS["output-transform"].multipliers(TINY) == 0
 
