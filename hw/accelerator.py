@@ -5,15 +5,15 @@ Protocol (``golden.program``): one ``cfg`` beat, K ``table`` beats, ``n_entries`
 beats, then T * C ``patches`` beats (tile-major, channel-minor); the accelerator answers with
 T * K ``results`` beats (tile-major, channel-minor) and then accepts the next ``cfg``.
 
-Refusal (:class:`hw.loader.ProgramLoader`): a ``cfg`` with C or K outside [1, max], no tiles,
-more entries than the PE memories hold or a tap shift beyond ``max_tap_shift``, and any
-``table`` / ``weights`` beat that cannot be loaded exactly (owner or slot out of range, PE index
-out of range, a PE's weight memory or result bank overflowing, an entry for an input channel >=
-C or a position >= alpha**2, a PE whose entries do not end a channel or whose channel count
-differs from the table) sets ``error`` and returns to waiting for a ``cfg`` without consuming
-further beats of that layer; nothing is computed. ``error`` stays set until the next ``cfg`` is accepted. After an error the host resets
-the accelerator (or resends from a fresh ``cfg``, having dropped the refused layer's remaining
-beats).
+Refusal (:class:`hw.loader.ProgramLoader`): a ``cfg`` with C or K outside [1, max], no tiles, more
+entries than the PE memories hold or a tap shift beyond ``max_tap_shift``, and any ``table`` /
+``weights`` beat that cannot be loaded exactly (owner or slot out of range, PE index out of range, a
+PE's weight memory or result bank overflowing, an entry for an input channel >= C or a position >=
+alpha**2, a PE whose entries do not end a channel or whose channel count differs from the table)
+sets ``error`` and returns to waiting for a ``cfg`` without consuming further beats of that layer;
+nothing is computed. ``error`` stays set until the next ``cfg`` is accepted. After an error the host
+resets the accelerator (or resends from a fresh ``cfg``, having dropped the refused layer's
+remaining beats).
 
 Timing is exact and modelled by ``golden.cycles`` (:class:`hw.sequencer.StepSequencer`: lock-step
 steps that load tile s, compute tile s - 1 and drain tile s - 2 concurrently)::

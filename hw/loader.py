@@ -30,12 +30,12 @@ __all__ = ["ProgramLoader"]
 class ProgramLoader(wiring.Component):
     """Layer program loader with the layer registers and the refusal checks.
 
-    Refused, with ``error`` set: a ``cfg`` with C or K outside [1, max], no tiles, more entries
-    than the PE memories hold or a ``tap_left`` beyond ``max_tap_shift``; a ``table`` beat whose owner or slot is out of range
-    (unless ``empty``); a ``weights`` beat for a PE outside the array, a full PE, an input
-    channel >= C, a position >= alpha**2, or a channel beyond the PE's result bank; and, after
-    the last beat, any PE whose entries do not end a channel or whose channel count differs
-    from the table. ``error`` stays set until the next ``cfg`` is accepted.
+    Refused, with ``error`` set: a ``cfg`` with C or K outside [1, max], no tiles, more entries than
+    the PE memories hold or a ``tap_left`` beyond ``max_tap_shift``; a ``table`` beat whose owner or
+    slot is out of range (unless ``empty``); a ``weights`` beat for a PE outside the array, a full
+    PE, an input channel >= C, a position >= alpha**2, or a channel beyond the PE's result bank;
+    and, after the last beat, any PE whose entries do not end a channel or whose channel count
+    differs from the table. ``error`` stays set until the next ``cfg`` is accepted.
 
     Parameters
     ----------

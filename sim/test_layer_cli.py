@@ -193,3 +193,62 @@ def test_requant_output_equals_golden_run(simulator, files):
     assert y.dtype == np.int8 and g.dtype == np.int8
     np.testing.assert_array_equal(y, g)
     assert (y > 0).any() and (y == 0).any()
+
+
+def _spec_reading(x, U, AT, BT, tap_shift, padding):
+    """docs/weight-format.md, "Tap shifts", read with plain loops: per tile and output
+    channel, M = sum_c U * (BT d BT^T), each position times 2**(T - tap_shift), Y = AT M AT^T."""
+    k, c, a, _ = U.shape
+    m = AT.shape[0]
+    xp = np.pad(x.astype(object), ((0, 0), (padding, padding), (padding, padding)))
+    hout, wout = xp.shape[1] - 2, xp.shape[2] - 2
+    xp = np.pad(xp, ((0, 0), (0, a), (0, a)))
+    factor = np.vectorize(lambda s: 2 ** (int(tap_shift.max()) - int(s)))(tap_shift)
+    y = np.zeros((k, hout, wout), dtype=object)
+    for ti in range(0, hout, m):
+        for tj in range(0, wout, m):
+            for kk in range(k):
+                M = sum(U[kk, ci].astype(object) * (BT.astype(object)
+                        @ xp[ci, ti:ti + a, tj:tj + a] @ BT.T.astype(object)) for ci in range(c))
+                Y = AT.astype(object) @ (M * factor) @ AT.T.astype(object)
+                h, w = min(m, hout - ti), min(m, wout - tj)
+                y[kk, ti:ti + h, tj:tj + w] = Y[:h, :w]
+    return y.astype(np.int64)
+
+
+@pytest.mark.simulators("verilator")
+def test_hand_written_v2_file_with_tap_shifts(simulator, tmp_path):
+    """A version 2 file written from the specification with np.savez (not save_weights), with
+    nonzero tap shifts: sim.layer (the RTL), golden.run and a plain reading of the
+    specification agree."""
+    from golden.transforms import tile_transform
+    tr = tile_transform("4x4")
+    rng = np.random.default_rng(9)
+    U = rng.integers(-127, 128, (5, 3, 4, 4)).astype(np.int8)
+    U[rng.random(U.shape) < 0.4] = 0
+    tap_shift = np.array([[3, 0, 7, 11], [5, 2, 2, 9], [1, 4, 6, 3], [8, 0, 10, 2]], np.int8)
+    arrays = {
+        "format": np.array("sparse-winograd-weights"), "version": np.array(2),
+        "layers": np.array(["conv"]), "conv/m": np.array(2), "conv/r": np.array(3),
+        "conv/AT": tr.AT_int.astype(np.int64), "conv/BT": tr.BT_int.astype(np.int64),
+        "conv/G": tr.G_float.astype(np.float64), "conv/U": U,
+        "conv/scale": np.full(5, 0.01, np.float32), "conv/padding": np.array(1),
+        "conv/tap_shift": tap_shift,
+        "conv/requant_mult": np.full(5, 1, np.int32),
+        "conv/requant_shift": np.full(5, 20, np.int32),
+        "conv/relu": np.array(1),
+        "network/ops": np.array(["conv:conv", "flatten", "linear:fc"]),
+        "network/input_shape": np.array([3, 5, 6], np.int64),
+        "network/input_scale": np.array(0.05, np.float32),
+        "fc/W": np.ones((2, 150), np.int8), "fc/b": np.zeros(2, np.int32)}
+    np.savez(tmp_path / "w.npz", **arrays)
+    x = rng.integers(-128, 128, (3, 5, 6)).astype(np.int8)
+    np.save(tmp_path / "x.npy", x)
+    want = _spec_reading(x, U, tr.AT_int, tr.BT_int, tap_shift, 1)
+    assert golden_main(["--weights", str(tmp_path / "w.npz"), "--layer", "conv", "--input",
+                        str(tmp_path / "x.npy"), "--out", str(tmp_path / "g.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "g.npy"), want)
+    assert cli.main(["--weights", str(tmp_path / "w.npz"), "--layer", "conv", "--input",
+                     str(tmp_path / "x.npy"), "--out", str(tmp_path / "y.npy"), *SMALL,
+                     "--simulator", simulator]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
