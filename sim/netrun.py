@@ -116,8 +116,8 @@ class NetworkPlan:
 
 def network_design(weights: WeightFile) -> AcceleratorConfig:
     """The design chosen for a network when none is given: the default design (its array
-    and channel limits; larger layers run as passes) with the network's tile and the on-chip
-    requantisation stage.
+    and channel limits; larger layers run as passes) with the network's tile, the on-chip
+    requantisation stage and a tap shift stage as wide as the layers' tap shifts span.
 
     Raises
     ------
@@ -137,7 +137,9 @@ def network_design(weights: WeightFile) -> AcceleratorConfig:
         raise ValueError("the conv layers use several tiles (" + ", ".join(
             f"{t} in '{n}'" for t, n in found.items()) + "); one design runs one tile")
     (tile,) = found
-    return DEFAULT.replace(tile=tile, requant=True)
+    span = max(int(weights[op.name].tap_left_shifts.max()) for op in weights.network.ops
+               if op.kind == "conv")
+    return DEFAULT.replace(tile=tile, requant=True, max_tap_shift=span)
 
 
 def plan_network(weights: WeightFile, config: AcceleratorConfig) -> NetworkPlan:

@@ -62,6 +62,25 @@ def test_network_on_the_rtl_is_bit_exact(widths, passes):
     assert all(r.stall_cycles == 0 for r in outcome.records)
 
 
+def test_network_with_tap_shifts_on_the_rtl_is_bit_exact():
+    """Random nonzero tap shifts (span 6) in every conv, one layer split into passes over two
+    input groups (host requantisation of the summed partial sums): logits and every op equal
+    golden and the reading of the specification; the chosen design has the stage."""
+    design = DESIGN.replace(max_tap_shift=6)
+    weights = synthetic_network(design, (3, 9, 7), (12, 5), (0,), classes=4, seed=4,
+                                tap_shift_span=6)
+    assert netrun.network_design(weights).max_tap_shift == 6
+    images = _images(weights, 2, seed=2)
+    plan = netrun.plan_network(weights, design)
+    assert tuple(len(p) for p in plan.programs.values()) == (2, 2)
+    outcome = netrun.run_network_rtl(weights, design, images, jobs=2, chunk=2, plan=plan)
+    assert outcome.mismatch is None and outcome.passed, outcome.problems
+    golden_logits, _ = run_network(weights, images)
+    np.testing.assert_array_equal(outcome.logits, golden_logits)
+    for i, image in enumerate(images):
+        np.testing.assert_array_equal(outcome.logits[i], spec_network(weights, image)[-1])
+
+
 def test_a_corrupted_program_word_is_named_at_its_op(monkeypatch):
     weights = _network((6, 5), seed=3)
     images = _images(weights, 2, seed=2)

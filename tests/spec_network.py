@@ -10,9 +10,13 @@ __all__ = ["spec_conv", "spec_network", "spec_requant"]
 def spec_conv(x, layer):
     """Raw int64 output of one conv for one image [C, H, W]: each output position is a direct
     correlation of its tile's alpha x alpha input window with the spatial kernel that
-    ``AT (U . (BT d BT^T)) AT^T`` applies to that position, in float64 (exact: every value is an
-    integer far below 2**53)."""
+    ``AT ((U . (BT d BT^T)) * 2**(T - tap_shift)) AT^T`` applies to that position (T =
+    max(tap_shift); no tap shifts: all zero), in float64 (exact: every value is an integer far
+    below 2**53)."""
     U = layer.U.astype(np.float64)
+    if layer.tap_shift is not None:
+        shift = layer.tap_shift.astype(np.int64)
+        U = U * np.exp2(shift.max() - shift)
     AT, BT = layer.AT.astype(np.float64), layer.BT.astype(np.float64)
     k, c, a, _ = U.shape
     m, p = AT.shape[0], layer.padding

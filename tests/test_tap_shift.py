@@ -167,6 +167,18 @@ def test_shift_is_per_position_and_extreme_values_are_exact():
         np.testing.assert_array_equal(shifted, base * 2 ** (15 - int(tap_shift.flat[pos])))
 
 
+@pytest.mark.parametrize("tile", TILES)
+def test_network_matches_the_reference_reading(tile):
+    """tests/spec_network.py (the references of the network tests) reads tap shifts too."""
+    from spec_network import spec_network
+    weights = _network(tile, span=6, seed=3)
+    x = np.random.default_rng(2).integers(-128, 128, (2, 3, 9, 7)).astype(np.int8)
+    logits, trace = run_network(weights, x)
+    for n in range(2):
+        for got, want in zip(trace, spec_network(weights, x[n])):
+            np.testing.assert_array_equal(got.output[n], want)
+
+
 def test_golden_run_and_network_use_the_file_tap_shifts(tmp_path, capsys):
     weights = _network(span=7, seed=4)
     path = tmp_path / "net.npz"

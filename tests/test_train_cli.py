@@ -37,7 +37,11 @@ def test_tiny_run_writes_valid_file_and_report_deterministically(tmp_path):
         np.testing.assert_array_equal(a.bias, b.bias)
     assert report["accuracy"] == report2["accuracy"]
     assert report["method"] == "spatial-winograd" and report["tile"] == "6x6"
-    assert set(report["accuracy"]) == {"dense", "pruned", "quantised"}
+    assert set(report["accuracy"]) == {"dense", "pruned", "quantised",
+                                       "fine_tuned_int8_weights"}
+    assert report["accuracy"]["fine_tuned_int8_weights"] is not None      # 6x6: on by default
+    assert all(0 < np.ptp(lw.tap_shift) == np.ptp(report["tap_shifts"][lw.name])
+               for lw in wf.layers)
     sp = report["winograd_sparsity"]
     assert sp["overall"] >= 0.5 - 1e-3
     layer = sp["layers"]["conv1"]
@@ -49,7 +53,7 @@ def test_tiny_run_writes_valid_file_and_report_deterministically(tmp_path):
     # The file runs through golden's integer model.
     x = np.random.default_rng(0).integers(0, 128, size=(1, 8, 8))
     y = winograd_conv2d_int(x, wf["conv0"].U, wf["conv0"].AT, wf["conv0"].BT, 1,
-                            wf["conv0"].bias_or_zeros)
+                            wf["conv0"].bias_or_zeros, tap_shift=wf["conv0"].tap_shift)
     assert y.shape == (16, 8, 8)
 
 
