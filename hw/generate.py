@@ -178,7 +178,8 @@ def _main(argv) -> int:
     print(f"wrote {', '.join(written[:-1])} and {written[-1]}: design {config.name}, tile "
           f"{config.tile}, array {config.array[0]}x{config.array[1]} ({config.multipliers} "
           f"multipliers), channels <= {config.max_in_channels} in / {config.max_out_channels} "
-          f"out, accumulator {config.widths.accumulator} bits, output {config.widths.output} bits")
+          f"out, accumulator {config.widths.accumulator} bits, output {config.widths.output} bits"
+          + (f", tap shifts spanning <= {config.max_tap_shift}" if config.max_tap_shift else ""))
     return 0
 
 
