@@ -21,7 +21,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 from tqdm import tqdm
 
-from .quantize import QMAX, choose_steps, quantize_layer
+from golden.netfile import MAX_TAP_SHIFT
+
+from .quantize import QMAX, quantize_layer
 from .winograd import WinogradConv2d
 
 __all__ = ["TapwiseFakeQuant", "quantization_aware_finetune"]
@@ -49,8 +51,8 @@ class TapwiseFakeQuant(nn.Module):
 
 
 def _start(conv: WinogradConv2d, name: str, tile: str, tap_shifts: bool, max_span: int):
-    """The steps of one layer and its weights rounded on them (output-aware with tap
-    shifts), the fine-tuning's starting point."""
+    """One layer's steps ``(scale, tap_shift)``, its weights rounded on them (output-aware with
+    tap shifts: the fine-tuning's starting point) and the step of every weight, as tensors."""
     U = conv.effective_weight().detach().double().numpy()
     layer = quantize_layer(name, U, tile, conv.padding, tap_shifts=tap_shifts,
                            max_span=max_span)
@@ -64,10 +66,11 @@ def _start(conv: WinogradConv2d, name: str, tile: str, tap_shifts: bool, max_spa
 
 def quantization_aware_finetune(model, data, tile: str, epochs: int, lr: float,
                                 generator: torch.Generator, batch_size: int,
-                                tap_shifts: bool = True, max_span: int = 15,
+                                tap_shifts: bool = True, max_span: int = MAX_TAP_SHIFT,
                                 progress: bool = False) -> dict:
     """Fine-tune ``model`` (converted to Winograd layers in place) with fake-quantised
-    weights for ``epochs`` epochs of Adam at ``lr`` (in steps per update, cosine-decayed).
+    weights for ``epochs`` epochs of Adam at ``lr`` (in steps per update, cosine-decayed; the
+    biases and the classifier at ``lr / 100``).
 
     Returns
     -------
