@@ -143,14 +143,16 @@ def main(argv=None) -> int:
     p.add_argument("--note", default="", help="text appended to the table's header")
     args = p.parse_args(argv)
     if args.from_json:
-        results = []
+        results, headers = [], []
         for path in args.from_json:
             with open(path) as f:
-                results += json.load(f)["runs"]
+                saved = json.load(f)
+            results += saved["runs"]
+            headers += [saved["header"]] if "header" in saved else []
         order = {m: i for i, m in enumerate(METHODS)}
         results.sort(key=lambda r: (r["tile"], order[r["method"]], r["target_sparsity"],
                                     r["seed"]))
-        return _write(render(results, args.note), args.update)
+        return _write(render(results, " ".join([*headers, args.note]).strip()), args.update)
     torch.set_num_threads(1)
     tiles, methods = args.tiles.split(","), args.methods.split(",")
     targets = [float(t) for t in args.targets.split(",")]
