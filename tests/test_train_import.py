@@ -148,8 +148,11 @@ def test_six_by_six_import_measures_its_error(trained):
     errors, _ = measure_errors(weights, module_ops(model, "6x6"), test)
     four, _ = measure_errors(import_module(model, "4x4", calibration),
                              module_ops(model, "4x4"), test)
-    # F(4x4, 3x3) at int8 without Winograd-aware training: far larger than F(2x2, 3x3).
+    # F(4x4, 3x3) at int8 without Winograd-aware training: larger than F(2x2, 3x3), even with
+    # the tap shifts 6x6 imports get (one scale per channel: 56-87 %).
+    assert all(layer.tap_shift is not None for layer in weights.layers)
     assert all(e6.relative_rms > e4.relative_rms for e6, e4 in zip(errors, four))
+    assert all(e.relative_rms < 0.12 for e in errors)
 
 
 def test_functional_forward_is_traced():

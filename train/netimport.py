@@ -26,7 +26,7 @@ from golden.network import quantize_input, run_network
 from golden.transforms import tile_transform
 from golden.weights import WeightFile, WeightFileError, validate_arrays
 
-from .quantize import QMAX, quantize_layer, quantize_linear, set_requantisation
+from .quantize import QMAX, output_step, quantize_layer, quantize_linear, set_requantisation
 from .winograd import spatial_to_winograd
 
 __all__ = ["FLOAT_OP_KINDS", "FloatOp", "LayerError", "ModelImportError", "build_network",
@@ -274,7 +274,8 @@ def _input_scale(ops: list[FloatOp], index: int, x: np.ndarray, source: str) -> 
 
 
 def build_network(ops: list[FloatOp], tile: str, calibration, source: str = "<model>",
-                  classes: list[str] | None = None) -> WeightFile:
+                  classes: list[str] | None = None,
+                  tap_shifts: bool | None = None) -> WeightFile:
     """Quantise a float network into a validated version 2 weight file.
 
     Parameters
@@ -290,6 +291,9 @@ def build_network(ops: list[FloatOp], tile: str, calibration, source: str = "<mo
         Where the model came from, for messages.
     classes : list of str, optional
         Class names, one per logit.
+    tap_shifts : bool or None
+        Quantise the convolutions with tap shifts (``train.quantize.quantize_layer``); None:
+        for 6x6 only, as the trainer does.
 
     Raises
     ------
@@ -312,7 +316,9 @@ def build_network(ops: list[FloatOp], tile: str, calibration, source: str = "<mo
         for n, i in enumerate(quantised[:-1]):
             op = ops[i]
             U = spatial_to_winograd(torch.as_tensor(op.weight), tile).numpy()
-            layer = quantize_layer(op.name, U, tile, op.padding, op.bias, scales[i])
+            layer = quantize_layer(op.name, U, tile, op.padding, op.bias, scales[i],
+                                   tap_shifts=tile == "6x6" if tap_shifts is None
+                                   else tap_shifts)
             set_requantisation(layer, scales[quantised[n + 1]], relu[op.name])
             layers.append(layer)
         head = ops[-1]
@@ -340,7 +346,7 @@ def measure_errors(weights: WeightFile, ops: list[FloatOp], images
     errors = []
     for step, ref in zip((s for s in trace if s.op.kind == "conv"), float_convs):
         layer = weights[step.op.name]
-        step_size = layer.input_scale * layer.scale.astype(np.float64)
+        step_size = layer.input_scale * output_step(layer)
         y = step.raw.astype(np.float64) * step_size[None, :, None, None]
         norm = float(np.linalg.norm(ref))
         errors.append(LayerError(layer.name, float(np.linalg.norm(y - ref)) / max(norm, 1e-300)))
