@@ -22,12 +22,12 @@ import contextlib
 import json
 import os
 import sys
-import zipfile
 from collections.abc import Callable
 
 import numpy as np
 
 from .config import DEFAULT, AcceleratorConfig, parse_array
+from .safeio import ArrayReadError, read_npy
 from .transforms import TILES, parse_tile
 from .weights import LayerWeights, WeightFileError, load_weights
 
@@ -35,7 +35,7 @@ __all__ = ["CONFIG_OPTIONS", "CliError", "OneLineParser", "add_config_arguments"
            "array_type", "atomic_output", "check_input_fits", "check_output_dir",
            "check_output_path", "config_from_args", "given_config_options", "load_input",
            "load_layer", "non_negative_int_type", "one_line", "positive_int_type", "progress",
-           "read_config",
+           "read_array", "read_config",
            "run_main", "save_npy", "tile_type", "write_json", "write_text"]
 
 
@@ -172,21 +172,26 @@ def save_npy(path, array: np.ndarray, flag: str = "--out") -> None:
 
 # -- input files -----------------------------------------------------------------------------
 
-def load_input(path: str, flag: str = "input") -> np.ndarray:
-    """Read an int8 activation array [C, H, W] or [N, C, H, W] from a ``.npy`` file, never
-    unpickling (:class:`CliError` for a missing, unreadable, mistyped or empty array)."""
+def read_array(path: str, flag: str) -> np.ndarray:
+    """Read one ``.npy`` array within :data:`golden.safeio.MAX_ARRAY_BYTES` (its header checked
+    before allocating), never unpickling; :class:`CliError` naming ``flag`` and ``path``."""
     if not os.path.exists(path):
         raise CliError(f"{flag} {path}: no such file")
     if os.path.isdir(path):
         raise CliError(f"{flag} {path}: is a directory, not a .npy file")
     try:
-        with open(path, "rb") as handle:        # closed even when np.load fails half-way
-            x = np.load(handle, allow_pickle=False)
-            if isinstance(x, np.lib.npyio.NpzFile):
-                x.close()
-                raise CliError(f"{flag} {path}: is an .npz archive, not a single .npy array")
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise CliError(f"{flag} {path}: not a readable .npy array ({one_line(exc)})") from None
+        return read_npy(path)
+    except ArrayReadError as exc:
+        raise CliError(f"{flag} {path}: {exc.reason}") from None
+    except OSError as exc:
+        raise CliError(f"{flag} {path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def load_input(path: str, flag: str = "input") -> np.ndarray:
+    """Read an int8 activation array [C, H, W] or [N, C, H, W] from a ``.npy`` file, never
+    unpickling (:class:`CliError` for a missing, unreadable, mistyped, empty or too large
+    array: :func:`read_array`)."""
+    x = read_array(path, flag)
     if x.dtype != np.int8:
         raise CliError(f"{flag} {path}: dtype must be int8, not {x.dtype}")
     if x.ndim not in (3, 4):

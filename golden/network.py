@@ -34,7 +34,8 @@ from .conv import winograd_conv2d_int
 from .datasets import DATASETS, DatasetError, load_test_split
 from .netfile import LinearWeights, NetworkOp
 from .quant import requantize
-from .cli import CliError, OneLineParser, check_output_path, one_line, run_main, save_npy
+from .cli import (CliError, OneLineParser, check_output_path, one_line, read_array, run_main,
+                  save_npy)
 from .weights import LayerWeights, WeightFile, WeightFileError, load_weights
 
 __all__ = ["OpOutput", "accuracy", "add_image_arguments", "classify", "conv_op", "evaluate",
@@ -229,20 +230,6 @@ def build_parser() -> OneLineParser:
     return p
 
 
-def _load_npy(path: str, flag: str) -> np.ndarray:
-    if not os.path.isfile(path):
-        raise CliError(f"{flag} {path}: no such file")
-    try:
-        with open(path, "rb") as handle:
-            a = np.load(handle, allow_pickle=False)
-            if isinstance(a, np.lib.npyio.NpzFile):
-                a.close()
-                raise CliError(f"{flag} {path}: is an .npz archive, not a single .npy array")
-    except (ValueError, OSError, EOFError) as exc:
-        raise CliError(f"{flag} {path}: not a readable .npy array ({one_line(exc)})") from None
-    return a
-
-
 def load_images(args, weights: WeightFile):
     """(int8 images, labels or None, where they come from) of the options of
     :func:`add_image_arguments`; :class:`CliError` for anything wrong."""
@@ -261,9 +248,9 @@ def load_images(args, weights: WeightFile):
         for flag in ("images", "seed"):
             if getattr(args, flag) is not None:
                 raise CliError(f"--{flag} goes with --dataset, not --input")
-        x, y, where = _load_npy(args.input, "--input"), None, f"--input {args.input}"
+        x, y, where = read_array(args.input, "--input"), None, f"--input {args.input}"
         if args.labels is not None:
-            y = _load_npy(args.labels, "--labels")
+            y = read_array(args.labels, "--labels")
             n = x.shape[0] if x.ndim == 4 else 1
             if y.dtype.kind not in "iu" or y.shape != ((n,) if x.ndim == 4 else ()):
                 raise CliError(f"--labels {args.labels}: must be integers of shape "

@@ -26,6 +26,7 @@ import numpy as np
 from .conv import tap_left_shifts
 from .netfile import (Network, check_keys, parse_ops, validate_network, validate_requant,
                       validate_tap_shift)
+from .safeio import ArrayReadError, BoundedNpz
 
 __all__ = [
     "FORMAT_NAME",
@@ -231,6 +232,8 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], source: str = "<memory>") 
         try:
             value = arrays[key]
             return np.asarray(value)
+        except ArrayReadError as exc:   # a bounded reader's refusal (size, header, data)
+            raise err(exc.reason, layer, key) from None
         except ValueError as exc:      # object arrays refused by allow_pickle=False
             raise err(f"cannot be read without unpickling ({exc}); object arrays are not "
                       "allowed", layer, key) from None
@@ -375,18 +378,20 @@ def load_weights(path: str | os.PathLike) -> WeightFile:
     if os.path.isdir(source):
         raise WeightFileError(source, "is a directory, not a weight file")
     try:
-        # Our own handle: np.load leaks the one it opens when the zip directory is corrupt.
-        with open(source, "rb") as handle:
-            loaded = np.load(handle, allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):    # a bare ndarray has no close()
-                raise WeightFileError(source, "is a single .npy array, not an .npz archive")
-            with loaded as npz:
-                arrays = _LazyArchive(npz, source)
-                return validate_arrays(arrays, source)
-    except WeightFileError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise WeightFileError(source, f"not a readable .npz archive ({exc})") from None
+        with BoundedNpz(source) as npz:
+            return validate_arrays(_LazyArchive(npz, source), source)
+    except ArrayReadError as exc:       # the file itself (a member's problem names its key)
+        if exc.reason.startswith("not a readable .npz archive") and _is_npy(source):
+            raise WeightFileError(source, "is a single .npy array, not an .npz archive") \
+                from None
+        raise WeightFileError(source, exc.reason) from None
+    except OSError as exc:
+        raise WeightFileError(source, f"cannot be read ({exc.strerror or exc})") from None
+
+
+def _is_npy(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(6) == b"\x93NUMPY"
 
 
 class _LazyArchive(Mapping):
@@ -394,19 +399,14 @@ class _LazyArchive(Mapping):
 
     def __init__(self, npz, source):
         self._npz, self._source = npz, source
-        self._keys = list(npz.files)
+        self._keys = list(npz)
         self._cache = {}
 
     def __getitem__(self, key):
         if key not in self._cache:
             if key not in self._keys:
                 raise KeyError(key)
-            try:
-                self._cache[key] = self._npz[key]
-            except (zipfile.BadZipFile, EOFError, OSError) as exc:
-                raise WeightFileError(self._source, f"corrupt entry ({exc})",
-                                      key.split("/", 1)[0] if "/" in key else None,
-                                      key) from None
+            self._cache[key] = self._npz[key]     # ArrayReadError: validate_arrays' get
         return self._cache[key]
 
     def __contains__(self, key):

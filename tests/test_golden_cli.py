@@ -148,10 +148,10 @@ INPUT_CASES = [
     ("rank5", "shape must be [C, H, W] or [N, C, H, W], not [1, 1, 3, 5, 5]"),
     ("empty", "is empty (shape [0, 3, 5, 5])"),
     ("zero-height", "is empty (shape [3, 0, 5])"),
-    ("pickled", "not a readable .npy array"),
+    ("pickled", "cannot be read without unpickling"),
     ("text", "not a readable .npy array"),
     ("npz", "is an .npz archive, not a single .npy array"),
-    ("truncated", "not a readable .npy array"),
+    ("truncated", "not a readable .npy array (EOF: reading array header"),
 ]
 
 

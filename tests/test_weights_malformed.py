@@ -300,7 +300,7 @@ def test_single_npy(tmp_path):
 def test_single_pickled_npy(tmp_path):
     path = tmp_path / "obj.npy"
     np.save(path, np.array([{"a": 1}], dtype=object))
-    _file_error(path, r"not a readable \.npz archive")
+    _file_error(path, r"is a single \.npy array, not an \.npz archive")
 
 
 @pytest.mark.parametrize("compressed", [False, True])

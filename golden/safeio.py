@@ -1,0 +1,210 @@
+"""Bounded reading of ``.npy`` files and ``.npz`` archives: sizes checked before allocating.
+
+Every reader of the project (weight files, activation inputs, labels) goes through here, so that
+a hostile or unlucky file costs at most its documented limit, never what its header claims:
+
+* the ``.npy`` header of a file or of each archive member is parsed first
+  (:func:`numpy.lib.format.read_magic` and ``read_array_header_*``); a declared size above
+  :data:`MAX_ARRAY_BYTES` (per array) or, summed over an archive, :data:`MAX_ARCHIVE_BYTES`,
+  is refused before any allocation, naming the key, the declared shape and the limit;
+* exactly the declared number of bytes is then read, so decompressing a member stops at its
+  limit (a zip bomb is refused from its header, or read no further than its header says);
+* object arrays are refused (nothing is ever unpickled), as are archives of more than
+  :data:`MAX_MEMBERS` entries and members holding more data than their header declares.
+
+Problems raise :class:`ArrayReadError` (a ``ValueError``) with the key, when there is one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+from collections.abc import Mapping
+
+import numpy as np
+from numpy.lib import format as npy_format
+
+__all__ = ["MAX_ARCHIVE_BYTES", "MAX_ARRAY_BYTES", "MAX_MEMBERS", "ArrayReadError",
+           "BoundedNpz", "read_npy", "read_npy_header"]
+
+#: Largest array any reader allocates: 256 MiB (a 1024 x 1024-channel F(4x4,3x3) layer's
+#: ``U_float`` is 144 MiB; a 16 x 2048 x 2048 int8 input is 64 MiB).
+MAX_ARRAY_BYTES = 256 * 2**20
+#: Largest sum of the declared array sizes of one ``.npz`` archive: 1 GiB.
+MAX_ARCHIVE_BYTES = 2**30
+#: Most entries an ``.npz`` archive may hold (a layer has at most 14 keys).
+MAX_MEMBERS = 65536
+_CHUNK = 2**22
+
+
+class ArrayReadError(ValueError):
+    """A ``.npy`` file or ``.npz`` member that cannot be read safely; ``key`` names the member
+    (None for a plain ``.npy`` file)."""
+
+    def __init__(self, message: str, key: str | None = None):
+        self.key, self.reason = key, message
+        super().__init__(message)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n} bytes"
+
+
+def read_npy_header(stream, key: str | None = None,
+                    limit: int = MAX_ARRAY_BYTES) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Parse the ``.npy`` header at ``stream``'s position and check it against ``limit``.
+
+    Returns
+    -------
+    shape, fortran_order, dtype
+        As declared; ``stream`` is left at the first data byte.
+
+    Raises
+    ------
+    ArrayReadError
+        For a header that is not ``.npy``, an object dtype or a size above ``limit``.
+    """
+    try:
+        version = npy_format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = npy_format.read_array_header_1_0(stream)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = npy_format.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"unknown .npy version {version}")
+    except zipfile.BadZipFile as exc:
+        raise ArrayReadError(f"corrupt entry ({' '.join(str(exc).split())})", key) from None
+    except (ValueError, EOFError, OSError) as exc:
+        raise ArrayReadError(f"not a readable .npy array ({' '.join(str(exc).split())})",
+                             key) from None
+    if dtype.hasobject:
+        raise ArrayReadError("cannot be read without unpickling (dtype holds Python "
+                             "objects); object arrays are not allowed", key)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > limit:
+        raise ArrayReadError(f"declared shape {list(shape)} {dtype} is {_mib(nbytes)}, above "
+                             f"the limit of {_mib(limit)} per array", key)
+    return shape, fortran, dtype
+
+
+def _read_data(stream, shape, fortran: bool, dtype: np.dtype, key) -> np.ndarray:
+    """Read exactly the declared bytes (in chunks: no more is ever decompressed)."""
+    nbytes = math.prod(shape) * dtype.itemsize
+    buffer = bytearray(nbytes)
+    view, done = memoryview(buffer), 0
+    try:
+        while done < nbytes:
+            got = stream.readinto(view[done:done + _CHUNK])
+            if not got:
+                raise ArrayReadError(f"truncated: {done} of the {nbytes} data bytes its "
+                                     f"header declares", key)
+            done += got
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+        if isinstance(exc, ArrayReadError):
+            raise
+        raise ArrayReadError(f"corrupt entry ({' '.join(str(exc).split())})", key) from None
+    array = np.frombuffer(buffer, dtype=dtype)
+    if fortran:
+        return array.reshape(shape[::-1]).transpose()
+    return array.reshape(shape)
+
+
+def read_npy(path: str | os.PathLike, limit: int = MAX_ARRAY_BYTES) -> np.ndarray:
+    """Read a ``.npy`` file, its declared size checked against ``limit`` before allocating.
+
+    Raises
+    ------
+    ArrayReadError
+        Unreadable, object dtype, too large, truncated, or an ``.npz`` archive.
+    """
+    with open(path, "rb") as stream:
+        if stream.read(4) == b"PK\x03\x04":
+            raise ArrayReadError("is an .npz archive, not a single .npy array")
+        stream.seek(0)
+        shape, fortran, dtype = read_npy_header(stream, None, limit)
+        return _read_data(stream, shape, fortran, dtype, None)
+
+
+class BoundedNpz(Mapping):
+    """The arrays of an ``.npz`` archive, each read on access within the limits.
+
+    Keys are the member names without ``.npy``, as :class:`numpy.lib.npyio.NpzFile` gives
+    them. Use as a context manager (or call :meth:`close`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The archive.
+    array_limit, archive_limit : int
+        Bytes one array, and all arrays read so far together, may declare.
+
+    Raises
+    ------
+    ArrayReadError
+        From the constructor for a file that is not a zip archive or has too many members;
+        from item access for a member that cannot be read (naming its key).
+    """
+
+    def __init__(self, path: str | os.PathLike, array_limit: int = MAX_ARRAY_BYTES,
+                 archive_limit: int = MAX_ARCHIVE_BYTES):
+        self._handle = open(path, "rb")
+        try:
+            self._zip = zipfile.ZipFile(self._handle)
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+            self._handle.close()
+            raise ArrayReadError(f"not a readable .npz archive "
+                                 f"({' '.join(str(exc).split())})") from None
+        infos = self._zip.infolist()
+        if len(infos) > MAX_MEMBERS:
+            self.close()
+            raise ArrayReadError(f"holds {len(infos)} entries, more than the limit of "
+                                 f"{MAX_MEMBERS}")
+        self._members = {}
+        for info in infos:
+            name = info.filename
+            self._members.setdefault(name[:-4] if name.endswith(".npy") else name, info)
+        self._array_limit, self._archive_limit = array_limit, archive_limit
+        self._declared = 0
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        info = self._members[key]          # KeyError for an unknown key, as a Mapping does
+        if not info.filename.endswith(".npy"):
+            raise ArrayReadError("is not a .npy array (member name without .npy)", key)
+        try:
+            with self._zip.open(info) as stream:
+                shape, fortran, dtype = read_npy_header(stream, key, self._array_limit)
+                nbytes = math.prod(shape) * dtype.itemsize
+                if self._declared + nbytes > self._archive_limit:
+                    raise ArrayReadError(
+                        f"declared shape {list(shape)} {dtype} ({_mib(nbytes)}) brings the "
+                        f"archive above the limit of {_mib(self._archive_limit)} in all", key)
+                self._declared += nbytes
+                array = _read_data(stream, shape, fortran, dtype, key)
+                if stream.read(1):      # also makes zipfile check the CRC at the end
+                    raise ArrayReadError("holds more data than its header declares", key)
+        except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError,
+                RuntimeError) as exc:
+            raise ArrayReadError(f"corrupt entry ({' '.join(str(exc).split())})", key) \
+                from None
+        return array
+
+    def __iter__(self):
+        return iter(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, key) -> bool:
+        return key in self._members
+
+    def close(self) -> None:
+        """Close the archive and its file."""
+        self._zip.close()
+        self._handle.close()
+
+    def __enter__(self) -> "BoundedNpz":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
