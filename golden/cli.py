@@ -4,10 +4,14 @@ One contract for ``hw.generate``, ``golden.run``, ``sim.layer``, ``train.prune``
 ``train.import_state_dict``:
 
 * bad input prints ``<prog>: error: <one line>`` on stderr (``prog`` is the module, e.g.
-  ``sim.layer``) and exits with status 2, never with a traceback; Ctrl-C prints
-  ``<prog>: interrupted`` and exits with status 130;
+  ``sim.layer``) and exits with status 2, never with a traceback; Ctrl-C (SIGINT) prints
+  ``<prog>: interrupted`` and exits with status 130, SIGTERM likewise with status 143;
 * the summary goes to stdout, progress to stderr;
-* outputs are written atomically (a temporary file next to the target, then renamed);
+* outputs are written atomically (a temporary file next to the target, then renamed); an
+  output that names an input is refused, and a failed or interrupted run leaves no output
+  behind (neither a partial file nor an older one that would pass for its result);
+* input arrays are read within documented limits, checked from their headers
+  (:mod:`golden.safeio`);
 * the accelerator options (``--tile``, ``--array``, ``--max-channels`` ...) mean the same in
   every tool, and ``--config DESIGN.json`` reads a manifest written by ``hw.generate``.
 
@@ -21,7 +25,9 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -31,12 +37,12 @@ from .safeio import ArrayReadError, read_npy
 from .transforms import TILES, parse_tile
 from .weights import LayerWeights, WeightFileError, load_weights
 
-__all__ = ["CONFIG_OPTIONS", "CliError", "OneLineParser", "add_config_arguments",
-           "array_type", "atomic_output", "check_input_fits", "check_output_dir",
-           "check_output_path", "config_from_args", "given_config_options", "load_input",
-           "load_layer", "non_negative_int_type", "one_line", "positive_int_type", "progress",
-           "read_array", "read_config",
-           "run_main", "save_npy", "tile_type", "write_json", "write_text"]
+__all__ = ["CONFIG_OPTIONS", "CliError", "OneLineParser", "Terminated",
+           "add_config_arguments", "array_type", "atomic_output", "check_input_fits",
+           "check_output_dir", "check_output_path", "claim_output", "config_from_args",
+           "given_config_options", "load_input", "load_layer", "non_negative_int_type",
+           "one_line", "positive_int_type", "progress", "read_array", "read_config", "run_main",
+           "save_npy", "tile_type", "write_json", "write_text"]
 
 
 class CliError(ValueError):
@@ -76,26 +82,71 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so that every cleanup runs."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+# Output files of the running tool (check_output_path) and those it has written (atomic_output).
+_claimed: list[str] = []
+_written: set[str] = set()
+
+
+def claim_output(path) -> None:
+    """Make ``path`` an output of the running tool: when the run fails or is interrupted it is
+    removed (an older file there included), so that nothing there passes for this run's result.
+    :func:`check_output_path` claims the files it checks."""
+    _claimed.append(os.path.abspath(os.fspath(path)))
+
+
+def _discard_outputs(keep_written: bool) -> None:
+    for path in _claimed:
+        if keep_written and path in _written:
+            continue
+        with contextlib.suppress(OSError):
+            if os.path.islink(path) or os.path.isfile(path):
+                os.unlink(path)
+
+
 def run_main(prog: str, body: Callable[[], int | None]) -> int:
     """Run a tool's ``body`` and return its exit status.
 
-    :class:`CliError` becomes one error line and status 2, Ctrl-C one line and status 130; a
-    parser's exit (``--help``, a bad argument already reported) returns its status.
+    :class:`CliError` becomes one error line and status 2, Ctrl-C (SIGINT) one line and status
+    130, SIGTERM the same line and status 143; a parser's exit (``--help``, a bad argument
+    already reported) returns its status. On any failure the claimed outputs (see
+    :func:`claim_output`) are removed; on a non-zero status those this run did not write.
     """
+    _claimed.clear()
+    _written.clear()
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
-        status = body()
+        try:
+            status = body()
+        except BaseException:
+            _discard_outputs(keep_written=False)
+            raise
+        status = 0 if status is None else status
+        if status != 0:
+            _discard_outputs(keep_written=True)
+        return status
     except CliError as exc:
         _print_error(prog, exc)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(f"{prog}: interrupted", file=sys.stderr, flush=True)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0
         _print_error(prog, exc.code)
         return 2
-    return 0 if status is None else status
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def progress(text: str) -> None:
@@ -105,9 +156,12 @@ def progress(text: str) -> None:
 
 # -- paths -----------------------------------------------------------------------------------
 
-def check_output_path(path: str, flag: str = "--out", ext: str | None = ".npy") -> None:
+def check_output_path(path: str, flag: str = "--out", ext: str | None = ".npy",
+                      inputs=()) -> None:
     """Refuse, before any work, an output file path without ``ext`` (when given), that is a
-    directory, or whose directory does not exist (:class:`CliError` naming ``flag``)."""
+    directory, whose directory does not exist or that names one of ``inputs`` (pairs of flag
+    and path; the same file under another name or through a link counts), with a
+    :class:`CliError` naming ``flag``; then :func:`claim_output` it."""
     path = os.fspath(path)
     if ext is not None and not path.endswith(ext):
         raise CliError(f"{flag} {path}: must end in {ext}")
@@ -116,6 +170,20 @@ def check_output_path(path: str, flag: str = "--out", ext: str | None = ".npy") 
     parent = os.path.dirname(path) or "."
     if not os.path.isdir(parent):
         raise CliError(f"{flag} {path}: directory {parent} does not exist")
+    for input_flag, input_path in inputs:
+        if input_path is not None and _same_file(path, os.fspath(input_path)):
+            raise CliError(f"{flag} {path}: names the input {input_flag} {input_path}; "
+                           f"choose another output file")
+    claim_output(path)
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:         # one of them does not exist (yet)
+        return False
 
 
 def check_output_dir(path: str, flag: str = "--out") -> None:
@@ -138,7 +206,8 @@ def atomic_output(path):
     tmp = os.path.join(folder, f".{base}.{os.getpid()}.tmp{os.path.splitext(base)[1]}")
     try:
         yield tmp
-        os.replace(tmp, path)
+        os.replace(tmp, path)       # a symlink at ``path`` is replaced, never written through
+        _written.add(os.path.abspath(path))
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -272,7 +272,8 @@ def load_images(args, weights: WeightFile):
 
 def _run(argv) -> str:
     args = build_parser().parse_args(argv)
-    check_output_path(args.out)
+    check_output_path(args.out, inputs=[("--weights", args.weights), ("--input", args.input),
+                                        ("--labels", args.labels)])
     try:
         weights = load_network(args.weights)
     except WeightFileError as exc:

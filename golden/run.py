@@ -65,7 +65,8 @@ def _run(argv) -> str:
     args = build_parser().parse_args(argv)
     if args.relu and args.requant is None:
         raise CliError("--relu needs --requant MULT SHIFT")
-    check_output_path(args.out)
+    check_output_path(args.out, inputs=[("--weights", args.weights),
+                                        ("--input", args.input)])
     layer = load_layer(args.weights, args.layer)
     x = load_input(args.input)
     check_input_fits(x, layer, args.input)

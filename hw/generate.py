@@ -24,8 +24,9 @@ from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
 from golden.cli import (CliError, OneLineParser, add_config_arguments, check_output_dir,
-                        config_from_args, one_line, run_main)
+                        claim_output, config_from_args, one_line, run_main)
 from golden.config import MANIFEST_VERSION, AcceleratorConfig
+from golden.cost import MAX_BUILD_PES, MAX_BUILD_WORDS, check_buildable
 
 __all__ = ["build_manifest", "generate", "generate_verilog", "main", "make_parser", "port_list",
            "top_name"]
@@ -151,7 +152,10 @@ def generate(config: AcceleratorConfig, out_dir: str | os.PathLike) -> tuple[str
 def make_parser(prog: str = PROG) -> OneLineParser:
     """The command-line interface."""
     p = OneLineParser(prog=prog, description="Generate the sparse-Winograd accelerator's "
-                      "Verilog and JSON manifest, named after the design (see --out).")
+                      "Verilog and JSON manifest, named after the design (see --out). Designs "
+                      f"of more than {MAX_BUILD_PES} PEs or {MAX_BUILD_WORDS:,} memory words, "
+                      "or whose estimated elaboration memory exceeds what this machine has "
+                      "available, are refused before elaborating (golden.cost).")
     add_config_arguments(p)
     p.add_argument("--out", default="build", metavar="DIR",
                    help="output directory; gets <name>.v and <name>.json, <name> encoding the "
@@ -166,6 +170,12 @@ def _main(argv) -> int:
     args = make_parser().parse_args(argv)
     config = config_from_args(args)
     check_output_dir(args.out)
+    try:
+        check_buildable(config)
+    except ValueError as exc:
+        raise CliError(one_line(exc)) from None
+    for ext in (".v", ".json") + ((".core",) if args.fusesoc else ()):
+        claim_output(os.path.join(args.out, top_name(config) + ext))    # no stale set left
     try:
         written = list(generate(config, args.out))
         if args.fusesoc:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from golden.config import AcceleratorConfig
+from golden.cost import check_buildable
 from golden.cycles import CycleReport, layer_cycles, utilisation
 from golden.program import (LayerProgram, expected_output, expected_output_q, patch_words,
                             unpack_results, unpack_results_q)
@@ -31,12 +32,14 @@ from .streams import stream_run
 
 __all__ = [
     "INPUT_STREAMS",
+    "MAX_HARNESS_WORDS",
     "LayerOutcome",
     "LayerRun",
     "accelerator_depths",
     "accelerator_verilog",
     "build_accelerator",
     "check_layer",
+    "check_simulable",
     "run_layers",
 ]
 
@@ -63,6 +66,23 @@ def accelerator_depths(config: AcceleratorConfig, patch_words_needed: int = 0,
     }
 
 
+#: Most words the harness's patch or result memory may have: a simulation that needs more
+#: (a larger input, e.g. ``--input-size``) is refused before building.
+MAX_HARNESS_WORDS = 2**22
+
+
+def check_simulable(config: AcceleratorConfig, depths: dict) -> None:
+    """Refuse, before generating anything, a design that cannot be built
+    (:func:`golden.cost.check_buildable`) or harness memories above
+    :data:`MAX_HARNESS_WORDS` (ValueError naming the memory, its words and the limit)."""
+    check_buildable(config)
+    for stream in ("patches", "results"):
+        if depths[stream] > MAX_HARNESS_WORDS:
+            raise ValueError(f"the layer needs a {depths[stream]:,}-word harness {stream} "
+                             f"memory, more than the {MAX_HARNESS_WORDS:,} a simulation may "
+                             f"have; simulate a smaller input")
+
+
 @functools.cache
 def accelerator_verilog(config: AcceleratorConfig) -> str:
     """``hw.generate.generate_verilog(config)``, generated once per process."""
@@ -76,6 +96,7 @@ def build_accelerator(config: AcceleratorConfig, simulator: str = "verilator", *
     from hw.accelerator import Accelerator
     name = config.name
     depths = depths or accelerator_depths(config)
+    check_simulable(config, depths)
     harness = StreamHarness(name, Accelerator.Signature(config), depths=depths)
     key = f"accel-{name}-p{depths['patches']}-r{depths['results']}"
     return build_harnessed(key, accelerator_verilog(config), name, harness, simulator, waves)

@@ -34,9 +34,9 @@ import time
 import numpy as np
 
 from golden.cli import (CliError, OneLineParser, add_config_arguments, check_input_fits,
-                        check_output_path, config_from_args, given_config_options, load_input,
-                        load_layer, one_line, progress, read_config, run_main, save_npy,
-                        write_json)
+                        check_output_path, claim_output, config_from_args, given_config_options,
+                        load_input, load_layer, one_line, progress, read_config, run_main,
+                        save_npy, write_json)
 from golden.config import DEFAULT, AcceleratorConfig
 from golden.cycles import layer_cycles, utilisation
 from golden.run import run_layer
@@ -129,7 +129,7 @@ def file_design(weights, in_h: int, in_w: int, config: AcceleratorConfig | None 
         If the layers need several tiles, or a layer does not fit the design (naming the limit).
     """
     from golden.program import compile_layer
-    from sim.accel import accelerator_depths
+    from sim.accel import accelerator_depths, check_simulable
     if config is None:
         chosen = {design_config(layer) for layer in weights.layers}
         tiles = {c.tile for c in chosen}
@@ -148,6 +148,11 @@ def file_design(weights, in_h: int, in_w: int, config: AcceleratorConfig | None 
             raise CliError(f"{one_line(exc)} (design {config.name}, {source})") from None
     depths = accelerator_depths(config, max(p.n_tiles * p.in_channels for p in programs),
                                 max(p.n_tiles * p.out_channels for p in programs))
+    try:
+        check_simulable(config, depths)
+    except ValueError as exc:
+        raise CliError(f"{one_line(exc)} (design {config.name}, {source}, input "
+                       f"{in_h}x{in_w})") from None
     return config, depths, source
 
 
@@ -159,9 +164,12 @@ def describe(config: AcceleratorConfig) -> str:
 
 
 def _check_paths(args):
-    check_output_path(args.out, "--out", ".npy")
+    inputs = [("--weights", args.weights), ("--input", args.input), ("--config", args.config)]
+    check_output_path(args.out, "--out", ".npy", inputs)
     if args.report is not None:
-        check_output_path(args.report, "--report", ".json")
+        check_output_path(args.report, "--report", ".json", inputs)
+    if args.waves:
+        claim_output(os.path.splitext(args.out)[0] + ".fst")
 
 
 def _progress(step: int, total: int, text: str) -> None:
@@ -202,19 +210,25 @@ def _run(argv) -> tuple[int, str]:
         program = compile_layer(config, layer, h, w, requant=requant)
     except ValueError as exc:
         raise CliError(f"{one_line(exc)} (design {config.name}, {source})") from None
+    from sim.accel import (LayerRun, accelerator_depths, build_accelerator, check_simulable,
+                           run_layers)
+    depths = accelerator_depths(config, program.n_tiles * program.in_channels,
+                                program.n_tiles * program.out_channels)
+    try:
+        check_simulable(config, depths)
+    except ValueError as exc:
+        raise CliError(f"{one_line(exc)} (design {config.name}, {source}, input "
+                       f"{list(x.shape)})") from None
     try:
         golden = run_layer(layer, x, args.requant, args.relu)
     except ValueError as exc:
         raise CliError(f"--requant {' '.join(map(str, args.requant))}: {one_line(exc)}") \
             from None
 
-    from sim.accel import LayerRun, accelerator_depths, build_accelerator, run_layers
     images = x if x.ndim == 4 else x[None]
     model = layer_cycles(program)
     steps = 4
     _progress(1, steps, f"design {describe(config)}, {source}; generating Verilog")
-    depths = accelerator_depths(config, program.n_tiles * program.in_channels,
-                                program.n_tiles * program.out_channels)
     _progress(2, steps, f"building with {args.simulator} (reused when cached; a new "
                         f"Verilator build takes minutes)")
     from sim.runner import SimulationError

@@ -165,7 +165,8 @@ def _main(argv) -> int:
         pad_default, pads = parse_layer_values("--padding", args.padding, int, 1)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    check_output_path(args.out, "--out", ".npz")
+    check_output_path(args.out, "--out", ".npz", [("state_dict", args.state_dict),
+                                                  ("--calibration", args.calibration)])
     source = args.state_dict
     classes = None if args.classes is None else [c.strip() for c in args.classes.split(",")]
     try:

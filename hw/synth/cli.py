@@ -178,9 +178,17 @@ def _design(args: argparse.Namespace) -> tuple[AcceleratorConfig, str | None]:
     return read_config(args.config), args.config
 
 
+def _buildable(config: AcceleratorConfig) -> None:
+    try:
+        check_buildable(config)
+    except ValueError as exc:
+        raise CliError(one_line(exc)) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     config, design_file = _design(args)
     check_output_dir(args.out)
+    _buildable(config)
     if not args.quiet:
         progress(f"design {config.name} "
                  f"({'from ' + design_file if design_file else 'from the options'})")
@@ -206,6 +214,8 @@ def _sweep(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(one_line(exc)) from None
     check_output_dir(args.out)
+    for config in configs:
+        _buildable(config)
     try:
         rows = run_sweep(configs, args.target, args.out, pnr=args.pnr, sparsity=args.sparsity,
                          plot=args.plot)
