@@ -62,7 +62,8 @@ class BuildCost:
 
     def __str__(self) -> str:
         return (f"{self.pes} PEs, {self.memory_words:,} memory words "
-                f"({self.memory_bits / 8e6:,.1f} MB), estimated {self.elaboration_bytes / 1e9:,.1f} GB and "
+                f"({self.memory_bits / 8e6:,.1f} MB), estimated "
+                f"{self.elaboration_bytes / 1e9:,.1f} GB and "
                 f"{_duration(self.elaboration_seconds)} to elaborate, "
                 f"{self.verilog_bytes / 1e6:,.0f} MB of Verilog")
 

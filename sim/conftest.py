@@ -7,9 +7,11 @@ Options::
     --input-size HxW                input size for --weights (default 16x16)
     --config DESIGN.json            with --weights: run exactly this design (a manifest written
                                     by hw.generate); default: one chosen for the file
+    --build-dir DIR                 simulator build cache (default: $SIM_BUILD_DIR, else
+                                    ~/.cache/sparse-winograd/sim_build)
 
 Every design is built once per configuration and simulator (``sim.runner`` caches builds
-under ``sim_build/``; :func:`sim.testing.design_cache` also keeps them per run).
+under :func:`sim.runner.build_root`; :func:`sim.testing.design_cache` also keeps them per run).
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ def pytest_addoption(parser):
                     help="with --weights: run exactly this design, a manifest written by "
                          "hw.generate (default: a design chosen for the file, named in the "
                          "session header)")
+    group.addoption("--build-dir", default=None, metavar="DIR",
+                    help="simulator build cache (default: $SIM_BUILD_DIR, else "
+                         "$XDG_CACHE_HOME/sparse-winograd/sim_build, XDG_CACHE_HOME "
+                         "defaulting to ~/.cache)")
 
 
 def _selected(config) -> list[str]:
@@ -45,6 +51,9 @@ def _selected(config) -> list[str]:
 
 def pytest_configure(config):
     _selected(config)
+    if config.getoption("--build-dir") is not None:
+        from sim.runner import set_build_root
+        set_build_root(config.getoption("--build-dir"))
     input_size(config)
     if config.getoption("--weights") is not None:
         weight_file_design(config)              # a bad file or design stops the session here

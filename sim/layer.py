@@ -34,9 +34,9 @@ import time
 import numpy as np
 
 from golden.cli import (CliError, OneLineParser, add_config_arguments, check_input_fits,
-                        check_output_path, claim_output, config_from_args, given_config_options,
-                        load_input, load_layer, one_line, progress, read_config, run_main,
-                        save_npy, write_json)
+                        check_output_dir, check_output_path, claim_output, config_from_args,
+                        given_config_options, load_input, load_layer, one_line, progress,
+                        read_config, run_main, save_npy, write_json)
 from golden.config import DEFAULT, AcceleratorConfig
 from golden.cycles import layer_cycles, utilisation
 from golden.run import run_layer
@@ -78,6 +78,10 @@ def build_parser() -> OneLineParser:
                    help="simulate the requant stage and output int8 (as golden.run)")
     p.add_argument("--relu", action="store_true", help="ReLU after requantising")
     p.add_argument("--waves", action="store_true", help="write an FST waveform next to --out")
+    p.add_argument("--build-dir", default=None, metavar="DIR",
+                   help="simulator build cache (default: $SIM_BUILD_DIR, else "
+                        "$XDG_CACHE_HOME/sparse-winograd/sim_build, XDG_CACHE_HOME defaulting "
+                        "to ~/.cache)")
     add_config_arguments(p, DESIGN_OPTIONS, chosen="as the design chosen without --config")
     return p
 
@@ -197,6 +201,10 @@ def _run(argv) -> tuple[int, str]:
         raise CliError(f"--simulator {args.simulator}: {info.reason}")
     if args.waves and waves_problem(args.simulator):
         raise CliError(f"--waves: {waves_problem(args.simulator)}")
+    if args.build_dir is not None:
+        check_output_dir(args.build_dir, "--build-dir")
+        from sim.runner import set_build_root
+        set_build_root(args.build_dir)
     layer = load_layer(args.weights, args.layer)
     x = load_input(args.input)
     check_input_fits(x, layer, args.input)

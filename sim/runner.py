@@ -1,9 +1,12 @@
 """Build a harnessed design once per configuration and run bench jobs on it through cocotb.
 
 A build directory is keyed by the simulator, a readable design key and a hash of every Verilog
-text and build option, under ``sim_build/`` at the repository root. A second request for the
-same design reuses the compiled model (a Verilator build costs a minute or more on two cores);
-a lock file serialises concurrent builders of one directory (pytest-xdist).
+text and build option, under :func:`build_root` (a per-user cache folder,
+``~/.cache/sparse-winograd/sim_build`` by default; ``$SIM_BUILD_DIR`` or ``--build-dir`` move
+it). A second request for the same design reuses the compiled model (a Verilator build costs a
+minute or more on two cores); a lock file serialises concurrent builders of one directory
+(pytest-xdist). The stamp file is written last, so a build that fails or is interrupted is
+redone from scratch by the next request.
 
 A *job* (JSON) lists runs for :mod:`sim.bench`, the cocotb test module; the bench writes a
 result JSON that :func:`run_job` returns. Comparisons with golden happen in the caller, so a
@@ -31,8 +34,9 @@ from cocotb_tools.runner import Verilator, get_runner
 from .harness import RAM_SOURCE, StreamHarness
 from .tools import TIMESCALE, find_simulator, simulator_build_args, simulator_build_env
 
-__all__ = ["BuiltDesign", "REPO_ROOT", "SimulationError", "build_harnessed", "build_plain",
-           "build_root", "run_bench", "run_job"]
+__all__ = ["BUILD_DIR_ENV", "BuiltDesign", "REPO_ROOT", "SimulationError", "build_harnessed",
+           "build_plain", "build_root", "default_build_root", "run_bench", "run_job",
+           "set_build_root"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HARNESS_TOP = "stream_harness"
@@ -103,9 +107,33 @@ class BuiltDesign:
     build_seconds: float
 
 
+#: The environment variable that moves the build cache (``--build-dir`` of the tools wins).
+BUILD_DIR_ENV = "SIM_BUILD_DIR"
+_build_root_override: Path | None = None
+
+
+def default_build_root() -> Path:
+    """The per-user cache folder of the builds: ``$XDG_CACHE_HOME/sparse-winograd/sim_build``,
+    ``$XDG_CACHE_HOME`` defaulting to ``~/.cache`` (XDG base directories)."""
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(cache):        # unset, empty or relative: ignored, as XDG says
+        cache = os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "sparse-winograd" / "sim_build"
+
+
+def set_build_root(path: str | os.PathLike | None) -> None:
+    """Use ``path`` as the build root from now on in this process (None: back to the
+    environment); the tools' ``--build-dir`` option calls it."""
+    global _build_root_override
+    _build_root_override = None if path is None else Path(path)
+
+
 def build_root() -> Path:
-    """Root of all build directories (``$SIM_BUILD_DIR`` or ``<repo>/sim_build``)."""
-    return Path(os.environ.get("SIM_BUILD_DIR", REPO_ROOT / "sim_build")).resolve()
+    """Root of all build directories: :func:`set_build_root`'s, else ``$SIM_BUILD_DIR``, else
+    :func:`default_build_root` (never the source checkout)."""
+    if _build_root_override is not None:
+        return _build_root_override.resolve()
+    return Path(os.environ.get(BUILD_DIR_ENV) or default_build_root()).resolve()
 
 
 def _ensure_importable():
