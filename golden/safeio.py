@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import zipfile
+import zlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -36,6 +37,9 @@ MAX_ARCHIVE_BYTES = 2**30
 #: Most entries an ``.npz`` archive may hold (a layer has at most 14 keys).
 MAX_MEMBERS = 65536
 _CHUNK = 2**22
+# What zipfile raises for a damaged member: bad CRC or headers, a broken deflate stream, an
+# unknown compression method, encryption.
+_CORRUPT = (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
 
 
 class ArrayReadError(ValueError):
@@ -73,7 +77,7 @@ def read_npy_header(stream, key: str | None = None,
             shape, fortran, dtype = npy_format.read_array_header_2_0(stream)
         else:
             raise ValueError(f"unknown .npy version {version}")
-    except zipfile.BadZipFile as exc:
+    except _CORRUPT as exc:
         raise ArrayReadError(f"corrupt entry ({' '.join(str(exc).split())})", key) from None
     except (ValueError, EOFError, OSError) as exc:
         raise ArrayReadError(f"not a readable .npy array ({' '.join(str(exc).split())})",
@@ -81,7 +85,10 @@ def read_npy_header(stream, key: str | None = None,
     if dtype.hasobject:
         raise ArrayReadError("cannot be read without unpickling (dtype holds Python "
                              "objects); object arrays are not allowed", key)
-    nbytes = math.prod(shape) * dtype.itemsize
+    if dtype.itemsize == 0:
+        raise ArrayReadError(f"dtype {dtype} has no size", key)
+    # Zero dimensions count as one: an empty array may not declare absurd other dimensions.
+    nbytes = math.prod(max(d, 1) for d in shape) * dtype.itemsize
     if nbytes > limit:
         raise ArrayReadError(f"declared shape {list(shape)} {dtype} is {_mib(nbytes)}, above "
                              f"the limit of {_mib(limit)} per array", key)
@@ -100,14 +107,16 @@ def _read_data(stream, shape, fortran: bool, dtype: np.dtype, key) -> np.ndarray
                 raise ArrayReadError(f"truncated: {done} of the {nbytes} data bytes its "
                                      f"header declares", key)
             done += got
-    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+    except (OSError, EOFError, ValueError, *_CORRUPT) as exc:
         if isinstance(exc, ArrayReadError):
             raise
         raise ArrayReadError(f"corrupt entry ({' '.join(str(exc).split())})", key) from None
-    array = np.frombuffer(buffer, dtype=dtype)
-    if fortran:
-        return array.reshape(shape[::-1]).transpose()
-    return array.reshape(shape)
+    try:
+        array = np.frombuffer(buffer, dtype=dtype)
+        return array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape)
+    except ValueError as exc:
+        raise ArrayReadError(f"not a readable .npy array ({' '.join(str(exc).split())})",
+                             key) from None
 
 
 def read_npy(path: str | os.PathLike, limit: int = MAX_ARRAY_BYTES) -> np.ndarray:
@@ -151,7 +160,7 @@ class BoundedNpz(Mapping):
         self._handle = open(path, "rb")
         try:
             self._zip = zipfile.ZipFile(self._handle)
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        except (EOFError, OSError, ValueError, *_CORRUPT) as exc:
             self._handle.close()
             raise ArrayReadError(f"not a readable .npz archive "
                                  f"({' '.join(str(exc).split())})") from None
@@ -183,8 +192,7 @@ class BoundedNpz(Mapping):
                 array = _read_data(stream, shape, fortran, dtype, key)
                 if stream.read(1):      # also makes zipfile check the CRC at the end
                     raise ArrayReadError("holds more data than its header declares", key)
-        except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError,
-                RuntimeError) as exc:
+        except (EOFError, OSError, *_CORRUPT) as exc:
             raise ArrayReadError(f"corrupt entry ({' '.join(str(exc).split())})", key) \
                 from None
         return array
