@@ -27,7 +27,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 __all__ = ["MAX_ARCHIVE_BYTES", "MAX_ARRAY_BYTES", "MAX_MEMBERS", "ArrayReadError",
-           "BoundedNpz", "read_npy", "read_npy_header"]
+           "BoundedNpz", "check_torch_file", "read_npy", "read_npy_header"]
 
 #: Largest array any reader allocates: 256 MiB (a 1024 x 1024-channel F(4x4,3x3) layer's
 #: ``U_float`` is 144 MiB; a 16 x 2048 x 2048 int8 input is 64 MiB).
@@ -133,6 +133,41 @@ def read_npy(path: str | os.PathLike, limit: int = MAX_ARRAY_BYTES) -> np.ndarra
         stream.seek(0)
         shape, fortran, dtype = read_npy_header(stream, None, limit)
         return _read_data(stream, shape, fortran, dtype, None)
+
+
+def check_torch_file(path: str | os.PathLike, limit: int = MAX_ARCHIVE_BYTES) -> None:
+    """Refuse, before ``torch.load``, a ``torch.save`` file that would unpack to more than
+    ``limit`` bytes: in the zip format the records' declared sizes together, and any compressed
+    record (torch stores them uncompressed: a compressed one could be a bomb); in the legacy
+    format the file's size.
+
+    Raises
+    ------
+    ArrayReadError
+        Naming the record, its size and the limit.
+    """
+    size = os.path.getsize(path)
+    if not zipfile.is_zipfile(path):
+        if size > limit:
+            raise ArrayReadError(f"is {_mib(size)}, above the limit of {_mib(limit)}")
+        return
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (EOFError, OSError, ValueError, *_CORRUPT) as exc:
+        raise ArrayReadError(f"not a readable torch.save archive "
+                             f"({' '.join(str(exc).split())})") from None
+    if len(infos) > MAX_MEMBERS:
+        raise ArrayReadError(f"holds {len(infos)} records, more than the limit of {MAX_MEMBERS}")
+    total = 0
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+            raise ArrayReadError("is compressed (torch.save stores records uncompressed)",
+                                 info.filename)
+        total += info.file_size
+        if total > limit:
+            raise ArrayReadError(f"brings the records above the limit of {_mib(limit)} in all",
+                                 info.filename)
 
 
 class BoundedNpz(Mapping):

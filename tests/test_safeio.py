@@ -112,3 +112,33 @@ def test_object_arrays_and_non_npy_members(tmp_path):
     (tmp_path / "z.npy").write_bytes(b"PK\x03\x04" + bytes(40))
     with pytest.raises(ArrayReadError, match=r"is an \.npz archive"):
         read_npy(tmp_path / "z.npy")
+
+
+def test_torch_files_checked_from_the_zip_directory(tmp_path):
+    torch = pytest.importorskip("torch")
+    from golden.safeio import check_torch_file
+    torch.save({"conv.weight": torch.zeros(4, 3, 3, 3)}, tmp_path / "ok.pt")
+    check_torch_file(tmp_path / "ok.pt")
+    with pytest.raises(ArrayReadError, match=r"above the limit of 100 bytes in all"):
+        check_torch_file(tmp_path / "ok.pt", limit=100)
+    members = {"archive/data.pkl": b"\x80\x02}q\x00.", "archive/data/0": bytes(2**20)}
+    write_zip(tmp_path / "bomb.pt", members, compress=True)
+    with pytest.raises(ArrayReadError, match=r"is compressed") as info:
+        check_torch_file(tmp_path / "bomb.pt")
+    assert info.value.key == "archive/data.pkl"
+    (tmp_path / "legacy.pt").write_bytes(bytes(1000))
+    with pytest.raises(ArrayReadError, match=r"is 1000 bytes, above the limit of 999 bytes"):
+        check_torch_file(tmp_path / "legacy.pt", limit=999)
+
+
+def test_import_state_dict_refuses_a_compressed_record(tmp_path):
+    pytest.importorskip("torch")
+    from hostile import assert_refused, run_capped
+    members = {"archive/data.pkl": b"\x80\x02}q\x00.", "archive/data/0": bytes(2**24)}
+    path = write_zip(tmp_path / "bomb.pt", members, compress=True)
+    result = run_capped("train.import_state_dict", path, "--tile", "4x4", "--out",
+                        tmp_path / "w.npz",
+                        timeout=120)
+    assert_refused(result, "train.import_state_dict",
+                   f"{path}: record archive/data.pkl: is compressed")
+    assert not (tmp_path / "w.npz").exists()

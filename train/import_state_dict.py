@@ -27,6 +27,7 @@ import os
 import sys
 
 from golden.cli import CliError, OneLineParser, check_output_path, run_main, tile_type
+from golden.safeio import ArrayReadError, check_torch_file
 
 __all__ = ["build_model", "main", "parse_layer_values"]
 
@@ -101,6 +102,11 @@ def build_model(spec: str):
 def _load_state(torch, source: str) -> dict:
     if not os.path.isfile(source):
         raise CliError(f"{source}: no such file")
+    try:
+        check_torch_file(source)        # sizes from the zip directory, before torch.load
+    except ArrayReadError as exc:
+        where = f"record {exc.key}: " if exc.key else ""
+        raise CliError(f"{source}: {where}{exc.reason}") from None
     try:
         state = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files; report them all on one line
