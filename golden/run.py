@@ -18,13 +18,13 @@ import time
 
 import numpy as np
 
-from .cli import (CliError, OneLineParser, check_input_fits, check_output_path, load_input,
-                  load_layer, one_line, run_main, save_npy)
-from .conv import winograd_conv2d_int
+from .banded import layer_output, save_layer_output
+from .cli import (CliError, OneLineParser, atomic_output, check_input_fits, check_output_path,
+                  load_input, load_layer, one_line, run_main)
 from .quant import requantize
 from .weights import LayerWeights
 
-__all__ = ["build_parser", "main", "run_layer"]
+__all__ = ["build_parser", "main", "run_layer", "save_layer"]
 
 PROG = "golden.run"
 
@@ -51,14 +51,35 @@ def build_parser() -> OneLineParser:
     return parser
 
 
+def _requant(requant, relu):
+    if requant is None:
+        return None
+    requantize(np.zeros(1, np.int64), requant[0], requant[1])   # ValueError: out of range
+    return (requant[0], requant[1], relu)
+
+
 def run_layer(layer: LayerWeights, x: np.ndarray, requant: tuple[int, int] | None = None,
               relu: bool = False) -> np.ndarray:
-    """The layer's integer output for ``x`` (raw int64, or int8 with ``requant``)."""
-    y = winograd_conv2d_int(x, layer.U, layer.AT, layer.BT, layer.padding,
-                            layer.bias_or_zeros, r=layer.r, tap_shift=layer.tap_shift)
-    if requant is not None:
-        y = requantize(y, requant[0], requant[1], relu=relu)
-    return y
+    """The layer's integer output for ``x`` (raw int64, or int8 with ``requant``): equal to
+    :func:`golden.conv.winograd_conv2d_int` then :func:`golden.quant.requantize`, computed in
+    bands of bounded memory (:mod:`golden.banded`)."""
+    return layer_output(x, layer.U, layer.AT, layer.BT, layer.padding, layer.bias_or_zeros,
+                        r=layer.r, requant=_requant(requant, relu), tap_shift=layer.tap_shift)
+
+
+def save_layer(path: str, layer: LayerWeights, x: np.ndarray,
+               requant: tuple[int, int] | None = None, relu: bool = False,
+               flag: str = "--out") -> tuple[tuple[int, ...], np.dtype]:
+    """Write :func:`run_layer`'s output to the ``.npy`` file ``path`` atomically, band by band
+    (never holding it whole); returns its shape and dtype. CliError naming ``flag``."""
+    requant = _requant(requant, relu)
+    try:
+        with atomic_output(path) as tmp:
+            return save_layer_output(tmp, x, layer.U, layer.AT, layer.BT, layer.padding,
+                                     layer.bias_or_zeros, r=layer.r, requant=requant,
+                                     tap_shift=layer.tap_shift)
+    except OSError as exc:
+        raise CliError(f"{flag} {path}: cannot write ({exc.strerror or exc})") from None
 
 
 def _run(argv) -> str:
@@ -71,20 +92,20 @@ def _run(argv) -> str:
     x = load_input(args.input)
     check_input_fits(x, layer, args.input)
 
-    start = time.perf_counter()
     try:
-        y = run_layer(layer, x, args.requant, args.relu)
+        _requant(args.requant, args.relu)
     except ValueError as exc:         # requantisation parameters out of range
         raise CliError(f"--requant {' '.join(map(str, args.requant))}: {one_line(exc)}") \
             from None
+    start = time.perf_counter()
+    shape, dtype = save_layer(args.out, layer, x, args.requant, args.relu)
     elapsed = time.perf_counter() - start
-    save_npy(args.out, y)
 
     a = layer.alpha
     post = ""
     if args.requant is not None:
         post = f", requant {args.requant[0]}>>{args.requant[1]}{' relu' if args.relu else ''}"
-    return (f"{layer.name}: x {list(x.shape)} int8 -> y {list(y.shape)} {y.dtype}, tile {a}x{a} "
+    return (f"{layer.name}: x {list(x.shape)} int8 -> y {list(shape)} {dtype}, tile {a}x{a} "
             f"F({layer.m}x{layer.m},{layer.r}x{layer.r}), padding {layer.padding}, "
             f"sparsity {layer.sparsity:.1%}{post}, {elapsed * 1e3:.1f} ms -> {args.out}")
 
