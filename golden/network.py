@@ -24,6 +24,7 @@ exit status 2.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -270,6 +271,22 @@ def load_images(args, weights: WeightFile):
     return x, y, where
 
 
+#: Working memory the command line allows one chunk of images (the network runs chunk by chunk,
+#: so that its memory grows with the images of a chunk, not with N).
+CHUNK_BUDGET = 64 * 2**20
+
+
+def _logits_in_chunks(weights: WeightFile, x: np.ndarray) -> np.ndarray:
+    if x.ndim != 4:
+        return run_network(weights, x, trace=False)[0]
+    shapes = [weights.network.input_shape, *(weights.network.shapes or [])]
+    # int64 raw outputs and the Winograd intermediates: about 64 bytes per activation.
+    per_image = 64 * max(math.prod(s) for s in shapes)
+    chunk = max(1, CHUNK_BUDGET // per_image)
+    return np.concatenate([run_network(weights, x[i:i + chunk], trace=False)[0]
+                           for i in range(0, len(x), chunk)])
+
+
 def _run(argv) -> str:
     args = build_parser().parse_args(argv)
     check_output_path(args.out, inputs=[("--weights", args.weights), ("--input", args.input),
@@ -280,7 +297,7 @@ def _run(argv) -> str:
         raise CliError(f"weights {one_line(exc)}") from None
     x, y, where = load_images(args, weights)
     try:
-        logits, _ = run_network(weights, x, trace=False)
+        logits = _logits_in_chunks(weights, x)
     except ValueError as exc:           # raw outputs beyond what requantisation allows
         raise CliError(f"{args.weights}: {one_line(exc)}") from None
     save_npy(args.out, logits)

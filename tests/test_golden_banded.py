@@ -62,3 +62,21 @@ def test_memory_is_bounded_by_the_band_not_the_image():
     whole = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert whole > bound            # the whole-image model would not pass
+
+
+def test_network_cli_runs_images_in_chunks(monkeypatch):
+    """golden.network's logits for N images are those of one batch, computed a chunk at a time
+    (working memory grows with the chunk, not with N)."""
+    from golden import network
+    from golden.config import DEFAULT
+    from golden.synthetic import synthetic_network
+    weights = synthetic_network(DEFAULT, (3, 9, 7), (6, 5), (0,), classes=4, seed=3)
+    x = np.random.default_rng(2).integers(-128, 128, (5, 3, 9, 7)).astype(np.int8)
+    whole, _ = network.run_network(weights, x, trace=False)
+    calls = []
+    real = network.run_network
+    monkeypatch.setattr(network, "run_network",
+                        lambda w, xs, trace: calls.append(len(xs)) or real(w, xs, trace))
+    monkeypatch.setattr(network, "CHUNK_BUDGET", 64 * 6 * 9 * 7 * 2)     # conv0: [6, 9, 7]
+    assert np.array_equal(network._logits_in_chunks(weights, x), whole)
+    assert calls == [2, 2, 1]
