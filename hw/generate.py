@@ -170,12 +170,12 @@ def _main(argv) -> int:
     args = make_parser().parse_args(argv)
     config = config_from_args(args)
     check_output_dir(args.out)
+    for ext in (".v", ".json") + ((".core",) if args.fusesoc else ()):
+        claim_output(os.path.join(args.out, top_name(config) + ext))    # no stale set left
     try:
         check_buildable(config)
     except ValueError as exc:
         raise CliError(one_line(exc)) from None
-    for ext in (".v", ".json") + ((".core",) if args.fusesoc else ()):
-        claim_output(os.path.join(args.out, top_name(config) + ext))    # no stale set left
     try:
         written = list(generate(config, args.out))
         if args.fusesoc:

@@ -161,3 +161,12 @@ def test_sigterm_during_generate(tmp_path):
     stdout, stderr = proc.communicate(timeout=20)
     assert (proc.returncode, stdout, stderr) == (143, "", "hw.generate: interrupted\n")
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_synth_refuses_designs_it_cannot_build(tmp_path):
+    out = tmp_path / "synth"
+    (out).mkdir()
+    (out / "report.json").write_text("{}")          # an older run's report
+    result = _timed("hw.synth", "run", "--array", "64x64", "--out", out)
+    assert_refused(result, "hw.synth", "4096 PEs, more than the 256 that can be built")
+    assert list(out.iterdir()) == []

@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 
 from golden.cli import (CliError, OneLineParser, add_config_arguments, check_output_dir,
-                        config_from_args, given_config_options, one_line, progress,
+                        claim_output, config_from_args, given_config_options, one_line, progress,
                         read_config, run_main)
 from golden.config import AcceleratorConfig, parse_array
+from golden.cost import check_buildable
 from golden.transforms import TILES, parse_tile
 from hw.boards import BOARDS
 from hw.units import UNITS
@@ -188,6 +189,8 @@ def _buildable(config: AcceleratorConfig) -> None:
 def _run(args: argparse.Namespace) -> int:
     config, design_file = _design(args)
     check_output_dir(args.out)
+    for name in ("report.json", "report.md"):   # removed if the run fails: no stale report
+        claim_output(Path(args.out) / name)
     _buildable(config)
     if not args.quiet:
         progress(f"design {config.name} "
@@ -214,6 +217,8 @@ def _sweep(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(one_line(exc)) from None
     check_output_dir(args.out)
+    for name in ("sweep.json", "sweep.md"):
+        claim_output(Path(args.out) / name)
     for config in configs:
         _buildable(config)
     try:
