@@ -29,6 +29,7 @@ from golden.network import accuracy, add_image_arguments, load_images, load_netw
 from golden.report import NetworkFigures, write_report
 from golden.weights import WeightFileError
 
+from .accel import check_simulable
 from .netrun import network_design, plan_network, run_network_rtl
 
 __all__ = ["build_parser", "main"]
@@ -86,7 +87,8 @@ def _run(argv) -> int:
         raise CliError(f"--jobs must be a positive integer, not {args.jobs}")
     if args.fmax is not None and not args.fmax > 0:
         raise CliError(f"--fmax must be a positive number of MHz, not {args.fmax}")
-    check_output_path(args.out)
+    check_output_path(args.out, inputs=[("--weights", args.weights), ("--input", args.input),
+                                        ("--labels", args.labels), ("--config", args.config)])
     check_output_dir(args.report, "--report")
     try:
         weights = load_network(args.weights)
@@ -106,6 +108,7 @@ def _run(argv) -> int:
         source = "chosen for the network (--config DESIGN.json to give one)"
     try:
         plan = plan_network(weights, config)
+        check_simulable(config, plan.depths)        # before generating or building anything
     except ValueError as exc:
         raise CliError(f"{args.weights}: {exc} (design {config.name})") from None
     passes = sum(len(p) for p in plan.programs.values())
