@@ -19,7 +19,7 @@ from __future__ import annotations
 import pytest
 
 from sim.testing import input_size, weight_file, weight_file_design, weight_reports
-from sim.tools import SIMULATORS, find_simulator
+from sim.tools import BUILD_DIR_HELP, SIMULATORS, find_simulator
 
 
 def pytest_addoption(parser):
@@ -34,10 +34,7 @@ def pytest_addoption(parser):
                     help="with --weights: run exactly this design, a manifest written by "
                          "hw.generate (default: a design chosen for the file, named in the "
                          "session header)")
-    group.addoption("--build-dir", default=None, metavar="DIR",
-                    help="simulator build cache (default: $SIM_BUILD_DIR, else "
-                         "$XDG_CACHE_HOME/sparse-winograd/sim_build, XDG_CACHE_HOME "
-                         "defaulting to ~/.cache)")
+    group.addoption("--build-dir", default=None, metavar="DIR", help=BUILD_DIR_HELP)
 
 
 def _selected(config) -> list[str]:

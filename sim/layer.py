@@ -41,6 +41,7 @@ from golden.config import DEFAULT, AcceleratorConfig
 from golden.cycles import layer_cycles, utilisation
 from golden.run import run_layer
 from golden.transforms import TILES
+from sim.tools import BUILD_DIR_HELP
 
 __all__ = ["DESIGN_OPTIONS", "build_parser", "describe", "design_config", "file_design",
            "main"]
@@ -78,10 +79,7 @@ def build_parser() -> OneLineParser:
                    help="simulate the requant stage and output int8 (as golden.run)")
     p.add_argument("--relu", action="store_true", help="ReLU after requantising")
     p.add_argument("--waves", action="store_true", help="write an FST waveform next to --out")
-    p.add_argument("--build-dir", default=None, metavar="DIR",
-                   help="simulator build cache (default: $SIM_BUILD_DIR, else "
-                        "$XDG_CACHE_HOME/sparse-winograd/sim_build, XDG_CACHE_HOME defaulting "
-                        "to ~/.cache)")
+    p.add_argument("--build-dir", default=None, metavar="DIR", help=BUILD_DIR_HELP)
     add_config_arguments(p, DESIGN_OPTIONS, chosen="as the design chosen without --config")
     return p
 

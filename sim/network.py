@@ -31,6 +31,8 @@ from golden.weights import WeightFileError
 
 from .accel import check_simulable
 from .netrun import network_design, plan_network, run_network_rtl
+from .runner import set_build_root
+from .tools import BUILD_DIR_HELP
 
 __all__ = ["build_parser", "main"]
 
@@ -62,6 +64,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--report", required=True, metavar="DIR",
                    help="report directory (created): report.json, layers.csv, report.md, "
                         "cycles.png, skipped_macs.png; required")
+    p.add_argument("--build-dir", default=None, metavar="DIR", help=BUILD_DIR_HELP)
     return p
 
 
@@ -90,6 +93,9 @@ def _run(argv) -> int:
     check_output_path(args.out, inputs=[("--weights", args.weights), ("--input", args.input),
                                         ("--labels", args.labels), ("--config", args.config)])
     check_output_dir(args.report, "--report")
+    if args.build_dir is not None:
+        check_output_dir(args.build_dir, "--build-dir")
+        set_build_root(args.build_dir)
     try:
         weights = load_network(args.weights)
     except WeightFileError as exc:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "BUILD_DIR_HELP",
     "SIMULATORS",
     "TIMESCALE",
     "VERILATOR_WAIVERS",
@@ -26,6 +27,11 @@ __all__ = [
     "simulator_build_env",
     "waves_problem",
 ]
+
+#: Help of the ``--build-dir`` option of the simulating tools (``sim.runner.set_build_root``).
+BUILD_DIR_HELP = ("simulator build cache (default: $SIM_BUILD_DIR, else "
+                  "$XDG_CACHE_HOME/sparse-winograd/sim_build, XDG_CACHE_HOME defaulting to "
+                  "~/.cache)")
 
 #: Simulators the benches support, in order of preference.
 SIMULATORS = ("verilator", "icarus")

@@ -82,3 +82,15 @@ def test_pytest_sim_refuses_an_input_size_the_harness_cannot_hold(tmp_path):
     (line,) = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert line.startswith(f"ERROR: --weights {weights}: the layer needs a ")
     assert "harness patches memory, more than the 4,194,304" in line
+
+
+def test_build_dir_option_of_sim_layer(clean_env, capsys):
+    from sim import layer
+    weights = write_zip(clean_env / "w.npz", weight_members(k=2, c=3))
+    (clean_env / "file").write_text("")
+    args = ["--weights", str(weights), "--layer", "conv1", "--input", str(clean_env / "no.npy"),
+            "--out", str(clean_env / "y.npy")]
+    assert layer.main([*args, "--build-dir", str(clean_env / "file" / "sub")]) == 2
+    assert "--build-dir" in capsys.readouterr().err
+    assert layer.main([*args, "--build-dir", str(clean_env / "cache")]) == 2   # no input
+    assert runner.build_root() == clean_env / "cache"
