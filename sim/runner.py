@@ -174,6 +174,14 @@ def _build(key: str, texts: dict, top: str, simulator: str, waves: bool,
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stamp.exists():
             return build_dir, 0.0
+        # No stamp: a build that failed or was interrupted; start again from nothing (make
+        # would trust a half-written object file that is newer than its source).
+        for leftover in build_dir.iterdir():
+            if leftover.name != "build.lock":
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink()
         src = build_dir / "src"
         src.mkdir(exist_ok=True)
         files = []

@@ -63,7 +63,9 @@ def test_interrupted_build_is_redone(clean_env, monkeypatch):
         runner._build("demo", texts, "top", "icarus", False, "")
     (build_dir,) = (clean_env / "cache" / "icarus").iterdir()
     assert not (build_dir / "build.stamp").exists()
+    (build_dir / "stale.o").write_text("half-written")
     again, seconds = runner._build("demo", texts, "top", "icarus", False, "")
+    assert not (build_dir / "stale.o").exists()
     assert again == build_dir and _FlakyRunner.builds == 2
     assert (build_dir / "build.stamp").exists()
     assert runner._build("demo", texts, "top", "icarus", False, "") == (build_dir, 0.0)
