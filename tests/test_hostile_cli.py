@@ -130,6 +130,8 @@ def test_failed_run_removes_an_older_output(files, capsys):
 _SIGNALLED = textwrap.dedent("""
     import os, signal, sys, time
     from golden.cli import atomic_output, claim_output, run_main
+    # Python's Ctrl-C handler, as in a terminal (a shell's background job inherits SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     out = sys.argv[1]
     def body():
         claim_output(out)
