@@ -136,9 +136,22 @@ def test_import_state_dict_refuses_a_compressed_record(tmp_path):
     from hostile import assert_refused, run_capped
     members = {"archive/data.pkl": b"\x80\x02}q\x00.", "archive/data/0": bytes(2**24)}
     path = write_zip(tmp_path / "bomb.pt", members, compress=True)
-    result = run_capped("train.import_state_dict", path, "--tile", "4x4", "--out",
-                        tmp_path / "w.npz",
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 8, 8), np.float32))
+    result = run_capped("train.import_state_dict", path, "--tile", "4x4", "--layout", "conv",
+                        "--calibration", tmp_path / "x.npy", "--out", tmp_path / "w.npz",
                         timeout=120)
     assert_refused(result, "train.import_state_dict",
                    f"{path}: record archive/data.pkl: is compressed")
     assert not (tmp_path / "w.npz").exists()
+
+
+def test_import_onnx_calibration_header_is_checked(tmp_path):
+    pytest.importorskip("onnx")
+    from hostile import assert_refused, run_capped
+    (tmp_path / "m.onnx").write_bytes(b"not read: the calibration comes first")
+    (tmp_path / "x.npy").write_bytes(npy_header((10**4, 3, 10**4, 10**4), "<f4"))
+    result = run_capped("train.import_onnx", tmp_path / "m.onnx", "--tile", "4x4",
+                        "--calibration", tmp_path / "x.npy", "--out", tmp_path / "w.npz",
+                        timeout=120)
+    assert_refused(result, "train.import_onnx", "--calibration",
+                   "declared shape [10000, 3, 10000, 10000] float32")

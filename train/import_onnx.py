@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import sys
 
+from golden.safeio import MAX_ARCHIVE_BYTES, ArrayReadError, read_npy
+
 __all__ = ["import_onnx", "load_calibration", "main", "summary"]
 
 PROG = "train.import_onnx"
@@ -56,6 +58,9 @@ def import_onnx(model, tile: str, calibration, classes=None, source: str | None 
         source = source or os.fspath(model)
         if not os.path.isfile(model):
             raise ModelImportError(source, "no such file")
+        if os.path.getsize(model) > MAX_ARCHIVE_BYTES:      # onnx.load reads it whole
+            raise ModelImportError(source, f"is {os.path.getsize(model) / 2**20:.0f} MiB, above "
+                                           f"the limit of {MAX_ARCHIVE_BYTES // 2**20} MiB")
         try:
             model = onnx.load(os.fspath(model))
         except Exception as exc:  # protobuf raises several types for a bad file
@@ -72,8 +77,10 @@ def load_calibration(path: str):
     if not os.path.isfile(path):
         raise ValueError(f"--calibration {path}: no such file")
     try:
-        x = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
+        x = read_npy(path)          # its header checked against the limit before reading
+    except ArrayReadError as exc:
+        raise ValueError(f"--calibration {path}: {exc.reason}") from None
+    except OSError as exc:
         raise ValueError(f"--calibration {path}: not a .npy array ({exc})") from None
     if x.ndim != 4 or x.shape[0] < 1 or x.dtype.kind not in "fiu":
         raise ValueError(f"--calibration {path}: must be real images [N, C, H, W], not "
@@ -129,7 +136,8 @@ def _main(argv) -> int:
 
     from .netimport import ModelImportError
 
-    check_output_path(args.out, "--out", ".npz")
+    check_output_path(args.out, "--out", ".npz", [("model", args.model),
+                                                  ("--calibration", args.calibration)])
     classes = None if args.classes is None else [c.strip() for c in args.classes.split(",")]
     try:
         images = load_calibration(args.calibration)
