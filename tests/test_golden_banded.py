@@ -80,3 +80,17 @@ def test_network_cli_runs_images_in_chunks(monkeypatch):
     monkeypatch.setattr(network, "CHUNK_BUDGET", 64 * 6 * 9 * 7 * 2)     # conv0: [6, 9, 7]
     assert np.array_equal(network._logits_in_chunks(weights, x), whole)
     assert calls == [2, 2, 1]
+
+
+@pytest.mark.parametrize("budget", [1, 2**30])
+def test_tap_shifts_equal_the_whole_image_model(budget):
+    tr = tile_transform("6x6")
+    rng = np.random.default_rng(11)
+    x = rng.integers(-128, 128, (2, 3, 13, 10)).astype(np.int8)
+    U = rng.integers(-127, 128, (4, 3, 6, 6)).astype(np.int8)
+    tap_shift = rng.integers(0, 5, (6, 6))
+    bias = rng.integers(-1000, 1000, 4)
+    ref = winograd_conv2d_int(x, U, tr.AT_int, tr.BT_int, 1, bias, tap_shift=tap_shift)
+    got = layer_output(x, U, tr.AT_int, tr.BT_int, 1, bias, budget=budget, tap_shift=tap_shift)
+    assert np.array_equal(got, ref)
+    assert not np.array_equal(got, winograd_conv2d_int(x, U, tr.AT_int, tr.BT_int, 1, bias))
