@@ -15,10 +15,11 @@ from train.data import load_digits  # noqa: E402
 from train.models import VGGLike  # noqa: E402
 from train.pipeline import PruneSettings  # noqa: E402
 from train.qat import TapwiseFakeQuant, quantization_aware_finetune  # noqa: E402
-from train.quantize import (_round, _round_for_output, calibrate_input_scales,  # noqa: E402
-                            choose_steps, export_network, output_hessian, output_step,
+from train.quantize import (calibrate_input_scales, export_network, output_step,  # noqa: E402
                             quantize_layer)
 from train.state_dict import import_state_dict  # noqa: E402
+from train.tapwise import (choose_steps, output_hessian, round_for_output,  # noqa: E402
+                           round_nearest)
 from train.winograd import importance_matrix, spatial_to_winograd  # noqa: E402
 
 TILES = ["4x4", "6x6"]
@@ -53,7 +54,7 @@ def test_choose_steps(tile, method):
     assert shift.dtype == np.int8 and shift.shape == (tile_transform(tile).alpha,) * 2
     assert shift.min() == 0 and shift.max() <= 15
     assert 1e-4 < scale[3] / np.median(scale) < 1e-2
-    q = _round(U, scale, shift)
+    q = round_nearest(U, scale, shift)
     assert np.abs(q).max() == 127
     if method == "range":            # no position clips, and each is as fine as that allows
         step = scale[:, None, None, None] * np.exp2(-shift.astype(np.float64))
@@ -101,9 +102,9 @@ def test_output_aware_rounding_beats_nearest_and_keeps_zeros(tile):
         e = (U - q * step).reshape(U.shape[0], U.shape[1], -1)
         return np.einsum("kci,ij,kcj->", e, H, e)
 
-    q = _round_for_output(U, scale, shift, tile)
+    q = round_for_output(U, scale, shift, tile)
     assert np.all(q[U == 0] == 0) and np.abs(q).max() <= 127 and np.all(q == np.rint(q))
-    assert cost(q) < 0.9 * cost(_round(U, scale, shift))
+    assert cost(q) < 0.9 * cost(round_nearest(U, scale, shift))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

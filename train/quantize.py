@@ -3,9 +3,10 @@
 Weights: per output channel k and, with tap shifts, per Winograd position (i, j), symmetric,
 ``U_q = clip(round(U * 2**tap_shift[i, j] / scale[k]), -127, 127)`` (``tap_shift`` all zero
 without tap shifts). Without tap shifts the scale is chosen among ``f * max |U[k]| / 127`` to
-minimise the importance-weighted rounding error; with them (:func:`choose_steps`) the tap shifts
+minimise the importance-weighted rounding error; with them (:mod:`train.tapwise`) the tap shifts
 follow each position's range relative to the channel scale (``"range"``) or minimise the
-rounding error (``"error"``, the default: it measures better). Pruned (zero) weights stay
+rounding error (``"error"``, the default: it measures better), and the weights are rounded for
+the least output error rather than each to its nearest step. Pruned (zero) weights stay
 exactly zero. Weights that round to zero count as pruned: ``U_float`` is stored zero there, as
 the format requires.
 Bias: ``bias_q = round(bias / (input_scale * scale[k] * 2**-T))`` as int32 with
@@ -27,6 +28,8 @@ from golden.quant import quantize_multiplier
 from golden.transforms import tile_transform
 from golden.weights import LayerWeights, WeightFile, validate_arrays
 
+from .tapwise import (QMAX, TAP_SHIFT_METHODS, choose_steps, output_hessian, round_for_output,
+                      round_nearest)
 from .winograd import WinogradConv2d, importance_matrix, spatial_to_winograd
 
 __all__ = [
@@ -34,19 +37,15 @@ __all__ = [
     "TAP_SHIFT_METHODS",
     "calibrate_input_scales",
     "choose_steps",
-    "fake_quantize",
     "export_model",
     "export_network",
     "quantize_layer",
-    "quantize_linear",
+    "output_hessian",
     "output_step",
+    "quantize_linear",
     "set_requantisation",
 ]
 
-#: Largest int8 weight magnitude of the weight file (symmetric range, -128 unused).
-QMAX = 127
-#: How :func:`choose_steps` picks tap shifts.
-TAP_SHIFT_METHODS = ("range", "error")
 
 
 def _channel_scales(U: np.ndarray, tile: str) -> np.ndarray:
@@ -73,152 +72,11 @@ def _channel_scales(U: np.ndarray, tile: str) -> np.ndarray:
     return best.astype(np.float32)
 
 
-def _round(U: np.ndarray, scale: np.ndarray, tap_shift: np.ndarray) -> np.ndarray:
-    """``clip(rint(U * 2**tap_shift / scale[k]), -127, 127)`` as float64."""
-    step = _steps(scale, tap_shift)
-    return np.clip(np.rint(U / step), -QMAX, QMAX)
-
-
-def _steps(scale: np.ndarray, tap_shift: np.ndarray) -> np.ndarray:
-    """The real value of one integer step at [k, 1, i, j]: ``scale[k] * 2**-tap_shift[i, j]``."""
-    return (np.asarray(scale, dtype=np.float64)[:, None, None, None]
-            * np.exp2(-np.asarray(tap_shift, dtype=np.float64))[None, None])
-
-
-def _range_shifts(U: np.ndarray, scale: np.ndarray, max_span: int) -> np.ndarray:
-    """Per position the largest shift that keeps its largest weight within 127 steps."""
-    rel = np.abs(U) / np.asarray(scale, dtype=np.float64)[:, None, None, None]
-    peak = rel.max(axis=(0, 1))                                  # [a, a], in channel steps
-    with np.errstate(divide="ignore"):
-        s = np.floor(np.log2(QMAX / np.where(peak > 0, peak, np.inf)) + 1e-12)
-    return np.clip(np.where(peak > 0, s, 0), 0, max_span).astype(np.int64)
-
-
-def _error_shifts(U: np.ndarray, scale: np.ndarray, max_span: int) -> np.ndarray:
-    """Per position the shift in [0, max_span] with the least squared rounding error (the
-    importance factor is one number per position, so it does not change the choice)."""
-    a = U.shape[-1]
-    best, best_err = np.zeros((a, a), np.int64), np.full((a, a), np.inf)
-    for s in range(max_span + 1):
-        shift = np.full((a, a), s)
-        err = ((U - _round(U, scale, shift) * _steps(scale, shift)) ** 2).sum(axis=(0, 1))
-        better = err < best_err * (1 - 1e-12)
-        best, best_err = np.where(better, s, best), np.where(better, err, best_err)
-    return best
-
-
-def _scales_for(U: np.ndarray, tile: str, tap_shift: np.ndarray) -> np.ndarray:
-    """Channel scales ``f * max_ij |U[k] * 2**tap_shift| / 127`` minimising the importance-
-    weighted rounding error given the tap shifts (f in [0.25, 1])."""
-    k = U.shape[0]
-    weight = importance_matrix(tile, normalise=True) ** 2
-    peak = (np.abs(U) * np.exp2(tap_shift)).reshape(k, -1).max(axis=1)
-    best = np.where(peak > 0, peak / QMAX, 1.0 / QMAX).astype(np.float32)
-    best_err = np.full(k, np.inf)
-    for f in np.linspace(1.0, 0.25, 61):
-        s = np.where(peak > 0, peak * f / QMAX, 1.0 / QMAX).astype(np.float32)
-        err = (weight * (U - _round(U, s, tap_shift) * _steps(s, tap_shift)) ** 2)
-        err = err.reshape(k, -1).sum(axis=1)
-        better = err < best_err * (1 - 1e-9)
-        best, best_err = np.where(better, s, best), np.where(better, err, best_err)
-    return best.astype(np.float32)
-
-
-def choose_steps(U: np.ndarray, tile: str, method: str = "error",
-                 max_span: int = MAX_TAP_SHIFT) -> tuple[np.ndarray, np.ndarray]:
-    """Channel scales and tap shifts of one layer's float Winograd weights.
-
-    Parameters
-    ----------
-    U : ndarray [K, C, alpha, alpha]
-        Float Winograd-domain weights (zeros are pruned).
-    tile : str
-        The tile (its importance matrix weights the channel scale's error).
-    method : str
-        ``"range"``: scale = max |U[k]| / 127, each position shifted as far as its largest
-        weight allows. ``"error"``: starting there, alternately the channel scales
-        (importance-weighted error) and each position's shift (rounding error) minimise the
-        rounding error.
-    max_span : int
-        Largest ``max(tap_shift) - min(tap_shift)`` (the design's ``max_tap_shift``).
-
-    Returns
-    -------
-    scale : ndarray [K] of float32
-    tap_shift : ndarray [alpha, alpha] of int8
-        In [0, max_span], with min 0 (a common shift is folded into ``scale``).
-    """
-    if method not in TAP_SHIFT_METHODS:
-        raise ValueError(f"method must be one of {', '.join(TAP_SHIFT_METHODS)}, "
-                         f"not {method!r}")
-    if not isinstance(max_span, int) or not 0 <= max_span <= MAX_TAP_SHIFT:
-        raise ValueError(f"max_span must be an integer in [0, {MAX_TAP_SHIFT}], not "
-                         f"{max_span!r}")
-    U = np.asarray(U, dtype=np.float64)
-    k = U.shape[0]
-    peak = np.abs(U).reshape(k, -1).max(axis=1)
-    scale = np.where(peak > 0, peak / QMAX, 1.0 / QMAX).astype(np.float32)
-    shift = _range_shifts(U, scale, max_span)
-    if method == "error":
-        for _ in range(2):
-            shift = _error_shifts(U, scale, max_span)
-            shift -= shift.min()                   # the common part belongs to the scale
-            scale = _scales_for(U, tile, shift)
-    return scale, shift.astype(np.int8)
-
-
-def output_hessian(tile: str) -> np.ndarray:
-    """``H`` [alpha**2, alpha**2]: the expected squared output error of one filter's weight
-    errors ``e`` (one input channel, one tile, i.i.d. unit inputs) is ``e^T H e``.
-
-    ``H = R kron R`` with ``R = (AT^T AT) * (BT BT^T)`` (elementwise): the output transform's
-    Gram matrix times the covariance of the transformed input. Its diagonal is the squared
-    importance matrix ``I**2``.
-    """
-    tr = tile_transform(tile)
-    AT, BT = tr.AT_int.astype(np.float64), tr.BT_int.astype(np.float64)
-    R = (AT.T @ AT) * (BT @ BT.T)
-    return np.kron(R, R)
-
-
-def _round_for_output(U: np.ndarray, scale: np.ndarray, tap_shift: np.ndarray,
-                      tile: str) -> np.ndarray:
-    """Integer weights on the given steps that minimise the expected output error
-    (:func:`output_hessian`) rather than each weight's own: every filter's positions are
-    rounded one at a time, most important first, and the rounding error of each is
-    compensated on the filter's positions not yet rounded (optimal brain quantisation, as in
-    GPTQ). Pruned weights take no part and stay zero."""
-    k, c, a, _ = U.shape
-    n = a * a
-    H = output_hessian(tile)
-    W = U.reshape(k * c, n).copy()
-    step = np.broadcast_to(_steps(scale, tap_shift), U.shape).reshape(k * c, n)
-    keep = W != 0
-    both = keep[:, :, None] & keep[:, None, :]
-    Hinv = np.linalg.inv(np.where(both, H, 0.0) + np.eye(n) * ~keep[:, :, None])
-    Q = np.zeros_like(W)
-    for j in np.argsort(-np.diag(H), kind="stable"):
-        Q[:, j] = np.clip(np.rint(W[:, j] / step[:, j]), -QMAX, QMAX)
-        d = Hinv[:, j, j]
-        err = (W[:, j] - Q[:, j] * step[:, j]) / d
-        W -= err[:, None] * Hinv[:, j, :]
-        Hinv -= Hinv[:, :, j, None] * Hinv[:, None, j, :] / d[:, None, None]
-    return np.where(keep, Q, 0.0).reshape(U.shape)
-
-
 def output_step(layer: LayerWeights) -> np.ndarray:
     """The real value of one step of the layer's raw output per unit input step:
     ``scale[k] * 2**-max(tap_shift)`` (float64 [K])."""
     T = 0 if layer.tap_shift is None else int(np.max(layer.tap_shift))
     return layer.scale.astype(np.float64) * 2.0 ** -T
-
-
-def fake_quantize(U: torch.Tensor, scale: np.ndarray, tap_shift: np.ndarray) -> torch.Tensor:
-    """Quantise and dequantise ``U`` [K, C, alpha, alpha] on the given steps, with the
-    straight-through estimator (the gradient passes unchanged; zeros stay zero)."""
-    step = torch.as_tensor(_steps(scale, tap_shift), dtype=U.dtype)
-    q = torch.clamp(torch.round(U / step), -QMAX, QMAX) * step
-    return U + (q - U).detach()
 
 
 def quantize_layer(name: str, U: np.ndarray, tile: str, padding: int,
@@ -270,9 +128,9 @@ def quantize_layer(name: str, U: np.ndarray, tile: str, padding: int,
     else:
         scale32, tap_shift = _channel_scales(U, tile), np.zeros((a, a), np.int8)
     if tap_shifts:
-        U_q = _round_for_output(U, scale32, tap_shift, tile).astype(np.int8)
+        U_q = round_for_output(U, scale32, tap_shift, tile).astype(np.int8)
     else:
-        U_q = _round(U, scale32, tap_shift).astype(np.int8)
+        U_q = round_nearest(U, scale32, tap_shift).astype(np.int8)
     U_float = np.where(U_q != 0, U, 0.0).astype(np.float32)
     T = int(tap_shift.max())
     bias_q = None
