@@ -110,13 +110,13 @@ def test_output_aware_rounding_beats_nearest_and_keeps_zeros(tile):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_dense_6x6_layer_error_against_torch(seed):
     """Per channel only: 60-90 % of the signal; with tap shifts and output-aware rounding
-    about 6 %. (4x4 stays at about 1.3 %.)"""
+    4.5-5.5 %. (4x4 stays at about 1.2 %.)"""
     g, U = _dense_U("6x6", seed=seed)
     plain = quantize_layer("c", U, "6x6", 1)
     tapwise = quantize_layer("c", U, "6x6", 1, tap_shifts=True)
     assert plain.tap_shift is None and tapwise.tap_shift is not None
     assert _rms_vs_torch(plain, g, seed) > 0.5
-    assert _rms_vs_torch(tapwise, g, seed) < 0.07
+    assert _rms_vs_torch(tapwise, g, seed) < 0.056
     g4, U4 = _dense_U("4x4", seed=seed)
     assert _rms_vs_torch(quantize_layer("c", U4, "4x4", 1, tap_shifts=True), g4, seed) < 0.015
 
@@ -220,5 +220,5 @@ def test_state_dict_import_uses_the_tap_wise_quantiser():
                             "6x6", 1, tap_shifts=True)
     np.testing.assert_array_equal(tapwise.U, direct.U)
     np.testing.assert_array_equal(tapwise.tap_shift, direct.tap_shift)
-    assert _rms_vs_torch(tapwise, g.float().double(), 1) < 0.07 < 0.5 < _rms_vs_torch(
+    assert _rms_vs_torch(tapwise, g.float().double(), 1) < 0.056 < 0.5 < _rms_vs_torch(
         plain, g.float().double(), 1)
