@@ -376,6 +376,12 @@ _OPTIONS = {
     "--weight-depth": ("weight_depth", "N", positive_int_type,
                        "compressed weight entries per PE",
                        "room for a dense layer of the maximum size"),
+    "--weight-lanes": ("weight_lanes", "N", positive_int_type,
+                       "weight entries per weights beat, for N consecutive PEs (divides the "
+                       "PE count)", DEFAULT.weight_lanes),
+    "--weight-banks": ("weight_banks", "N", positive_int_type,
+                       "weight banks: 2 loads the next layer's program while this one "
+                       "computes (twice the weight and table memory)", DEFAULT.weight_banks),
     "--requant": ("requant", None, None, "add the requantise-to-int8 + ReLU output stage",
                   "off"),
     "--max-tap-shift": ("max_tap_shift", "S", non_negative_int_type,

@@ -69,6 +69,14 @@ class AcceleratorConfig:
     max_tap_shift : int
         Largest tap shift span ``max(tap_shift) - min(tap_shift)`` a layer may have (weight
         file v2 ``L/tap_shift``); 0 builds no tap shift stage.
+    weight_lanes : int
+        Weight entries one ``weights`` beat carries, for as many consecutive PEs (a divisor of
+        the PE count): loading costs the largest PE's entry count per lane group instead of
+        the sum of all entries (``golden.protocol.weight_spec``). 1 is one entry per beat.
+    weight_banks : int
+        1 or 2. With 2 every PE's weight memory and the channel table have a second bank: the
+        next layer's program loads while this layer computes, at twice their memory
+        (``golden.cycles.exposed_load_cycles``).
     """
 
     tile: str = "4x4"
@@ -81,6 +89,8 @@ class AcceleratorConfig:
     weight_depth: int | None = None
     requant: bool = False
     max_tap_shift: int = 0
+    weight_lanes: int = 1
+    weight_banks: int = 1
 
     def __post_init__(self):
         parse_tile(self.tile)
@@ -106,6 +116,12 @@ class AcceleratorConfig:
                 or not 0 <= self.max_tap_shift <= MAX_TAP_SHIFT):
             raise ValueError(f"max_tap_shift must be an integer in [0, {MAX_TAP_SHIFT}], "
                              f"not {self.max_tap_shift!r}")
+        _positive_int("weight_lanes", self.weight_lanes)
+        if self.n_pe % self.weight_lanes:
+            raise ValueError(f"weight_lanes must divide the {self.n_pe} PEs of the "
+                             f"{self.array[0]}x{self.array[1]} array, not {self.weight_lanes!r}")
+        if self.weight_banks not in (1, 2) or isinstance(self.weight_banks, bool):
+            raise ValueError(f"weight_banks must be 1 or 2, not {self.weight_banks!r}")
 
     # -- derived ---------------------------------------------------------------------------------
 
@@ -162,6 +178,11 @@ class AcceleratorConfig:
         return (math.ceil(self.max_out_channels / self.n_pe) * self.max_in_channels
                 * self.positions)
 
+    @property
+    def weight_groups(self) -> int:
+        """Groups of ``weight_lanes`` consecutive PEs that one ``weights`` beat addresses."""
+        return self.n_pe // self.weight_lanes
+
     @cached_property
     def widths(self) -> DatapathWidths:
         """Exact worst-case widths of every stage (the single source for the RTL)."""
@@ -184,9 +205,9 @@ class AcceleratorConfig:
         ``sparse_winograd_<tile>`` followed by one token per parameter that differs from its
         default: ``a<R>x<C>`` array, ``c<N>`` channels (``c<C>_k<K>`` when the input and output
         limits differ), ``d<bits>`` data, ``w<bits>`` weight and ``b<bits>`` bias widths,
-        ``wd<N>`` weight depth, ``rq`` requant stage, ``ts<S>`` tap shift stage. The default
-        design of each tile keeps the short name (``sparse_winograd_4x4``); different
-        configurations never share a name.
+        ``wd<N>`` weight depth, ``rq`` requant stage, ``ts<S>`` tap shift stage, ``wl<N>`` weight
+        lanes, ``wb2`` two weight banks. The default design of each tile keeps the short name
+        (``sparse_winograd_4x4``); different configurations never share a name.
         """
         default = AcceleratorConfig(tile=self.tile)
         tokens = [f"sparse_winograd_{self.tile}"]
@@ -205,6 +226,10 @@ class AcceleratorConfig:
             tokens.append("rq")
         if self.max_tap_shift:
             tokens.append(f"ts{self.max_tap_shift}")
+        if self.weight_lanes != default.weight_lanes:
+            tokens.append(f"wl{self.weight_lanes}")
+        if self.weight_banks != default.weight_banks:
+            tokens.append(f"wb{self.weight_banks}")
         return "_".join(tokens)
 
     def to_dict(self) -> dict:
@@ -240,7 +265,10 @@ class AcceleratorConfig:
             if key not in names:
                 raise ValueError(f"config key {key!r} is unknown; keys are {', '.join(names)}")
         values = dict(d)
-        values.setdefault("max_tap_shift", 0)       # designs from before the tap shift stage
+        # Designs from before the tap shift stage and the weight lanes and banks.
+        values.setdefault("max_tap_shift", 0)
+        values.setdefault("weight_lanes", 1)
+        values.setdefault("weight_banks", 1)
         for key in names:
             if key not in values:
                 raise ValueError(f"config key {key!r} is missing")

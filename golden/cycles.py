@@ -6,7 +6,8 @@ Definitions (every stream handshake counts on the rising clock edge where ``vali
   inclusive, when the host never stalls (``patches`` always valid, ``results`` always ready).
 * ``load_cycles``: from the ``cfg`` transfer to the last layer-program transfer (``table`` or
   ``weights``), inclusive, with never-stalled ``cfg``/``table``/``weights``:
-  ``1 + K + n_entries``.
+  ``1 + K + B`` with B the ``weights`` beats (``golden.program.weight_beats``: the entry count
+  with one weight lane, the sum of each PE group's largest count with several).
 
 The array runs in lock-step *steps* s = 0 .. T + 1 (T tiles). Step s loads tile s (s < T),
 computes tile s - 1 (1 <= s <= T) and drains tile s - 2 (s >= 2); a step starts with a one-cycle
@@ -21,6 +22,17 @@ and the layer takes ``cycles = sum(S_s, s = 0 .. T) + K + COLLECTOR_DEPTH - 1 + 
 first patch transfers one cycle after step 0 starts, the last drain beat enters the output
 transform ``K + COLLECTOR_DEPTH - 1`` cycles after step T + 1 starts and leaves it ``L_out``
 cycles later. ``makespan`` is the largest per-PE entry count of :mod:`golden.schedule`.
+
+Consecutive layers (``weight_banks`` 2, :func:`sequence_cycles`): layer i + 1's ``cfg`` is taken
+the cycle after layer i's program is handed to the sequencer (one cycle before layer i's first
+patch) and loads into the other bank while layer i runs. Layer i + 1's first patch transfers
+``LAYER_SWITCH`` cycles after layer i's last result (the sequencer finishes, idles one cycle,
+takes ``start``, starts step 0), later by the part of its load that layer i does not hide::
+
+    exposed_load(i + 1) = max(0, load_cycles(i + 1) - cycles(i) - 2)
+
+With one bank a layer's ``cfg`` is taken only after the previous layer's last result, so its
+whole ``load_cycles`` is exposed.
 """
 
 from __future__ import annotations
@@ -34,11 +46,14 @@ from .config import AcceleratorConfig
 __all__ = [
     "COLLECTOR_DEPTH",
     "CycleReport",
+    "LAYER_SWITCH",
     "PE_PIPELINE_DEPTH",
     "drain_tail_cycles",
+    "exposed_load_cycles",
     "input_transform_latency",
     "layer_cycles",
     "output_transform_latency",
+    "sequence_cycles",
     "step_lengths",
     "utilisation",
 ]
@@ -48,6 +63,9 @@ __all__ = [
 PE_PIPELINE_DEPTH = 6
 #: Cycles the collector needs beyond one per channel: issue, table read, bank read, ``done``.
 COLLECTOR_DEPTH = 3
+#: With two weight banks: cycles from a layer's last ``results`` transfer to the next (loaded)
+#: layer's first ``patches`` transfer (sequencer finished, idle with ``start``, step 0 start).
+LAYER_SWITCH = 4
 
 
 def input_transform_latency(config: AcceleratorConfig) -> int:
@@ -147,7 +165,7 @@ def layer_cycles(program) -> CycleReport:
     grid = program.grid
     return CycleReport(
         cycles=cycles,
-        load_cycles=1 + k + nnz,
+        load_cycles=1 + k + len(program.weight_words),
         nonzero_macs=nnz * t,
         dense_macs=t * k * c * config.positions,
         direct_macs=k * c * config.r * config.r * grid.out_h * grid.out_w,
@@ -157,3 +175,39 @@ def layer_cycles(program) -> CycleReport:
         skipped_macs_per_position=tuple(int(dense_per_position - v) for v in per_position),
         nonzero_macs_per_position=tuple(int(v) for v in per_position),
     )
+
+
+def exposed_load_cycles(config: AcceleratorConfig, previous_cycles: int | None,
+                        load_cycles: int) -> int:
+    """Load cycles of a layer (its ``load_cycles``) that the layer before it (its ``cycles``,
+    None for the first) does not hide: all of them with one weight bank or for the first layer,
+    else ``max(0, load_cycles - previous_cycles - 2)`` (module docstring)."""
+    if previous_cycles is None or config.weight_banks == 1:
+        return load_cycles
+    return max(0, load_cycles - previous_cycles - 2)
+
+
+def sequence_cycles(programs) -> int:
+    """Cycles from the first ``patches`` transfer of ``programs[0]`` to the last ``results``
+    transfer of ``programs[-1]`` when the programs and patches of all are sent back to back
+    with never-stalled streams, on a design with two weight banks (module docstring).
+
+    Raises
+    ------
+    ValueError
+        If there are no programs, they are for different designs, or the design has one bank.
+    """
+    programs = list(programs)
+    if not programs:
+        raise ValueError("programs must not be empty")
+    config = programs[0].config
+    if any(p.config != config for p in programs):
+        raise ValueError("the programs must be compiled for one design")
+    if config.weight_banks != 2:
+        raise ValueError(f"sequence_cycles models weight_banks 2, not {config.weight_banks}")
+    reports = [layer_cycles(p) for p in programs]
+    total = reports[0].cycles
+    for previous, report in zip(reports, reports[1:]):
+        total += (LAYER_SWITCH - 1 + report.cycles
+                  + exposed_load_cycles(config, previous.cycles, report.load_cycles))
+    return total

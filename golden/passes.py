@@ -34,7 +34,7 @@ import numpy as np
 
 from .config import AcceleratorConfig
 from .conv import winograd_conv2d_int
-from .cycles import CycleReport, layer_cycles
+from .cycles import CycleReport, exposed_load_cycles, layer_cycles
 from .encoding import encode
 from .program import LayerProgram, _check_requant, compile_layer
 from .quant import requantize
@@ -363,9 +363,13 @@ class PassesCycles:
     -------
     passes : tuple of CycleReport
         ``golden.cycles.layer_cycles`` of every pass program.
+    config : AcceleratorConfig or None
+        The design (its ``weight_banks`` decide which loads the pass before hides); None
+        counts every load.
     """
 
     passes: tuple[CycleReport, ...]
+    config: AcceleratorConfig | None = None
 
     @property
     def cycles(self) -> int:
@@ -378,9 +382,21 @@ class PassesCycles:
         return sum(r.load_cycles for r in self.passes)
 
     @property
+    def exposed_load_cycles(self) -> int:
+        """Load cycles the pass before does not hide (``golden.cycles.exposed_load_cycles``;
+        the first pass's load is all exposed)."""
+        if self.config is None:
+            return self.load_cycles
+        previous, exposed = None, 0
+        for report in self.passes:
+            exposed += exposed_load_cycles(self.config, previous, report.load_cycles)
+            previous = report.cycles
+        return exposed
+
+    @property
     def total_cycles(self) -> int:
-        """``cycles + load_cycles``: the layer with its weight loads."""
-        return self.cycles + self.load_cycles
+        """``cycles + exposed_load_cycles``: the layer with its weight loads."""
+        return self.cycles + self.exposed_load_cycles
 
     @property
     def nonzero_macs(self) -> int:
@@ -406,4 +422,6 @@ class PassesCycles:
 
 def passes_cycles(programs: list[LayerProgram]) -> PassesCycles:
     """The cycle model of the pass programs of :func:`compile_passes`."""
-    return PassesCycles(passes=tuple(layer_cycles(p) for p in programs))
+    programs = list(programs)
+    return PassesCycles(passes=tuple(layer_cycles(p) for p in programs),
+                        config=programs[0].config if programs else None)

@@ -11,7 +11,10 @@ A layer is loaded once and then run over every tile of the input. The host sends
 ``weights`` (``n_entries`` beats, ``weight_spec``)
     ``pe`` and one compressed ``entry`` (``entry_spec``). Beats are grouped by PE
     (PE 0 first); each PE's entries are in its execution order: its channels in slot order,
-    each channel's run ending with ``last`` set.
+    each channel's run ending with ``last`` set. With ``weight_lanes`` L > 1 a beat carries
+    entry i of every PE of one group of L PEs (lane valid while the PE has an entry i); the
+    groups follow one another (group 0 first), each taking as many beats as its largest PE
+    has entries (:func:`weight_beats`), and ``n_entries`` counts these beats.
 ``patches`` (T * C beats, ``patch_spec``)
     Tile-major, channel-minor input patches (:func:`patch_words`).
 
@@ -45,6 +48,7 @@ __all__ = [
     "patch_words",
     "unpack_results",
     "unpack_results_q",
+    "weight_beats",
 ]
 
 
@@ -189,7 +193,9 @@ def compile_layer(config: AcceleratorConfig, layer: LayerWeights, in_h: int, in_
     sparse = encode(U)
     schedule = schedule_layer(sparse, config, name)
 
-    cfg = {"in_channels": c, "out_channels": k, "n_tiles": grid.n_tiles, "n_entries": sparse.nnz}
+    weight_words = _weight_words(config, sparse, schedule)
+    cfg = {"in_channels": c, "out_channels": k, "n_tiles": grid.n_tiles,
+           "n_entries": len(weight_words)}
     if config.max_tap_shift:
         cfg["tap_left"] = tap_left.ravel()
     cfg_words = [cfg_spec(config).pack(cfg)]
@@ -201,28 +207,57 @@ def compile_layer(config: AcceleratorConfig, layer: LayerWeights, in_h: int, in_
         table.update(mult=rq[0], shift=rq[1], relu=np.full(k, int(rq[2])))
     table_words = pack_array(table_spec(config), table)
 
-    # Entry indices of every PE, in execution order (channels in slot order).
-    order, pes, lasts = [], [], []
-    starts = sparse.starts
-    for pe, channels in enumerate(schedule.pe_channels):
-        for ch in channels:
-            run = np.arange(starts[ch], starts[ch + 1])
-            order.append(run)
-            pes.append(np.full(run.size, pe))
-            last = np.zeros(run.size, dtype=np.int64)
-            last[-1] = 1
-            lasts.append(last)
-    if order:
-        idx, pe_col, last_col = (np.concatenate(order), np.concatenate(pes),
-                                 np.concatenate(lasts))
-    else:
-        idx = pe_col = last_col = np.zeros(0, dtype=np.int64)
-    entry = {"value": sparse.value[idx], "position": sparse.position[idx],
-             "channel": sparse.channel[idx], "last": last_col}
-    weight_words = pack_array(weight_spec(config), {"pe": pe_col, "entry": entry})
     return LayerProgram(config=config, layer=layer, grid=grid, schedule=schedule, sparse=sparse,
                         cfg_words=cfg_words, table_words=table_words,
                         weight_words=weight_words, requant=rq)
+
+
+def weight_beats(config: AcceleratorConfig, pe_entries) -> int:
+    """``weights`` beats of a layer whose PEs hold ``pe_entries`` [n_pe] entries: their sum
+    with one lane, else the sum over PE groups of the group's largest count."""
+    counts = np.asarray(pe_entries, dtype=np.int64).reshape(config.weight_groups,
+                                                             config.weight_lanes)
+    return int(counts.max(axis=1, initial=0).sum())
+
+
+def _weight_words(config: AcceleratorConfig, sparse: SparseWeights,
+                  schedule: Schedule) -> list[int]:
+    """The ``weights`` stream (module docstring)."""
+    # Entry indices of every PE, in execution order (channels in slot order).
+    starts = sparse.starts
+    runs, lasts = [], []
+    for channels in schedule.pe_channels:
+        idx = [np.arange(starts[ch], starts[ch + 1]) for ch in channels]
+        idx = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
+        last = np.zeros(idx.size, dtype=np.int64)
+        last[np.cumsum([starts[ch + 1] - starts[ch] for ch in channels], dtype=np.int64) - 1] = 1
+        runs.append(idx)
+        lasts.append(last)
+
+    def entries(idx, last):
+        return {"value": sparse.value[idx], "position": sparse.position[idx],
+                "channel": sparse.channel[idx], "last": last}
+
+    spec = weight_spec(config)
+    lanes = config.weight_lanes
+    if lanes == 1:
+        pe = np.concatenate([np.full(r.size, p) for p, r in enumerate(runs)])
+        return pack_array(spec, {"pe": pe, "entry": entries(np.concatenate(runs),
+                                                            np.concatenate(lasts))})
+    words = []
+    for group in range(config.weight_groups):
+        members = range(group * lanes, (group + 1) * lanes)
+        beats = max(runs[p].size for p in members)
+        columns = {"group": np.full(beats, group)}
+        for j, p in enumerate(members):
+            # An idle lane (its PE has no entry left in this group) is all zeros.
+            pad = np.zeros(beats - runs[p].size, dtype=np.int64)
+            lane = {name: np.concatenate([column, pad])
+                    for name, column in entries(runs[p], lasts[p]).items()}
+            columns[f"lane{j}"] = {"valid": np.concatenate([np.ones(runs[p].size, np.int64),
+                                                            pad]), "entry": lane}
+        words += pack_array(spec, columns)
+    return words
 
 
 def _check_input(program: LayerProgram, x) -> np.ndarray:

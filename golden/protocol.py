@@ -13,7 +13,8 @@ Layer program, host to accelerator (in this order, see :mod:`golden.program`):
     One beat per output channel: owner PE, result slot, ``empty``, ``bias`` [+ requant].
 ``weights`` (:func:`weight_spec`)
     The destination ``pe`` and one compressed ``entry`` (:func:`entry_spec`, the PE's weight
-    memory word).
+    memory word); with ``weight_lanes`` L > 1, a PE ``group`` (PEs ``group * L .. + L - 1``)
+    and one lane (:func:`weight_lane_spec`: ``valid`` and an ``entry``) per PE of the group.
 ``patches`` (:func:`patch_spec`)
     One channel's input patch ``d``.
 
@@ -45,6 +46,7 @@ __all__ = [
     "entry_spec",
     "index_bits",
     "m_spec",
+    "memory_bits",
     "output_transform_input_spec",
     "patch_spec",
     "q_spec",
@@ -54,6 +56,7 @@ __all__ = [
     "tap_left_spec",
     "table_spec",
     "v_spec",
+    "weight_lane_spec",
     "weight_spec",
     "y_spec",
 ]
@@ -166,10 +169,44 @@ def entry_spec(config: AcceleratorConfig) -> StructSpec:
     ))
 
 
+def weight_lane_spec(config: AcceleratorConfig) -> StructSpec:
+    """One lane of a wide ``weights`` beat: ``valid`` (the lane's PE takes ``entry``) and the
+    entry."""
+    return StructSpec((Field("valid", 1), Field("entry", spec=entry_spec(config))))
+
+
 def weight_spec(config: AcceleratorConfig) -> StructSpec:
-    """One ``weights`` beat: the destination PE and one compressed entry."""
-    return StructSpec((Field("pe", index_bits(config.n_pe)),
-                       Field("entry", spec=entry_spec(config))))
+    """One ``weights`` beat: the destination ``pe`` and one compressed ``entry``; with
+    ``config.weight_lanes`` L > 1, the PE ``group`` and lanes ``lane0 .. lane{L-1}``, lane j
+    for PE ``group * L + j``."""
+    lanes = config.weight_lanes
+    if lanes == 1:
+        return StructSpec((Field("pe", index_bits(config.n_pe)),
+                           Field("entry", spec=entry_spec(config))))
+    lane = weight_lane_spec(config)
+    return StructSpec((Field("group", index_bits(config.weight_groups)),
+                       *(Field(f"lane{j}", spec=lane) for j in range(lanes))))
+
+
+# -- memories --------------------------------------------------------------------------------
+
+
+def memory_bits(config: AcceleratorConfig) -> dict:
+    """Bits of every on-chip memory of the design (``hw.pe``, ``hw.collector``), by kind:
+    ``weights`` (every PE's weight memory, ``weight_banks`` of ``pe_weight_depth`` entries),
+    ``v`` (double-buffered V memories), ``results`` (double-buffered result banks),
+    ``table`` (the channel table, two banks with ``weight_banks`` 2) and ``total``."""
+    n_pe, banks = config.n_pe, config.weight_banks
+    table_addr_bits = (config.max_out_channels - 1).bit_length()
+    table_depth = (2 << table_addr_bits) if banks == 2 else config.max_out_channels
+    bits = {
+        "weights": n_pe * banks * config.pe_weight_depth * entry_spec(config).size,
+        "v": n_pe * (2 << index_bits(config.max_in_channels)) * v_spec(config).size,
+        "results": n_pe * (2 << index_bits(result_slots(config))) * m_spec(config).size,
+        "table": table_depth * table_spec(config).size,
+    }
+    bits["total"] = sum(bits.values())
+    return bits
 
 
 # -- output ----------------------------------------------------------------------------------

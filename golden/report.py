@@ -8,14 +8,17 @@ never-stalled cycles do not depend on the data). Its counters are those of
   ``drain_cycles`` of ``golden.cycles.drain_tail_cycles`` (the last tile's drain), and the rest,
   ``compute_cycles``, is the lock-step array steps;
 * ``load_cycles``: ``cfg`` to the last weight (``CycleReport.load_cycles``);
+* ``exposed_load_cycles``: the part of ``load_cycles`` the pass before does not hide
+  (``golden.cycles.exposed_load_cycles``: all of it with one weight bank; :func:`overlap_loads`);
 * ``stall_cycles``: measured ``cycles + load_cycles`` beyond the model's (0 never stalled);
 * ``utilisation``: ``golden.cycles.utilisation(nonzero_macs, n_pe, cycles)``, as
   ``CycleReport``.
 
 Network figures (:class:`NetworkFigures`) add accuracy and speed; ``report.json`` has
 ``images``, ``accuracy`` {``hardware``, ``golden``, [``float``]}, ``bit_exact``,
-``multipliers``, ``total_cycles`` (per image, loads included), ``compute_cycles`` (the passes'
-``cycles``), ``load_cycles``, ``utilisation_end_to_end`` (``utilisation(nonzero MACs,
+``multipliers``, ``total_cycles`` (per image, exposed loads included: ``compute_cycles +
+exposed_load_cycles``), ``compute_cycles`` (the passes' ``cycles``), ``load_cycles`` (all
+loads), ``exposed_load_cycles``, ``utilisation_end_to_end`` (``utilisation(nonzero MACs,
 multipliers, total_cycles)``), ``images_per_s_at_fmax``, ``simulated_cycles_per_s`` and
 ``layers`` (one entry per pass), and where the run came from: ``simulated_cycles``,
 ``simulation_seconds``, ``build_seconds``, ``simulator`` and ``design`` (name and config).
@@ -26,6 +29,7 @@ Every file is written atomically (a temporary file, then ``os.replace``).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -34,12 +38,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cli import atomic_output
-from .cycles import CycleReport, drain_tail_cycles, layer_cycles, utilisation
+from .cycles import (CycleReport, drain_tail_cycles, exposed_load_cycles, layer_cycles,
+                     utilisation)
 
 __all__ = [
     "CSV_COLUMNS",
     "NetworkFigures",
     "PassRecord",
+    "overlap_loads",
     "pass_record",
     "report_dict",
     "write_report",
@@ -68,6 +74,8 @@ class PassRecord:
         Processing elements (the denominator of ``utilisation``).
     skipped_macs_per_position : tuple of tuple of int
         [alpha][alpha] dense Winograd multiplications skipped at each position.
+    exposed_load_cycles : int or None
+        Load cycles not hidden behind the pass before (None: all, ``load_cycles``).
     """
 
     name: str
@@ -81,6 +89,12 @@ class PassRecord:
     direct_macs: int
     n_pe: int
     skipped_macs_per_position: tuple[tuple[int, ...], ...]
+    exposed_load_cycles: int | None = None
+
+    @property
+    def exposed_load(self) -> int:
+        """``exposed_load_cycles``, or ``load_cycles`` when not set."""
+        return self.load_cycles if self.exposed_load_cycles is None else self.exposed_load_cycles
 
     @property
     def compute_cycles(self) -> int:
@@ -105,7 +119,8 @@ class PassRecord:
     def as_dict(self) -> dict:
         """The ``report.json`` entry of this pass."""
         return {"name": self.name, "layer": self.layer, "cycles": self.cycles,
-                "load_cycles": self.load_cycles, "drain_cycles": self.drain_cycles,
+                "load_cycles": self.load_cycles, "exposed_load_cycles": self.exposed_load,
+                "drain_cycles": self.drain_cycles,
                 "stall_cycles": self.stall_cycles, "nonzero_macs": self.nonzero_macs,
                 "dense_macs": self.dense_macs, "direct_macs": self.direct_macs,
                 "utilisation": self.utilisation,
@@ -141,6 +156,18 @@ def pass_record(program, *, layer: str | None = None, model: CycleReport | None 
         nonzero_macs=model.nonzero_macs, dense_macs=model.dense_macs,
         direct_macs=model.direct_macs, n_pe=model.n_pe,
         skipped_macs_per_position=tuple(tuple(int(v) for v in row) for row in skipped))
+
+
+def overlap_loads(records: list[PassRecord], config) -> list[PassRecord]:
+    """``records`` of consecutive passes (in run order, one image) with their
+    ``exposed_load_cycles`` on ``config`` (a design with two weight banks hides a pass's load
+    behind the pass before, ``golden.cycles.exposed_load_cycles``)."""
+    out, previous = [], None
+    for record in records:
+        exposed = exposed_load_cycles(config, previous, record.load_cycles)
+        out.append(dataclasses.replace(record, exposed_load_cycles=exposed))
+        previous = record.cycles
+    return out
 
 
 @dataclass(frozen=True)
@@ -191,7 +218,8 @@ def report_dict(records: list[PassRecord], figures: NetworkFigures) -> dict:
         raise ValueError("a report needs at least one pass record")
     compute = sum(r.cycles for r in records)
     load = sum(r.load_cycles for r in records)
-    total = compute + load
+    exposed = sum(r.exposed_load for r in records)
+    total = compute + exposed
     accuracy = {"hardware": figures.accuracy_hardware, "golden": figures.accuracy_golden}
     if figures.accuracy_float is not None:
         accuracy["float"] = figures.accuracy_float
@@ -206,6 +234,7 @@ def report_dict(records: list[PassRecord], figures: NetworkFigures) -> dict:
         "total_cycles": total,
         "compute_cycles": compute,
         "load_cycles": load,
+        "exposed_load_cycles": exposed,
         "utilisation_end_to_end": utilisation(sum(r.nonzero_macs for r in records),
                                               figures.multipliers, total),
         "images_per_s_at_fmax": per_s,

@@ -132,15 +132,25 @@ class Accelerator(wiring.Component):
         # Program: streams into the loader; the loader fills the table and the PEs.
         for port in ("cfg", "table", "weights"):
             wiring.connect(m, wiring.flipped(getattr(self, port)), getattr(loader, port))
-        m.d.comb += [self.busy.eq(loader.busy), self.error.eq(loader.error)]
+        banked = cfg.weight_banks == 2
+        m.d.comb += [self.busy.eq(loader.busy | sequencer.busy) if banked
+                     else self.busy.eq(loader.busy), self.error.eq(loader.error)]
         wiring.connect(m, loader.table_write, collector.table_write)
         for p, pe in enumerate(pes):
             m.d.comb += [pe.clear.eq(loader.pe_clear), pe.write.eq(loader.pe_write[p]),
-                         pe.entry.eq(loader.pe_entry), loader.pe_full[p].eq(pe.full),
+                         pe.entry.eq(loader.entry_for(p)), loader.pe_full[p].eq(pe.full),
                          loader.pe_channels[p].eq(pe.channels)]
 
+        if banked:
+            # The next layer loads into one bank while the running layer uses the other.
+            m.d.comb += [loader.running.eq(sequencer.busy),
+                         collector.table_bank.eq(loader.load_bank),
+                         collector.run_bank.eq(loader.run_bank)]
+            for pe in pes:
+                m.d.comb += [pe.load_bank.eq(loader.load_bank), pe.run_bank.eq(loader.run_bank)]
+
         # Steps: the sequencer runs the loaded layer and starts the three concurrent tasks.
-        layer = loader.layer
+        layer = loader.run_layer if banked else loader.layer
         m.d.comb += [sequencer.start.eq(loader.start), loader.finished.eq(sequencer.finished),
                      sequencer.n_tiles.eq(layer.n_tiles),
                      sequencer.out_channels.eq(layer.out_channels),

@@ -6,6 +6,8 @@ owns channel ``k`` and in which slot of its result bank ``M_k`` lies; an ``empty
 weights pruned) has no owner and sends ``M = 0``, so its output is the bias alone. Reads are
 pipelined (table read, bank read, output register) and advance only while the output register
 is empty or taken, so backpressure on ``o`` stalls the whole pipeline without losing a beat.
+With ``weight_banks`` 2 the table has two banks: the loader writes bank ``table_bank`` while the
+running layer's rows are read from bank ``run_bank``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class Collector(wiring.Component):
         the tap shift stage when the design has one).
     busy : Out(1)
         A tile is draining (from the cycle after ``start`` until its last beat is taken).
+    table_bank, run_bank : In(1)
+        With ``weight_banks`` 2 only: the table bank written, and the one read (held while the
+        layer runs).
     """
 
     class Signature(wiring.Signature):
@@ -71,6 +76,8 @@ class Collector(wiring.Component):
                 "bank_data": In(to_layout(m_spec(config))).array(config.n_pe),
                 "o": Out(stream.Signature(to_layout(collector_output_spec(config)))),
                 "busy": Out(1),
+                **({"table_bank": In(1), "run_bank": In(1)} if config.weight_banks == 2
+                   else {}),
             })
 
     def __init__(self, config: AcceleratorConfig):
@@ -88,10 +95,15 @@ class Collector(wiring.Component):
         cfg = self._config
         slot_bits = index_bits(result_slots(cfg))
         table_layout = to_layout(table_spec(cfg))
-        m.submodules.table_memory = tmem = Memory(shape=table_layout,
-                                                  depth=cfg.max_out_channels, init=[])
+        banked = cfg.weight_banks == 2
+        addr_bits = len(self.table_write.addr)
+        m.submodules.table_memory = tmem = Memory(
+            shape=table_layout, depth=(2 << addr_bits) if banked else cfg.max_out_channels,
+            init=[])
         t_wr = tmem.write_port()
-        m.d.comb += [t_wr.addr.eq(self.table_write.addr), t_wr.data.eq(self.table_write.data),
+        write_addr = (Cat(self.table_write.addr, self.table_bank) if banked
+                      else self.table_write.addr)
+        m.d.comb += [t_wr.addr.eq(write_addr), t_wr.data.eq(self.table_write.data),
                      t_wr.en.eq(self.table_write.en)]
 
         # Pipeline: issue k (table read) -> read (bank read) -> out (register to ``o``).
@@ -103,7 +115,8 @@ class Collector(wiring.Component):
         t_rd = tmem.read_port(transparent_for=())
         row = t_rd.data
         m.d.comb += [advance.eq(~out_valid | self.o.ready),
-                     t_rd.addr.eq(issue_k), t_rd.en.eq(advance),
+                     t_rd.addr.eq(Cat(issue_k[:addr_bits], self.run_bank) if banked
+                                  else issue_k), t_rd.en.eq(advance),
                      self.busy.eq(draining | read_valid | out_valid)]
         with m.If(self.start):
             m.d.sync += [draining.eq(1), issue_k.eq(0), half.eq(self.half)]

@@ -27,6 +27,7 @@ from golden.cli import (CliError, OneLineParser, add_config_arguments, check_out
                         claim_output, config_from_args, one_line, run_main)
 from golden.config import MANIFEST_VERSION, AcceleratorConfig
 from golden.cost import MAX_BUILD_PES, MAX_BUILD_WORDS, check_buildable
+from golden.protocol import memory_bits
 
 __all__ = ["build_manifest", "generate", "generate_verilog", "main", "make_parser", "port_list",
            "top_name"]
@@ -112,6 +113,9 @@ def build_manifest(config: AcceleratorConfig, top: wiring.Component) -> dict:
         "max_in_channels": config.max_in_channels,
         "max_out_channels": config.max_out_channels,
         "pe_weight_depth": config.pe_weight_depth,
+        "weight_lanes": config.weight_lanes,
+        "weight_banks": config.weight_banks,
+        "memory_bits": memory_bits(config),
         "requant": config.requant,
         "data_width": config.data_width,
         "weight_width": config.weight_width,

@@ -7,6 +7,14 @@ waiting for a ``cfg`` without consuming further beats of that layer (see
 :class:`ProgramLoader`). An accepted layer is handed to the step sequencer (``start``); the
 loader then waits for ``finished`` before it accepts the next ``cfg``.
 
+With ``weight_banks`` 2 the loader loads the next layer while this one runs: it returns to
+waiting for a ``cfg`` as soon as it hands a layer to the sequencer, loads the next layer into the
+other bank of the PEs' weight memories and the channel table, and hands it over (``start``) in
+the first cycle the sequencer is idle (``running`` low), swapping the banks.
+
+With ``weight_lanes`` L > 1 a ``weights`` beat carries one entry for each of the L PEs of one
+group (``golden.protocol.weight_spec``), each lane checked and written on its own.
+
 Timing: the ``cfg`` beat takes one cycle, every ``table`` and ``weights`` beat one cycle when
 offered, and the consistency check one cycle (``golden.cycles.layer_cycles`` ``load_cycles``).
 """
@@ -32,10 +40,11 @@ class ProgramLoader(wiring.Component):
 
     Refused, with ``error`` set: a ``cfg`` with C or K outside [1, max], no tiles, more entries than
     the PE memories hold or a ``tap_left`` beyond ``max_tap_shift``; a ``table`` beat whose owner or
-    slot is out of range (unless ``empty``); a ``weights`` beat for a PE outside the array, a full
-    PE, an input channel >= C, a position >= alpha**2, or a channel beyond the PE's result bank;
-    and, after the last beat, any PE whose entries do not end a channel or whose channel count
-    differs from the table. ``error`` stays set until the next ``cfg`` is accepted.
+    slot is out of range (unless ``empty``); a ``weights`` beat (or, with lanes, a valid lane) for
+    a PE outside the array, a full PE, an input channel >= C, a position >= alpha**2, or a
+    channel beyond the PE's result bank; and, after the last beat, any PE whose entries do not
+    end a channel or whose channel count differs from the table. ``error`` stays set until the
+    next ``cfg`` is accepted.
 
     Parameters
     ----------
@@ -63,7 +72,8 @@ class ProgramLoader(wiring.Component):
     pe_write : Out(n_pe)
         Bit ``p``: append ``pe_entry`` to PE ``p``'s weight memory.
     pe_entry : Out(to_layout(golden.protocol.entry_spec(config)))
-        The entry of the current ``weights`` beat.
+        The entry of the current ``weights`` beat; with ``weight_lanes`` L > 1 an array of L,
+        entry ``j`` for the PEs ``p`` with ``p % L == j`` (:meth:`entry_for`).
     pe_full : In(n_pe)
         Bit ``p``: PE ``p``'s weight memory is full.
     pe_channels : In(range(result_slots + 1)).array(n_pe)
@@ -72,6 +82,13 @@ class ProgramLoader(wiring.Component):
         The program is loaded and consistent: run the layer (one cycle).
     finished : In(1)
         The running layer's last result has left; accept the next ``cfg``.
+    load_bank, run_bank : Out(1)
+        With ``weight_banks`` 2 only: the bank being loaded, and the running layer's.
+    run_layer : Out(to_layout(golden.protocol.cfg_spec(config)))
+        With ``weight_banks`` 2 only: the running layer's ``cfg`` (``layer`` is the loading
+        one's).
+    running : In(1)
+        With ``weight_banks`` 2 only: the sequencer runs a layer.
     """
 
     class Signature(wiring.Signature):
@@ -89,11 +106,15 @@ class ProgramLoader(wiring.Component):
                 "table_write": Out(TableWriteSignature(config)),
                 "pe_clear": Out(1),
                 "pe_write": Out(config.n_pe),
-                "pe_entry": Out(to_layout(entry_spec(config))),
+                "pe_entry": (Out(to_layout(entry_spec(config))) if config.weight_lanes == 1
+                             else Out(to_layout(entry_spec(config))).array(config.weight_lanes)),
                 "pe_full": In(config.n_pe),
                 "pe_channels": In(range(result_slots(config) + 1)).array(config.n_pe),
                 "start": Out(1),
                 "finished": In(1),
+                **({"load_bank": Out(1), "run_bank": Out(1),
+                    "run_layer": Out(to_layout(cfg_spec(config))), "running": In(1)}
+                   if config.weight_banks == 2 else {}),
             })
 
     def __init__(self, config: AcceleratorConfig):
@@ -106,32 +127,65 @@ class ProgramLoader(wiring.Component):
         """The accelerator configuration."""
         return self._config
 
+    def entry_for(self, pe: int):
+        """The ``pe_entry`` signal PE ``pe`` writes."""
+        lanes = self._config.weight_lanes
+        return self.pe_entry if lanes == 1 else self.pe_entry[pe % lanes]
+
+    def _lane_checks(self, m):
+        """``bad`` (some valid lane cannot be loaded) and, per PE, the write condition and
+        the entry's ``last`` of a wide ``weights`` beat."""
+        cfg = self._config
+        lanes, groups, slots = cfg.weight_lanes, cfg.weight_groups, result_slots(cfg)
+        w_in, layer = self.weights.payload, self.layer
+        group = Signal(range(max(groups, 2)))
+        m.d.comb += group.eq(w_in.group)
+        bad = [w_in.group >= groups]
+        writes = []
+        for j in range(lanes):
+            lane = getattr(w_in, f"lane{j}")
+            entry = lane.entry
+            m.d.comb += self.pe_entry[j].eq(entry)
+            members = range(j, cfg.n_pe, lanes)
+            pe_full = Array(self.pe_full[p] for p in members)[group]
+            pe_channels = Array(self.pe_channels[p] for p in members)[group]
+            bad.append(lane.valid & ((entry.channel >= layer.in_channels)
+                                     | (entry.position >= cfg.positions) | pe_full
+                                     | (entry.last & (pe_channels == slots))))
+            writes += [(g * lanes + j, lane.valid & (group == g), entry.last)
+                       for g in range(groups)]
+        return Cat(*bad).any(), writes
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
         n_pe, slots = cfg.n_pe, result_slots(cfg)
         layer = self.layer
         cfg_in, t_in, w_in = self.cfg.payload, self.table.payload, self.weights.payload
-        entry = w_in.entry
 
         beat = Signal(range(max(cfg.max_out_channels, 1) + 1))     # table beat counter
         entries_seen = Signal.like(layer.n_entries)
         owned = [Signal(range(slots + 1), name=f"owned_{p}") for p in range(n_pe)]
         pending = [Signal(name=f"pending_{p}") for p in range(n_pe)]
 
-        w_pe = Signal(range(max(n_pe, 2)))
-        m.d.comb += w_pe.eq(w_in.pe)
-        pe_full = Array(self.pe_full[p] for p in range(n_pe))[w_pe]
-        pe_channels = Array(self.pe_channels)[w_pe]
-        bad_entry = ((w_in.pe >= n_pe) | (entry.channel >= layer.in_channels)
-                     | (entry.position >= cfg.positions) | pe_full
-                     | (entry.last & (pe_channels == slots)))
+        if cfg.weight_lanes == 1:
+            entry = w_in.entry
+            w_pe = Signal(range(max(n_pe, 2)))
+            m.d.comb += w_pe.eq(w_in.pe)
+            pe_full = Array(self.pe_full[p] for p in range(n_pe))[w_pe]
+            pe_channels = Array(self.pe_channels)[w_pe]
+            bad_entry = ((w_in.pe >= n_pe) | (entry.channel >= layer.in_channels)
+                         | (entry.position >= cfg.positions) | pe_full
+                         | (entry.last & (pe_channels == slots)))
+            writes = [(p, w_in.pe == p, entry.last) for p in range(n_pe)]
+            m.d.comb += self.pe_entry.eq(entry)
+        else:
+            bad_entry, writes = self._lane_checks(m)
         bad_table = ~t_in.empty & ((t_in.owner >= n_pe) | (t_in.slot >= slots))
         consistent = Cat(*(~pending[p] & (owned[p] == self.pe_channels[p])
                            for p in range(n_pe))).all()
 
-        m.d.comb += [self.pe_entry.eq(entry),
-                     self.table_write.addr.eq(beat), self.table_write.data.eq(t_in)]
+        m.d.comb += [self.table_write.addr.eq(beat), self.table_write.data.eq(t_in)]
         with m.FSM(name="loader"):
             with m.State("IDLE"):
                 m.d.comb += self.cfg.ready.eq(1)
@@ -174,23 +228,45 @@ class ProgramLoader(wiring.Component):
                         m.d.sync += self.error.eq(1)
                         m.next = "IDLE"
                     with m.Else():
-                        for p in range(n_pe):
-                            with m.If(w_in.pe == p):
+                        for p, selected, last in writes:
+                            with m.If(selected):
                                 m.d.comb += self.pe_write[p].eq(1)
-                                m.d.sync += pending[p].eq(~entry.last)
+                                m.d.sync += pending[p].eq(~last)
                         m.d.sync += entries_seen.eq(entries_seen + 1)
                         with m.If(entries_seen == layer.n_entries - 1):
                             m.next = "CHECK"
-            with m.State("CHECK"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(consistent):
+            if cfg.weight_banks == 1:
+                with m.State("CHECK"):
+                    m.d.comb += self.busy.eq(1)
+                    with m.If(consistent):
+                        m.d.comb += self.start.eq(1)
+                        m.next = "RUN"
+                    with m.Else():
+                        m.d.sync += self.error.eq(1)
+                        m.next = "IDLE"
+                with m.State("RUN"):
+                    m.d.comb += self.busy.eq(1)
+                    with m.If(self.finished):
+                        m.next = "IDLE"
+            else:
+                def hand_over():
+                    # Run the loaded bank; the next cfg loads into the other one.
                     m.d.comb += self.start.eq(1)
-                    m.next = "RUN"
-                with m.Else():
-                    m.d.sync += self.error.eq(1)
+                    m.d.sync += [self.run_layer.eq(layer), self.run_bank.eq(self.load_bank),
+                                 self.load_bank.eq(~self.load_bank)]
                     m.next = "IDLE"
-            with m.State("RUN"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(self.finished):
-                    m.next = "IDLE"
+
+                with m.State("CHECK"):
+                    m.d.comb += self.busy.eq(1)
+                    with m.If(~consistent):
+                        m.d.sync += self.error.eq(1)
+                        m.next = "IDLE"
+                    with m.Elif(self.running):
+                        m.next = "HOLD"
+                    with m.Else():
+                        hand_over()
+                with m.State("HOLD"):
+                    m.d.comb += self.busy.eq(1)
+                    with m.If(~self.running):
+                        hand_over()
         return m

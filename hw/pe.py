@@ -10,7 +10,9 @@ entry and cost nothing.
 The transformed inputs ``V`` arrive on a systolic chain: each PE writes the beat on ``v_in``
 into its local V memory and passes it, one register later, to ``v_out`` (the next PE). V memory
 and result bank are double-buffered (``half`` selects one), so the next tile loads and the
-previous tile's results are collected while this tile computes.
+previous tile's results are collected while this tile computes. With ``weight_banks`` 2 the
+weight memory is too: ``clear``, ``write`` and the counters act on bank ``load_bank`` while the
+tiles compute from bank ``run_bank`` (the next layer loads while this one runs).
 
 Pipeline of the multiply-accumulate (one entry per cycle)::
 
@@ -25,7 +27,7 @@ Pipeline of the multiply-accumulate (one entry per cycle)::
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -81,7 +83,8 @@ class ProcessingElement(wiring.Component):
     Members
     -------
     clear : In(1)
-        Forget the loaded layer (weight count, channel count, accumulators).
+        Forget the loaded layer (weight count, channel count, and with one bank the
+        accumulators).
     write : In(1)
         Append ``entry`` to the weight memory (ignored when full; see ``full``).
     entry : In(to_layout(golden.protocol.entry_spec(config)))
@@ -109,6 +112,10 @@ class ProcessingElement(wiring.Component):
         Read enable; ``bank_data`` holds its value while low.
     bank_data : Out(to_layout(golden.protocol.m_spec(config)))
         ``M`` of the addressed slot, one cycle after the address.
+    load_bank, run_bank : In(1)
+        With ``weight_banks`` 2 only: the weight bank ``clear`` / ``write`` / ``entries`` /
+        ``channels`` / ``full`` refer to, and the one a tile computes from (sampled with
+        ``start``).
     """
 
     def __init__(self, config: AcceleratorConfig):
@@ -132,6 +139,7 @@ class ProcessingElement(wiring.Component):
             "bank_addr": In(index_bits(slots) + 1),
             "bank_en": In(1),
             "bank_data": Out(to_layout(m_spec(config))),
+            **({"load_bank": In(1), "run_bank": In(1)} if config.weight_banks == 2 else {}),
         })
 
     @property
@@ -148,21 +156,37 @@ class ProcessingElement(wiring.Component):
         v_layout, m_layout = to_layout(v_spec(cfg)), to_layout(m_spec(cfg))
         chan_bits, slot_bits = index_bits(cfg.max_in_channels), index_bits(slots)
 
+        banked = cfg.weight_banks == 2
         m.submodules.weight_memory = wmem = Memory(shape=entry_layout, depth=depth, init=[])
+        if banked:
+            m.submodules.weight_memory_1 = wmem_1 = Memory(shape=entry_layout, depth=depth,
+                                                           init=[])
         m.submodules.v_memory = vmem = Memory(shape=v_layout, depth=2 << chan_bits, init=[])
         m.submodules.result_bank = bank = Memory(shape=m_layout, depth=2 << slot_bits, init=[])
 
         # -- loading: weights appended in execution order; V from the chain ----------------
-        w_wr = wmem.write_port()
         m.d.comb += self.full.eq(self.entries == depth)
-        m.d.comb += [w_wr.addr.eq(self.entries), w_wr.data.eq(self.entry),
-                     w_wr.en.eq(self.write & ~self.full)]
-        with m.If(self.clear):
-            m.d.sync += [self.entries.eq(0), self.channels.eq(0)]
-        with m.Elif(self.write & ~self.full):
-            m.d.sync += self.entries.eq(self.entries + 1)
-            with m.If(self.entry.last & (self.channels != slots)):
-                m.d.sync += self.channels.eq(self.channels + 1)
+        if banked:
+            # Per-bank counters; the outputs show the bank being loaded.
+            entries = [Signal.like(self.entries, name=f"entries_{b}") for b in range(2)]
+            channels = [Signal.like(self.channels, name=f"channels_{b}") for b in range(2)]
+            memories = [wmem, wmem_1]
+            m.d.comb += [self.entries.eq(Array(entries)[self.load_bank]),
+                         self.channels.eq(Array(channels)[self.load_bank])]
+        else:
+            entries, channels, memories = [self.entries], [self.channels], [wmem]
+        for b, (count, owned, memory) in enumerate(zip(entries, channels, memories)):
+            clear, write = self.clear, self.write & ~self.full
+            if banked:
+                clear, write = clear & (self.load_bank == b), write & (self.load_bank == b)
+            w_wr = memory.write_port()
+            m.d.comb += [w_wr.addr.eq(count), w_wr.data.eq(self.entry), w_wr.en.eq(write)]
+            with m.If(clear):
+                m.d.sync += [count.eq(0), owned.eq(0)]
+            with m.Elif(write):
+                m.d.sync += count.eq(count + 1)
+                with m.If(self.entry.last & (owned != slots)):
+                    m.d.sync += owned.eq(owned + 1)
 
         v_wr = vmem.write_port()
         m.d.comb += [v_wr.addr.eq(self.v_in.addr), v_wr.data.eq(self.v_in.data),
@@ -174,13 +198,28 @@ class ProcessingElement(wiring.Component):
         running = Signal()
         pointer = Signal(range(depth + 1))
         half = Signal()
-        w_rd = wmem.read_port(transparent_for=())
-        m.d.comb += w_rd.addr.eq(pointer)
+        if banked:
+            # The computing bank and its entry count, fixed for the tile.
+            run_bank = Signal()
+            run_entries = Signal.like(self.entries)
+            reads = [memory.read_port(transparent_for=()) for memory in memories]
+            w_rd_data = Mux(run_bank, reads[1].data, reads[0].data)
+            for read in reads:
+                m.d.comb += read.addr.eq(pointer)
+            with m.If(self.start):
+                m.d.sync += [run_bank.eq(self.run_bank),
+                             run_entries.eq(Array(entries)[self.run_bank])]
+            start_entries = Array(entries)[self.run_bank]
+        else:
+            w_rd = wmem.read_port(transparent_for=())
+            m.d.comb += w_rd.addr.eq(pointer)
+            w_rd_data = w_rd.data
+            run_entries = start_entries = self.entries
         with m.If(self.start):
-            m.d.sync += [running.eq(self.entries != 0), pointer.eq(0), half.eq(self.half)]
+            m.d.sync += [running.eq(start_entries != 0), pointer.eq(0), half.eq(self.half)]
         with m.Elif(running):
             m.d.sync += pointer.eq(pointer + 1)
-            with m.If(pointer == self.entries - 1):
+            with m.If(pointer == run_entries - 1):
                 m.d.sync += running.eq(0)
 
         # -- latch: register the entry out of the weight memory (a block RAM's read is slow;
@@ -188,7 +227,7 @@ class ProcessingElement(wiring.Component):
         latch_valid = Signal()
         m.d.sync += latch_valid.eq(running)
         entry = Signal(entry_layout)
-        m.d.sync += entry.eq(w_rd.data)
+        m.d.sync += entry.eq(w_rd_data)
 
         # -- fetch: read V[channel] ---------------------------------------------------------
         fetch_valid = Signal()
@@ -227,7 +266,9 @@ class ProcessingElement(wiring.Component):
         acc = [Signal(signed(widths.accumulator), name=f"acc_{i}") for i in range(cfg.positions)]
         acc_sum = Signal(signed(widths.accumulator))
         acc_operand = Signal(signed(widths.accumulator))
-        with m.If(self.clear | (add_valid & add_last)):
+        # With two banks ``clear`` forgets the loading bank only, while a layer may compute.
+        clear_acc = Const(0) if banked else self.clear
+        with m.If(clear_acc | (add_valid & add_last)):
             # The accumulators are cleared at this edge.
             m.d.sync += acc_operand.eq(0)
         with m.Elif(add_valid & (add_position == mul_position)):
@@ -244,7 +285,7 @@ class ProcessingElement(wiring.Component):
         for i in range(cfg.positions):
             m.d.comb += b_wr.data[i].eq(Mux(add_position == i, acc_sum, acc[i]))
         m.d.comb += b_wr.en.eq(add_valid & add_last)
-        with m.If(self.clear):
+        with m.If(clear_acc):
             m.d.sync += [a.eq(0) for a in acc]
         with m.Elif(add_valid):
             with m.If(add_last):

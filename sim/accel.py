@@ -22,7 +22,7 @@ import numpy as np
 
 from golden.config import AcceleratorConfig
 from golden.cost import check_buildable
-from golden.cycles import CycleReport, layer_cycles, utilisation
+from golden.cycles import CycleReport, layer_cycles, sequence_cycles, utilisation
 from golden.program import (LayerProgram, expected_output, expected_output_q, patch_words,
                             unpack_results, unpack_results_q)
 
@@ -41,6 +41,7 @@ __all__ = [
     "check_layer",
     "check_simulable",
     "run_layers",
+    "run_sequence",
 ]
 
 #: The accelerator's input streams, in protocol order.
@@ -272,3 +273,67 @@ def run_layers(design: BuiltDesign, runs: list[LayerRun], *, waves=None,
     results = run_job(design, job, waves=waves, name=name, progress=progress)
     return [None if r.abort_after is not None else check_layer(r, res, m)
             for r, res, m in zip(runs, results, models)]
+
+
+def run_sequence(design: BuiltDesign, programs: list[LayerProgram], inputs: list, *,
+                 gaps: float = 0.0, backpressure: float = 0.0, seed: int = 0,
+                 name: str = "sequence") -> tuple[list, int, list[str]]:
+    """Run consecutive layer programs in one run, without a reset between them: every
+    program and every input patch is offered back to back from the start (a design with two
+    weight banks loads the next program while a layer computes).
+
+    Returns
+    -------
+    outputs : list of ndarray [K, Hout, Wout] of int64 or None
+        Each layer's raw outputs (None when the result count was wrong).
+    cycles : int
+        First ``patches`` to last ``results`` transfer, inclusive.
+    problems : list of str
+        Differences from golden (outputs, beat counts, error flag, and, unstalled, cycles other
+        than ``golden.cycles.sequence_cycles``; stalled, fewer).
+    """
+    streams = {"cfg": [], "table": [], "weights": [], "patches": []}
+    for program, x in zip(programs, inputs, strict=True):
+        streams["cfg"] += program.cfg_words
+        streams["table"] += program.table_words
+        streams["weights"] += program.weight_words
+        streams["patches"] += patch_words(program, x)
+    counts = [p.n_tiles * p.out_channels for p in programs]
+    model = sequence_cycles(programs)
+    job = stream_run(design.harness, streams, {"results": sum(counts)}, gaps=gaps,
+                     backpressure=backpressure, seed=seed,
+                     timeout_cycles=4 * (model + sum(len(w) for w in streams.values())) + 2000)
+    (result,) = run_job(design, [job], name=name)
+    problems = []
+    if result["timed_out"]:
+        problems.append("timed out before all results arrived")
+    if result["outputs"].get("error"):
+        problems.append("the accelerator raised 'error'")
+    for stream_name, words in streams.items():
+        if result["streams"][stream_name]["count"] != len(words):
+            problems.append(f"{stream_name}: {result['streams'][stream_name]['count']} beats "
+                            f"consumed, expected {len(words)}")
+    words = [int(w, 16) for w in result["sinks"]["results"]]
+    outputs = []
+    if len(words) != sum(counts):
+        problems.append(f"received {len(words)} result beats, expected {sum(counts)}")
+        outputs = [None] * len(programs)
+    else:
+        at = 0
+        for program, x, n in zip(programs, inputs, counts):
+            y = unpack_results(program, words[at:at + n])
+            at += n
+            want = expected_output(program, x)
+            if not np.array_equal(y, want):
+                index = tuple(int(i) for i in np.argwhere(y != want)[0])
+                problems.append(f"layer '{program.layer.name}': output {list(index)} is "
+                                f"{int(y[index])}, golden {int(want[index])}")
+            outputs.append(y)
+    cycles = result["streams"]["results"]["last"] - result["streams"]["patches"]["first"] + 1
+    if not problems:
+        stalled = gaps > 0 or backpressure > 0
+        if not stalled and cycles != model:
+            problems.append(f"{cycles} cycles, golden.cycles.sequence_cycles predicts {model}")
+        elif stalled and cycles < model:
+            problems.append(f"{cycles} cycles with stalls, fewer than the model's {model}")
+    return outputs, cycles, problems

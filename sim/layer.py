@@ -52,7 +52,7 @@ PROG = "sim.layer"
 #: from --requant MULT SHIFT).
 DESIGN_OPTIONS = ("--array", "--max-channels", "--max-in-channels", "--max-out-channels",
                   "--data-width", "--weight-width", "--bias-width", "--weight-depth",
-                  "--max-tap-shift")
+                  "--max-tap-shift", "--weight-lanes", "--weight-banks")
 
 
 def build_parser() -> OneLineParser:

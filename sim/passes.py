@@ -79,7 +79,8 @@ class PassesOutcome:
     @property
     def model(self) -> PassesCycles:
         """The cycle model of the passes (``golden.passes.passes_cycles``)."""
-        return PassesCycles(passes=tuple(o.model for o in self.outcomes))
+        return PassesCycles(passes=tuple(o.model for o in self.outcomes),
+                            config=self.plan.config)
 
     def records(self) -> list[PassRecord]:
         """``golden.report.PassRecord`` of every pass, with its measured cycles."""

@@ -211,3 +211,23 @@ def test_requant_stage(simulator):
     programs = [compile_layer(config, layer, 7, 7, requant=(mult, shift, relu))
                 for relu in (False, True)]
     _run(simulator, config, [(p, _input(rng, p)) for p in programs])
+
+
+@pytest.mark.simulators("verilator")
+@pytest.mark.parametrize("lanes", [2, 4], ids=lambda n: f"lanes{n}")
+def test_wide_weight_loading(simulator, lanes):
+    """weight_lanes: several PEs load per weights beat; outputs bit-exact, cycles and the
+    shorter load_cycles exactly the model's (skewed, dense, empty and unbalanced layers)."""
+    config = small_config("4x4").replace(weight_lanes=lanes)
+    rng = np.random.default_rng(lanes)
+    layers = [synthetic_layer(config, 6, 7, 0.7, skewed=True, seed=11, name="skewed"),
+              synthetic_layer(config, 3, 5, 0.0, seed=12, name="dense"),
+              synthetic_layer(config, 4, 3, 1.0, seed=13, name="empty")]
+    u = rng.integers(-127, 128, size=(5, 2, 4, 4))
+    u[1:] *= rng.random(u[1:].shape) < 0.2          # channel 0 dense, the rest sparse
+    layers.append(layer_from_u(config, u, name="unbalanced"))
+    programs = [compile_layer(config, layer, 6, 5) for layer in layers]
+    outcomes = _run(simulator, config, [(p, _input(rng, p)) for p in programs], seed=40)
+    for program, plain in zip(programs, outcomes[::2]):
+        beats = int(program.schedule.pe_entries.reshape(-1, lanes).max(axis=1).sum())
+        assert plain.load_cycles == 1 + program.out_channels + beats

@@ -189,3 +189,19 @@ def test_config_from_args_one_by_one_limits_win_over_max_channels():
     assert (cfg.max_in_channels, cfg.max_out_channels) == (8, 16)
     assert cfg.name == "sparse_winograd_4x4_c8_k16"
     assert config_from_args(make_parser().parse_args([])) == AcceleratorConfig()
+
+
+def test_manifest_memory_bits(tmp_path):
+    """memory_bits: every memory's bits; two weight banks double the weight memories and the
+    channel table only."""
+    man = json.load(open(generate(SMALL, tmp_path)[1]))
+    entry_bits = 8 + 4 + 4 + 1                         # value, position, channel, last
+    bits = man["memory_bits"]
+    assert man["weight_lanes"] == 1 and man["weight_banks"] == 1
+    assert bits["weights"] == 4 * SMALL.pe_weight_depth * entry_bits == 4 * 1024 * 17
+    assert bits["v"] == 4 * 2 * 16 * 16 * SMALL.widths.v
+    assert bits["total"] == sum(v for k, v in bits.items() if k != "total")
+    banked = SMALL.replace(weight_banks=2, weight_lanes=4)
+    two = json.load(open(generate(banked, tmp_path)[1]))["memory_bits"]
+    assert two["weights"] == 2 * bits["weights"] and two["table"] == 2 * bits["table"]
+    assert (two["v"], two["results"]) == (bits["v"], bits["results"])

@@ -29,6 +29,11 @@ from golden.widths import datapath_widths
     ({"bias_width": 33}, r"^bias_width must be an integer in \[1, 32\], not 33$"),
     ({"weight_depth": 0}, r"^weight_depth must be a positive integer, not 0$"),
     ({"requant": 1}, r"^requant must be a bool, not 1$"),
+    ({"weight_lanes": 0}, r"^weight_lanes must be a positive integer, not 0$"),
+    ({"weight_lanes": 3}, r"^weight_lanes must divide the 16 PEs of the 4x4 array, not 3$"),
+    ({"weight_lanes": 32}, r"^weight_lanes must divide the 16 PEs of the 4x4 array, not 32$"),
+    ({"weight_banks": 3}, r"^weight_banks must be 1 or 2, not 3$"),
+    ({"weight_banks": True}, r"^weight_banks must be 1 or 2, not True$"),
 ])
 def test_invalid_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -103,6 +108,8 @@ def test_default_designs_keep_short_names():
      "sparse_winograd_6x6_d6_w4_b16"),
     ({"weight_depth": 1024, "requant": True}, "sparse_winograd_4x4_wd1024_rq"),
     ({"tile": "6x6", "requant": True, "max_tap_shift": 9}, "sparse_winograd_6x6_rq_ts9"),
+    ({"weight_lanes": 16, "requant": True}, "sparse_winograd_4x4_rq_wl16"),
+    ({"weight_lanes": 16, "weight_banks": 2}, "sparse_winograd_4x4_wl16_wb2"),
 ])
 def test_name_encodes_every_non_default_option(changes, name):
     assert DEFAULT.replace(**changes).name == name
@@ -113,11 +120,17 @@ def test_one_name_per_configuration():
     variants = {"tile": ["6x6"], "array": [(1, 1), (2, 8), (8, 2), (16, 4)],
                 "max_in_channels": [8, 48, 4096], "max_out_channels": [8, 48, 4096],
                 "data_width": [2, 16], "weight_width": [2, 16], "bias_width": [1, 16],
-                "weight_depth": [1, 64, 4096], "requant": [True], "max_tap_shift": [1, 15]}
+                "weight_depth": [1, 64, 4096], "requant": [True], "max_tap_shift": [1, 15],
+                "weight_lanes": [2, 4, 16], "weight_banks": [2]}
     assert set(variants) == {f.name for f in dataclasses.fields(AcceleratorConfig)}
     singles = [{k: v} for k, values in variants.items() for v in values]
     configs = {DEFAULT} | {DEFAULT.replace(**c) for c in singles}
-    configs |= {DEFAULT.replace(**a, **b) for a in singles for b in singles if set(a) != set(b)}
+    def lanes_fit(changes):     # weight_lanes must divide the PE count
+        rows, cols = changes.get("array", DEFAULT.array)
+        return rows * cols % changes.get("weight_lanes", 1) == 0
+
+    configs |= {DEFAULT.replace(**a, **b) for a in singles for b in singles
+                if set(a) != set(b) and lanes_fit({**a, **b})}
     names = {c.name for c in configs}
     assert len(names) == len(configs)
     assert all(re.fullmatch(r"[a-z][a-z0-9_]*", n) for n in names)
@@ -148,6 +161,11 @@ def _without(key):
 
 def test_from_dict_reads_a_design_from_before_the_tap_shift_stage():
     assert AcceleratorConfig.from_dict(_without("max_tap_shift")) == DEFAULT
+
+
+@pytest.mark.parametrize("key", ["weight_lanes", "weight_banks"])
+def test_from_dict_reads_a_design_from_before_weight_lanes_and_banks(key):
+    assert AcceleratorConfig.from_dict(_without(key)) == DEFAULT
 
 
 @pytest.mark.parametrize("d, message", [

@@ -144,6 +144,7 @@ def test_cycles_of_passes_are_the_sum_of_pass_models():
     assert model.cycles == sum(r.cycles for r in reports)
     assert model.load_cycles == sum(1 + p.out_channels + p.sparse.nnz for p in programs)
     assert model.total_cycles == model.cycles + model.load_cycles
+    assert model.exposed_load_cycles == model.load_cycles
     t = programs[0].n_tiles
     assert model.nonzero_macs == np.count_nonzero(layer.U) * t
     assert model.dense_macs == t * 24 * 40 * 16
@@ -190,3 +191,19 @@ def test_v2_layer_requantises_as_golden_network(on_chip):
             k0, k1 = p.out_range
             assert np.array_equal(p.layer.requant_mult, layer.requant_mult[k0:k1])
         assert run_passes(plan_passes(config, layer, None), x)[1] is None
+
+
+def test_two_weight_banks_hide_the_loads_of_later_passes():
+    """weight_banks 2 with one lane per PE: each pass's load overlaps the pass before; only
+    the part longer than that pass's cycles + 2 is exposed (the first pass's all of it)."""
+    config = CFG.replace(weight_banks=2, weight_lanes=CFG.n_pe)
+    layer = synthetic_layer(config, 40, 24, 0.5, seed=4)
+    programs = compile_passes(plan_passes(config, layer), 9, 7)
+    model = passes_cycles(programs)
+    reports = model.passes
+    want = reports[0].load_cycles + sum(max(0, b.load_cycles - a.cycles - 2)
+                                        for a, b in zip(reports, reports[1:]))
+    assert model.exposed_load_cycles == want < model.load_cycles
+    assert model.total_cycles == model.cycles + want
+    narrow = passes_cycles(compile_passes(plan_passes(CFG, layer), 9, 7))
+    assert model.cycles == narrow.cycles and model.load_cycles < narrow.load_cycles

@@ -12,7 +12,8 @@ import pytest
 from golden import report as report_module
 from golden.cycles import layer_cycles, step_lengths
 from golden.passes import compile_passes, plan_passes
-from golden.report import CSV_COLUMNS, NetworkFigures, pass_record, report_dict, write_report
+from golden.report import (CSV_COLUMNS, NetworkFigures, overlap_loads, pass_record, report_dict,
+                           write_report)
 from golden.synthetic import synthetic_layer
 from helpers import small_config
 
@@ -72,7 +73,8 @@ def test_report_json(tmp_path, records):
     with open(paths["json"]) as f:
         rep = json.load(f)
     assert set(rep) == {"images", "accuracy", "bit_exact", "multipliers", "total_cycles",
-                        "compute_cycles", "load_cycles", "utilisation_end_to_end",
+                        "compute_cycles", "load_cycles", "exposed_load_cycles",
+                        "utilisation_end_to_end",
                         "images_per_s_at_fmax", "simulated_cycles_per_s", "layers",
                         "simulated_cycles", "simulation_seconds", "build_seconds", "simulator",
                         "design"}
@@ -85,7 +87,7 @@ def test_report_json(tmp_path, records):
     compute = sum(r.cycles for r in records)
     load = sum(r.load_cycles for r in records)
     assert (rep["compute_cycles"], rep["load_cycles"]) == (compute, load)
-    assert rep["total_cycles"] == compute + load
+    assert rep["total_cycles"] == compute + load == compute + rep["exposed_load_cycles"]
     nnz = sum(r.nonzero_macs for r in records)
     assert rep["utilisation_end_to_end"] == pytest.approx(nnz / (4 * (compute + load)))
     assert rep["images_per_s_at_fmax"] == pytest.approx(50e6 / (compute + load))
@@ -102,6 +104,23 @@ def test_report_json(tmp_path, records):
         assert np.array(entry["skipped_macs_per_position"]).shape == (4, 4)
         assert entry["skipped_macs_per_position"] == [list(x) for x in
                                                      r.skipped_macs_per_position]
+
+
+def test_overlapped_loads_in_the_report(records):
+    """Two weight banks: each pass's load hides behind the pass before, all but
+    max(0, load - previous cycles - 2); one bank: every load is exposed."""
+    one = overlap_loads(records, CFG)
+    assert [r.exposed_load for r in one] == [r.load_cycles for r in records]
+    two = overlap_loads(records, CFG.replace(weight_banks=2))
+    want = [records[0].load_cycles] + [max(0, b.load_cycles - a.cycles - 2)
+                                       for a, b in zip(records, records[1:])]
+    assert [r.exposed_load for r in two] == want
+    rep = report_dict(two, FIGURES)
+    compute = sum(r.cycles for r in records)
+    assert rep["total_cycles"] == compute + sum(want) < compute + rep["load_cycles"]
+    assert rep["utilisation_end_to_end"] == pytest.approx(
+        sum(r.nonzero_macs for r in records) / (4 * (compute + sum(want))))
+    assert [e["exposed_load_cycles"] for e in rep["layers"]] == want
 
 
 def test_report_json_optional_figures(records):

@@ -23,6 +23,8 @@ def run_loader(config, streams, *, gap=0.0, seed=0, finish_after=3, cycles=None)
     modelled (entry and channel counters); pulse ``finished`` ``finish_after`` cycles after
     ``start``. Returns a dict of what happened (edges count from the simulation start)."""
     dut = ProgramLoader(config)
+    lanes = config.weight_lanes
+    lane_entries = [dut.pe_entry] if lanes == 1 else list(dut.pe_entry)
     rng = np.random.default_rng(seed)
     depth, slots = config.pe_weight_depth, result_slots(config)
     log = {name: [] for name in ("cfg", "table", "weights", "table_writes", "pe_writes",
@@ -30,10 +32,10 @@ def run_loader(config, streams, *, gap=0.0, seed=0, finish_after=3, cycles=None)
 
     async def pes(ctx):
         entries, channels = [0] * config.n_pe, [0] * config.n_pe
-        async for _, _, clear, write, entry in ctx.tick().sample(
-                dut.pe_clear, dut.pe_write, dut.pe_entry.as_value()):
-            last = entry_spec(config).unpack(entry)["last"]
+        async for _, _, clear, write, *entry in ctx.tick().sample(
+                dut.pe_clear, dut.pe_write, *(e.as_value() for e in lane_entries)):
             for p in range(config.n_pe):
+                last = entry_spec(config).unpack(entry[p % lanes])["last"]
                 if clear:
                     entries[p] = channels[p] = 0
                 elif write >> p & 1 and entries[p] < depth:
@@ -44,14 +46,14 @@ def run_loader(config, streams, *, gap=0.0, seed=0, finish_after=3, cycles=None)
 
     async def monitor(ctx):
         edge = 0
-        async for _, _, en, addr, data, write, entry, start, clear in ctx.tick().sample(
+        async for _, _, en, addr, data, write, start, clear, *entry in ctx.tick().sample(
                 dut.table_write.en, dut.table_write.addr, dut.table_write.data.as_value(),
-                dut.pe_write, dut.pe_entry.as_value(), dut.start, dut.pe_clear):
+                dut.pe_write, dut.start, dut.pe_clear, *(e.as_value() for e in lane_entries)):
             if en:
                 log["table_writes"].append((addr, data))
             for p in range(config.n_pe):
                 if write >> p & 1:
-                    log["pe_writes"].append((p, entry))
+                    log["pe_writes"].append((p, entry[p % lanes]))
             if start:
                 log["start"].append(edge)
             if clear:
@@ -99,18 +101,29 @@ def _streams(*programs):
 
 
 def _pe_entries(config, program):
-    """(PE, raw entry) of every weights beat, as the PEs must receive them."""
-    spec = weight_spec(config)
-    return [(spec.unpack(w)["pe"], entry_spec(config).pack(spec.unpack(w)["entry"]))
-            for w in program.weight_words]
+    """(PE, raw entry) of every weights beat (every valid lane, PEs ascending), as the PEs must
+    receive them."""
+    spec, lanes = weight_spec(config), config.weight_lanes
+    out = []
+    for w in program.weight_words:
+        beat = spec.unpack(w)
+        if lanes == 1:
+            out.append((beat["pe"], entry_spec(config).pack(beat["entry"])))
+            continue
+        out += [(beat["group"] * lanes + j, entry_spec(config).pack(beat[f"lane{j}"]["entry"]))
+                for j in range(lanes) if beat[f"lane{j}"]["valid"]]
+    return out
 
 
+@pytest.mark.parametrize("lanes", [1, 2, 4], ids=lambda n: f"lanes{n}")
 @pytest.mark.parametrize("gap", [0.0, 0.5], ids=["unstalled", "gaps"])
-def test_loader_loads_two_layers_in_order(small_config, gap):
-    config = small_config
+def test_loader_loads_two_layers_in_order(small_config, gap, lanes):
+    config = small_config.replace(weight_lanes=lanes)
     first = _program(config, 3, 8, 0.4, 1)
     second = _program(config, 8, 2, 0.9, 2)
     log = run_loader(config, _streams(first, second), gap=gap, seed=7)
+    if lanes > 1:       # fewer beats than entries: the lanes do load in parallel
+        assert len(first.weight_words) < first.sparse.nnz
     assert log["table_writes"] == (list(enumerate(first.table_words))
                                    + list(enumerate(second.table_words)))
     assert log["pe_writes"] == _pe_entries(config, first) + _pe_entries(config, second)
@@ -196,3 +209,63 @@ def test_loader_accepts_empty_rows_with_any_owner_and_clears_error():
                                 "table": table}, cycles=60)
     assert log["error"] == 0 and len(log["start"]) == 1
     assert log["table_writes"] == [(0, table[0])]
+
+
+#: REFUSING with one wide beat for its 3 PEs (the 1-bit group field can name group 1).
+WIDE = REFUSING.replace(weight_lanes=3)
+
+
+def _wide(group=0, **lanes):
+    """A wide beat; ``lanes`` maps ``lane<j>`` to entry fields (valid), the rest idle."""
+    idle = {"valid": 0, "entry": {"value": 0, "position": 0, "channel": 0, "last": 0}}
+    beat = {"group": group, **{f"lane{j}": idle for j in range(3)}}
+    for name, fields in lanes.items():
+        beat[name] = {"valid": 1, "entry": {"value": 3, "position": 0, "channel": 0, "last": 1,
+                                            **fields}}
+    return weight_spec(WIDE).pack(beat)
+
+
+def _wide_cfg(**fields):
+    return cfg_spec(WIDE).pack({"in_channels": 2, "out_channels": 2, "n_tiles": 1,
+                                "n_entries": 1, **fields})
+
+
+def _wide_row(**fields):
+    return table_spec(WIDE).pack({**ROW, **fields})
+
+
+WIDE_ROWS = [_wide_row(), _wide_row(owner=2)]
+WIDE_REFUSALS = {
+    # name: (weights, weight beats consumed)
+    "group>=groups": ([_wide(group=1, lane0={}, lane2={})], 1),
+    "lane channel>=C": ([_wide(lane0={}, lane2={"channel": 2})], 1),
+    "lane position>=36": ([_wide(lane0={"position": 36}, lane2={})], 1),
+    "lane unfinished": ([_wide(lane0={}, lane2={"last": 0})], 1),
+    "lane owner disagrees": ([_wide(lane0={}, lane1={})], 1),
+    "lane pe full": ([_wide(lane0={"last": 0}, lane2={"last": 0})] * 6
+                     + [_wide(lane0={}, lane2={})], 7),
+}
+
+
+@pytest.mark.parametrize("case", WIDE_REFUSALS, ids=list(WIDE_REFUSALS))
+def test_loader_refuses_bad_lanes(case):
+    weights, n_weights = WIDE_REFUSALS[case]
+    n_entries = len(weights)
+    log = run_loader(WIDE, {"cfg": [_wide_cfg(n_entries=n_entries)], "table": WIDE_ROWS,
+                            "weights": weights + [_wide(lane0={})] * 3}, cycles=60)
+    assert log["error"] == 1 and log["busy"] == 0 and log["start"] == [], case
+    assert len(log["weights"]) == n_weights
+
+
+def test_loader_wide_beat_writes_only_valid_lanes():
+    """Idle lanes write nothing, whatever they carry; channels 0 and 1 on PEs 0 and 2."""
+    junk = {"valid": 0, "entry": {"value": -5, "position": 63, "channel": 3, "last": 1}}
+    beat = weight_spec(WIDE).unpack(_wide(lane0={}, lane2={"value": -2, "channel": 1}))
+    beat["lane1"] = junk
+    word = weight_spec(WIDE).pack(beat)
+    log = run_loader(WIDE, {"cfg": [_wide_cfg()], "table": WIDE_ROWS, "weights": [word]},
+                     cycles=60)
+    assert log["error"] == 0 and len(log["start"]) == 1
+    assert [p for p, _ in log["pe_writes"]] == [0, 2]
+    assert log["pe_writes"][1][1] == entry_spec(WIDE).pack(
+        {"value": -2, "position": 0, "channel": 1, "last": 1})

@@ -166,3 +166,76 @@ def test_pe_rejects_non_config():
         with pytest.raises(TypeError, match="config must be a golden.config.AcceleratorConfig"):
             ProcessingElement("4x4")
         gc.collect()
+
+
+def test_pe_two_banks_load_while_computing(small_config):
+    """weight_banks 2: layer B loads into bank 1 (clear, writes) while a tile of layer A
+    computes from bank 0; both tiles are exact, the counters show the loading bank, and a tile
+    costs its own layer's entries."""
+    config = small_config.replace(weight_banks=2)
+    rng = np.random.default_rng(21)
+    slots, c = result_slots(config), 3
+    u_a = _random_u(rng, slots, c, config.alpha, 0.5)
+    u_b = _random_u(rng, slots, c, config.alpha, 0.2)
+    words = [pack_entries(encode(u), entry_spec(config)) for u in (u_a, u_b)]
+    v = _random_v(rng, config, c)
+    dut = ProcessingElement(config)
+    chan_bits = index_bits(config.max_in_channels)
+    got, durations = [], []
+
+    async def write(ctx, bank, entries):
+        ctx.set(dut.load_bank, bank)
+        ctx.set(dut.clear, 1)
+        await ctx.tick()
+        ctx.set(dut.clear, 0)
+        for w in entries:
+            ctx.set(dut.write, 1)
+            ctx.set(dut.entry.as_value(), w)
+            await ctx.tick()
+        ctx.set(dut.write, 0)
+
+    async def bench(ctx):
+        await write(ctx, 0, words[0])
+        for ch, row in enumerate(v):                       # V into both halves
+            for half in (0, 1):
+                ctx.set(dut.v_in.valid, 1)
+                ctx.set(dut.v_in.addr, ch | (half << chan_bits))
+                ctx.set(dut.v_in.data.as_value(), v_spec(config).pack(row))
+                await ctx.tick()
+        ctx.set(dut.v_in.valid, 0)
+        for tile, bank in enumerate((0, 1)):
+            ctx.set(dut.start, 1)
+            ctx.set(dut.half, tile)
+            ctx.set(dut.run_bank, bank)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            cycles = 1
+            if tile == 0:                                  # load B meanwhile
+                await write(ctx, 1, words[1])
+                cycles += 1 + len(words[1])
+                assert ctx.get(dut.entries) == len(words[1])
+                ctx.set(dut.load_bank, 0)
+                await ctx.tick()
+                cycles += 1
+                assert ctx.get(dut.entries) == len(words[0])
+            while not ctx.get(dut.done):
+                await ctx.tick()
+                cycles += 1
+            durations.append(cycles)
+            bank_rows = []
+            for slot in range(slots):
+                ctx.set(dut.bank_en, 1)
+                ctx.set(dut.bank_addr, slot | (tile << index_bits(slots)))
+                await ctx.tick()
+                bank_rows.append(m_spec(config).unpack(ctx.get(dut.bank_data.as_value())))
+            got.append(np.array(bank_rows))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    for u, rows in zip((u_a, u_b), got):
+        want = _expected(u, v, config)
+        np.testing.assert_array_equal(rows[:len(want)], want)
+    assert durations[1] == len(words[1]) + PIPELINE_DEPTH
+    assert durations[0] == max(len(words[0]) + PIPELINE_DEPTH, 2 + len(words[1]) + 1)

@@ -6,8 +6,9 @@ import pytest
 from golden.config import AcceleratorConfig
 from golden.conv import extract_patches
 from golden.layout import unpack_array
+from golden.cycles import layer_cycles
 from golden.program import (compile_layer, expected_output, expected_output_q, patch_words,
-                            unpack_results, unpack_results_q)
+                            unpack_results, unpack_results_q, weight_beats)
 from golden.protocol import cfg_spec, patch_spec, result_spec, table_spec, weight_spec
 from golden.quant import requantize
 from golden.schedule import result_slots
@@ -25,9 +26,18 @@ def _decode_program(program):
     k, c, a = cfg["out_channels"], cfg["in_channels"], config.alpha
     table = [table_spec(config).unpack(w) for w in program.table_words]
     per_pe = {}
+    lanes = config.weight_lanes
     for w in program.weight_words:
         beat = weight_spec(config).unpack(w)
-        per_pe.setdefault(beat["pe"], []).append(beat["entry"])
+        if lanes == 1:
+            per_pe.setdefault(beat["pe"], []).append(beat["entry"])
+            continue
+        for j in range(lanes):
+            lane = beat[f"lane{j}"]
+            if lane["valid"]:
+                per_pe.setdefault(beat["group"] * lanes + j, []).append(lane["entry"])
+            else:
+                assert not any(lane["entry"].values()), "an idle lane is all zeros"
     # Split every PE's entry list into channel runs at `last`; run i is slot i.
     runs = {}
     for pe, entries in per_pe.items():
@@ -63,6 +73,40 @@ def test_program_streams_decode_to_the_layer(density):
     # Beats are grouped by PE in ascending order.
     pes = [weight_spec(CFG).unpack(w)["pe"] for w in program.weight_words]
     assert pes == sorted(pes)
+
+
+@pytest.mark.parametrize("lanes", [2, 4])
+@pytest.mark.parametrize("density", [0.0, 0.35, 1.0])
+def test_wide_weight_beats_decode_to_the_layer(lanes, density):
+    """With weight lanes the stream still decodes to the layer, in weight_beats beats: the sum
+    over PE groups of the group's largest entry count (one group: the makespan)."""
+    config = CFG.replace(weight_lanes=lanes)
+    layer = synthetic_layer(config, 5, 7, 1 - density, skewed=True, seed=int(density * 10) + 3)
+    program = compile_layer(config, layer, 7, 5)
+    cfg, u, bias, _ = _decode_program(program)
+    np.testing.assert_array_equal(u, layer.U)
+    np.testing.assert_array_equal(bias, layer.bias)
+    per_pe = program.schedule.pe_entries.reshape(-1, lanes)
+    beats = int(per_pe.max(axis=1).sum())
+    assert cfg["n_entries"] == len(program.weight_words) == beats
+    assert weight_beats(config, program.schedule.pe_entries) == beats
+    if lanes == config.n_pe:
+        assert beats == program.schedule.makespan
+    groups = [weight_spec(config).unpack(w)["group"] for w in program.weight_words]
+    assert groups == sorted(groups)
+    # The schedule and so the computation are those of the one-lane design.
+    narrow = compile_layer(CFG, layer, 7, 5)
+    np.testing.assert_array_equal(program.schedule.owner, narrow.schedule.owner)
+    assert layer_cycles(program).cycles == layer_cycles(narrow).cycles
+    assert layer_cycles(program).load_cycles == 1 + 7 + beats
+
+
+def test_weight_beats():
+    config = AcceleratorConfig(array=(2, 3), weight_lanes=3)
+    assert weight_beats(config, [4, 0, 9, 1, 1, 2]) == 9 + 2
+    assert weight_beats(config.replace(weight_lanes=1), [4, 0, 9, 1, 1, 2]) == 17
+    assert weight_beats(config.replace(weight_lanes=6), [4, 0, 9, 1, 1, 2]) == 9
+    assert weight_beats(config, [0] * 6) == 0
 
 
 def test_program_requant_fields_in_table():
