@@ -13,7 +13,8 @@ The ops and their integer semantics are specified in ``docs/weight-format.md``:
 Usage::
 
     python -m golden.network --weights W.npz (--input X.npy [--labels Y.npy]
-                             | --dataset NAME [--images N] [--seed S]) --out LOGITS.npy
+                             | --dataset NAME [--images N] [--seed S] [--data-dir DIR])
+                             --out LOGITS.npy
 
 ``X`` holds float images [N, C, H, W] or [C, H, W] (quantised with the file's input scale) or
 int8 images (used as they are); the int64 logits [N, O] (or [O]) go to ``LOGITS``. A summary,
@@ -32,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .conv import winograd_conv2d_int
-from .datasets import DATASETS, DatasetError, load_test_split
+from .datasets import (DATASETS, FASHION_MNIST_DIR, FASHION_MNIST_PACKAGE, DatasetError,
+                       load_test_split)
 from .netfile import LinearWeights, NetworkOp
 from .quant import requantize
 from .cli import (CliError, OneLineParser, check_output_path, one_line, read_array, run_main,
@@ -208,11 +210,15 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
                              "file's input scale) or int8 (used as they are)")
     source.add_argument("--dataset", choices=DATASETS,
                         help="the test split of a dataset (digits: the split train.prune "
-                             "reports; needs scikit-learn)")
+                             "reports, needs scikit-learn; fashion-mnist: the 10,000 test "
+                             f"images, Debian package {FASHION_MNIST_PACKAGE} or --data-dir)")
     p.add_argument("--images", type=int, metavar="N",
                    help="with --dataset: only the first N test images; default: all")
     p.add_argument("--seed", type=int, default=None,
                    help="with --dataset: the split seed (train.prune --seed); default: 0")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="with --dataset fashion-mnist: the folder of its IDX files; default: "
+                        f"{FASHION_MNIST_DIR}")
     p.add_argument("--labels", metavar="Y.npy",
                    help="with --input: integer labels [N] to report the accuracy")
 
@@ -240,15 +246,16 @@ def load_images(args, weights: WeightFile):
         if args.images is not None and args.images < 1:
             raise CliError(f"--images must be a positive integer, not {args.images}")
         try:
-            x, y = load_test_split(args.dataset, 0 if args.seed is None else args.seed)
+            x, y = load_test_split(args.dataset, 0 if args.seed is None else args.seed,
+                                   args.data_dir)
         except DatasetError as exc:
             raise CliError(f"--dataset {args.dataset}: {one_line(exc)}") from None
         x, y = x[:args.images], y[:args.images]
         where = f"--dataset {args.dataset}"
     else:
-        for flag in ("images", "seed"):
+        for flag in ("images", "seed", "data_dir"):
             if getattr(args, flag) is not None:
-                raise CliError(f"--{flag} goes with --dataset, not --input")
+                raise CliError(f"--{flag.replace('_', '-')} goes with --dataset, not --input")
         x, y, where = read_array(args.input, "--input"), None, f"--input {args.input}"
         if args.labels is not None:
             y = read_array(args.labels, "--labels")

@@ -1,4 +1,6 @@
-"""Datasets: scikit-learn's bundled digits (default, nothing downloaded) and a local CIFAR-10.
+"""Datasets: scikit-learn's bundled digits (default, nothing downloaded), Fashion-MNIST (the
+Debian package ``dataset-fashion-mnist`` or a folder of its IDX files, read by
+:mod:`golden.datasets`) and a local CIFAR-10.
 
 Both loaders return a :class:`Dataset` of float32 tensors scaled to [0, 1] and int64 labels,
 split into training and test parts.
@@ -13,16 +15,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from golden.datasets import DatasetError, digits_split
+from golden.datasets import DatasetError, digits_split, fashion_mnist_split
 
 __all__ = ["CLASS_NAMES", "DATASETS", "Dataset", "DatasetError", "load_cifar10", "load_dataset",
-           "load_digits"]
+           "load_digits", "load_fashion_mnist"]
 
 #: Dataset names the CLIs accept.
-DATASETS = ("digits", "cifar10")
+DATASETS = ("digits", "fashion-mnist", "cifar10")
 #: Class names, one per label, written to the weight file's network/classes.
 CLASS_NAMES = {
     "digits": tuple("0123456789"),
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"),
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                 "truck"),
 }
@@ -50,6 +54,15 @@ def load_digits(seed: int = 0, test_fraction: float = 0.25) -> Dataset:
     return Dataset("digits", torch.from_numpy(split.x_train), torch.from_numpy(split.y_train),
                    torch.from_numpy(split.x_test), torch.from_numpy(split.y_test),
                    classes=split.classes)
+
+
+def load_fashion_mnist(data_dir: str | os.PathLike | None = None) -> Dataset:
+    """Fashion-MNIST's fixed 60,000 / 10,000 split (:func:`golden.datasets.fashion_mnist_split`,
+    the test images ``python -m golden.network --dataset fashion-mnist`` evaluates)."""
+    split = fashion_mnist_split(data_dir)
+    return Dataset("fashion-mnist", torch.from_numpy(split.x_train),
+                   torch.from_numpy(split.y_train), torch.from_numpy(split.x_test),
+                   torch.from_numpy(split.y_test), classes=split.classes)
 
 
 def _read_cifar_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -111,13 +124,14 @@ def load_cifar10(folder: str | os.PathLike, limit: int | None = None) -> Dataset
 
 
 def load_dataset(name: str, seed: int = 0, cifar_dir: str | None = None,
-                 limit: int | None = None) -> Dataset:
-    """Load ``name`` ("digits" or "cifar10"; the latter needs ``cifar_dir``).
+                 limit: int | None = None, data_dir: str | None = None) -> Dataset:
+    """Load ``name`` (one of :data:`DATASETS`; cifar10 needs ``cifar_dir``).
 
-    ``limit`` keeps at most that many training and test images.
+    ``limit`` keeps at most that many training and test images (the first ones); ``data_dir``
+    is Fashion-MNIST's folder (default: the Debian package's).
     """
-    if name == "digits":
-        data = load_digits(seed)
+    if name in ("digits", "fashion-mnist"):
+        data = load_digits(seed) if name == "digits" else load_fashion_mnist(data_dir)
         if limit is None:
             return data
         return Dataset(data.name, data.x_train[:limit], data.y_train[:limit],

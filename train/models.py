@@ -4,9 +4,14 @@ A :class:`VGGLike` network is a stack of 3x3, stride-1, padding-1 convolutions (
 ReLU, some by 2x2 max pooling) and one linear classifier. Every convolution is either a
 :class:`MaskedConv2d` (spatial weights with a fixed pruning mask) or a
 :class:`~train.winograd.WinogradConv2d`; :meth:`VGGLike.to_winograd` converts in place.
+Optionally each convolution is followed by BatchNorm; :func:`fold_batch_norm` folds it into the
+convolutions (per output channel: weights and bias scaled, exactly zero weights stay zero), the
+form the weight file holds.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +19,8 @@ from torch import nn
 
 from .winograd import WinogradConv2d
 
-__all__ = ["MaskedConv2d", "VGGLike", "cifar_model", "digits_model"]
+__all__ = ["MaskedConv2d", "VGGLike", "cifar_model", "digits_model", "fashion_model",
+           "fold_batch_norm"]
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -54,9 +60,17 @@ class VGGLike(nn.Module):
         Input height and width.
     classes : int
         Number of classes.
+    batch_norm : bool
+        Follow every convolution by BatchNorm (before the ReLU).
+
+    Members
+    -------
+    norms : nn.ModuleList of nn.BatchNorm2d, or None
+        One per convolution when ``batch_norm``.
     """
 
-    def __init__(self, in_channels: int, widths, pool_after, image_size: int, classes: int):
+    def __init__(self, in_channels: int, widths, pool_after, image_size: int, classes: int,
+                 batch_norm: bool = False):
         super().__init__()
         self.pool_after = frozenset(pool_after)
         self.input_shape = (in_channels, image_size, image_size)
@@ -70,6 +84,7 @@ class VGGLike(nn.Module):
             raise ValueError(f"image size {image_size} is too small for {len(self.pool_after)} "
                              "poolings")
         self.convs = nn.ModuleList(convs)
+        self.norms = nn.ModuleList(nn.BatchNorm2d(k) for k in widths) if batch_norm else None
         self.classifier = nn.Linear(c * size * size, classes)
 
     @property
@@ -80,7 +95,10 @@ class VGGLike(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Run the convolution stack."""
         for i, conv in enumerate(self.convs):
-            x = F.relu(conv(x))
+            x = conv(x)
+            if self.norms is not None:
+                x = self.norms[i](x)
+            x = F.relu(x)
             if i in self.pool_after:
                 x = F.max_pool2d(x, 2)
         return x
@@ -108,3 +126,37 @@ def cifar_model() -> VGGLike:
     At most 64 channels per layer, so every layer fits the default accelerator configuration.
     """
     return VGGLike(3, (32, 32, 64, 64, 64, 64), {1, 3, 5}, image_size=32, classes=10)
+
+
+def fashion_model() -> VGGLike:
+    """VGG-nagadomi-style network for 28x28 grey images: 3x3 convolutions in pairs,
+    32-32-pool-64-64-pool-128-128-pool (28 -> 14 -> 7 -> 3), each with BatchNorm, linear
+    1152 -> 10. The 128-channel layers run on the default design as channel-split passes."""
+    return VGGLike(1, (32, 32, 64, 64, 128, 128), {1, 3, 5}, image_size=28, classes=10,
+                   batch_norm=True)
+
+
+@torch.no_grad()
+def fold_batch_norm(model: VGGLike) -> VGGLike:
+    """A copy of ``model`` without BatchNorm computing the same function in eval mode.
+
+    Each BatchNorm (running statistics) becomes ``s = gamma / sqrt(var + eps)`` times the
+    convolution's weights (spatial or Winograd-domain; U = G (s g) G^T = s U) and bias
+    ``s * (bias - mean) + beta``; masks are kept, so pruned weights stay exactly zero. A model
+    without BatchNorm is returned as a plain copy.
+    """
+    folded = copy.deepcopy(model)
+    if folded.norms is None:
+        return folded
+    for conv, norm in zip(folded.convs, folded.norms):
+        scale = norm.weight.double() / torch.sqrt(norm.running_var.double() + norm.eps)
+        weight = conv.U if isinstance(conv, WinogradConv2d) else conv.weight
+        weight.copy_((weight.double() * scale[:, None, None, None]).to(weight.dtype))
+        bias = torch.zeros_like(scale) if conv.bias is None else conv.bias.double()
+        new_bias = (bias - norm.running_mean.double()) * scale + norm.bias.double()
+        if conv.bias is None:
+            conv.bias = nn.Parameter(new_bias.to(weight.dtype))
+        else:
+            conv.bias.copy_(new_bias.to(conv.bias.dtype))
+    folded.norms = None
+    return folded

@@ -18,13 +18,21 @@ Methods (``--method``), each given ``prune_epochs`` of retraining after the same
 After pruning, with ``tap_shifts`` (default for 6x6), the export gives every Winograd position
 a power-of-two scale (weight file v2 ``tap_shift``), and ``qat_epochs`` of quantisation-aware
 fine-tuning (:mod:`train.qat`, default 6 for 6x6, 0 for 4x4) put the weights on their int8 grid.
+
+``first_target`` caps the first convolution's target for all three methods (the authors keep
+the first layer, whose few weights see the raw image, at a low sparsity). Each dataset has its
+preset (:func:`default_settings`); the digits preset is :class:`PruneSettings`' defaults.
+Training and quantisation-aware fine-tuning run on ``device`` ("cpu" or "cuda"); masks,
+calibration, export and the integer evaluation always run on the CPU, so the weight file
+depends on the device only through the trained float weights. BatchNorm (Fashion-MNIST's
+network) is folded into the convolutions after pruning, before quantisation.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -35,16 +43,21 @@ from golden.network import evaluate
 from golden.transforms import parse_tile
 
 from .data import CLASS_NAMES, Dataset
-from .models import VGGLike, cifar_model, digits_model
+from .models import VGGLike, cifar_model, digits_model, fashion_model, fold_batch_norm
 from .pruning import importance_mask, magnitude_mask, structured_threshold
 from .qat import quantization_aware_finetune
 from .quantize import calibrate_input_scales, export_network
 from .winograd import WinogradConv2d, importance_matrix, spatial_to_winograd
 
-__all__ = ["METHODS", "PruneSettings", "accuracy", "build_model", "prune", "quantise_network",
-           "run", "sparsity_report", "train_dense", "winograd_weights"]
+__all__ = ["CALIBRATION_IMAGES", "DEVICES", "METHODS", "PruneSettings", "accuracy",
+           "build_model", "default_settings", "layer_targets", "prune", "quantise_network",
+           "resolve_device", "run", "sparsity_report", "train_dense", "winograd_weights"]
 
 METHODS = ("spatial-winograd", "spatial-magnitude", "winograd-magnitude")
+#: Devices training runs on.
+DEVICES = ("cpu", "cuda")
+#: Training images the input scales are calibrated on (the first ones; all of digits').
+CALIBRATION_IMAGES = 2048
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,10 @@ class PruneSettings:
         Epochs of quantisation-aware fine-tuning after pruning; None: 6 for 6x6, 0 for 4x4.
     qat_lr : float
         Its Adam learning rate, in weight steps per update.
+    first_target : float or None
+        Largest target of the first convolution, in [0, 1); None: the same target as the others.
+    augment : bool
+        Random horizontal flips of the training images (Fashion-MNIST's classes are symmetric).
     """
 
     tile: str = "4x4"
@@ -103,6 +120,8 @@ class PruneSettings:
     max_tap_shift: int = 15
     qat_epochs: int | None = None
     qat_lr: float = 0.02
+    first_target: float | None = None
+    augment: bool = False
 
     def __post_init__(self):
         parse_tile(self.tile)
@@ -151,6 +170,9 @@ class PruneSettings:
         if self.qat_epochs is None:
             return 6 if self.tile == "6x6" else 0
         return self.qat_epochs
+        if self.first_target is not None and not (
+                isinstance(self.first_target, (int, float)) and 0.0 <= self.first_target < 1.0):
+            raise ValueError(f"first_target must lie in [0, 1), not {self.first_target!r}")
 
     @property
     def step1_target(self) -> float:
@@ -161,9 +183,56 @@ class PruneSettings:
         return self.target * share
 
 
+def layer_targets(s: PruneSettings, layers: int) -> list[float]:
+    """Final target of each of ``layers`` convolutions (the first capped by ``first_target``)."""
+    first = s.target if s.first_target is None else min(s.target, s.first_target)
+    return [first] + [s.target] * (layers - 1)
+
+
+#: Per-dataset changes to the defaults (digits: none, the CLI's and CI's run).
+_PRESETS = {
+    "digits": {},
+    "fashion-mnist": {"dense_epochs": 12, "prune_epochs": 12, "batch_size": 128, "lr": 0.05,
+                      "first_target": 0.3, "augment": True},
+}
+
+
+def default_settings(dataset: str, **changes) -> PruneSettings:
+    """The preset of ``dataset`` with ``changes`` (keyword arguments of :class:`PruneSettings`).
+
+    Fashion-MNIST: 12 dense and 12 pruning epochs, batches of 128, flips, first layer at most
+    30 % sparse; other datasets use the class defaults.
+    """
+    return replace(PruneSettings(**_PRESETS.get(dataset, {})), **changes)
+
+
 def build_model(dataset: str) -> VGGLike:
     """The VGG-like network for ``dataset``."""
-    return digits_model() if dataset == "digits" else cifar_model()
+    if dataset == "digits":
+        return digits_model()
+    return fashion_model() if dataset == "fashion-mnist" else cifar_model()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``torch.device(name)`` for a name of :data:`DEVICES`, checked to be usable.
+
+    Raises
+    ------
+    ValueError
+        For another name, or "cuda" without a CUDA device.
+    """
+    if name not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device cuda: this PyTorch {torch.__version__} sees no CUDA device")
+    return torch.device(name)
+
+
+def _on(data: Dataset, device: torch.device) -> Dataset:
+    if data.x_train.device == device:
+        return data
+    return Dataset(data.name, data.x_train.to(device), data.y_train.to(device),
+                   data.x_test.to(device), data.y_test.to(device), data.classes)
 
 
 @torch.no_grad()
@@ -176,10 +245,16 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float
 
 
 def _train(model, data: Dataset, epochs: int, lr: float, generator: torch.Generator,
-           batch_size: int, desc: str, progress: bool, grad_scale: torch.Tensor | None = None):
-    """SGD with momentum, cosine-decayed over ``epochs``; optional gradient scaling of U."""
+           batch_size: int, desc: str, progress: bool, grad_scale: torch.Tensor | None = None,
+           augment: bool = False):
+    """SGD with momentum, cosine-decayed over ``epochs``; optional gradient scaling of U and
+    random horizontal flips (drawn from ``generator``, on the CPU, so that the batches are the
+    same on every device)."""
     if epochs == 0:
         return
+    device = data.x_train.device
+    if grad_scale is not None:
+        grad_scale = grad_scale.to(device)
     hooks = []
     if grad_scale is not None:
         hooks = [conv.U.register_hook(lambda g: g * grad_scale) for conv in model.convs
@@ -193,9 +268,13 @@ def _train(model, data: Dataset, epochs: int, lr: float, generator: torch.Genera
             model.train()
             order = torch.randperm(n, generator=generator)
             for i in range(0, n, batch_size):
-                idx = order[i:i + batch_size]
+                idx = order[i:i + batch_size].to(device)
+                x = data.x_train[idx]
+                if augment:
+                    flip = torch.rand(len(idx), generator=generator) < 0.5
+                    x = torch.where(flip.to(device)[:, None, None, None], x.flip(-1), x)
                 opt.zero_grad()
-                F.cross_entropy(model(data.x_train[idx]), data.y_train[idx]).backward()
+                F.cross_entropy(model(x), data.y_train[idx]).backward()
                 opt.step()
                 sched.step()
     finally:
@@ -204,13 +283,15 @@ def _train(model, data: Dataset, epochs: int, lr: float, generator: torch.Genera
 
 
 def train_dense(dataset: str, data: Dataset, settings: PruneSettings,
-                progress: bool = False) -> VGGLike:
-    """Train the dense spatial model (deterministic by ``settings.seed``)."""
+                progress: bool = False, device: str = "cpu") -> VGGLike:
+    """Train the dense spatial model (deterministic by ``settings.seed`` on the CPU for a fixed
+    thread count); it is returned on ``device``."""
     torch.manual_seed(settings.seed)
-    model = build_model(dataset)
+    dev = resolve_device(device)
+    model = build_model(dataset).to(dev)
     gen = torch.Generator().manual_seed(settings.seed)
-    _train(model, data, settings.dense_epochs, settings.lr, gen, settings.batch_size,
-           "dense", progress)
+    _train(model, _on(data, dev), settings.dense_epochs, settings.lr, gen, settings.batch_size,
+           "dense", progress, augment=settings.augment)
     return model
 
 
@@ -242,41 +323,63 @@ def _split(epochs: int, parts: int) -> list[int]:
 
 def _staged(model, data, s: PruneSettings, targets, epochs, set_masks, lr, gen, desc,
             progress, grad_scale=None):
-    for i, (t, e) in enumerate(zip(targets, _split(epochs, len(targets)))):
+    """Prune each layer to its stage target (``targets[stage][layer]``), then retrain.
+
+    ``set_masks(weight, mask, target)`` gets the layer's effective weight and mask on the CPU.
+    """
+    for i, (stage, e) in enumerate(zip(targets, _split(epochs, len(targets)))):
         with torch.no_grad():
-            for conv in model.convs:
-                conv.mask.copy_(set_masks(conv, t))
+            for conv, t in zip(model.convs, stage):
+                w, m = conv.effective_weight().detach().cpu(), conv.mask.cpu()
+                conv.mask.copy_(set_masks(w, m, t))
         _train(model, data, e, lr, gen, s.batch_size, f"{desc} {i + 1}/{len(targets)} "
-               f"(target {t:.2f})", progress, grad_scale)
+               f"(target {stage[-1]:.2f})", progress, grad_scale, s.augment)
+
+
+def _per_layer(finals: list[float], stages) -> list[list[float]]:
+    """Stage targets [stage][layer] rising to ``finals`` (``stages`` maps a final to its list)."""
+    return [list(t) for t in zip(*(stages(f) for f in finals))]
 
 
 def prune(dense: VGGLike, data: Dataset, s: PruneSettings, progress: bool = False) -> VGGLike:
-    """Prune and retrain a copy of ``dense`` with ``s.method`` (``dense`` is left unchanged)."""
+    """Prune and retrain a copy of ``dense`` with ``s.method`` (``dense`` is left unchanged),
+    on the device ``dense`` is on."""
     model = copy.deepcopy(dense)
+    device = next(model.parameters()).device
+    data = _on(data, device)
     gen = torch.Generator().manual_seed(s.seed + 1)
     torch.manual_seed(s.seed + 1)
+    finals = layer_targets(s, len(model.convs))
     if s.method == "spatial-magnitude":
-        _staged(model, data, s, _stage_targets(s.target, s.stages), s.prune_epochs,
-                lambda conv, t: magnitude_mask(conv.effective_weight().abs(), t), s.lr, gen,
+        _staged(model, data, s, _per_layer(finals, lambda f: _stage_targets(f, s.stages)),
+                s.prune_epochs, lambda w, m, t: magnitude_mask(w.abs(), t), s.lr, gen,
                 "spatial magnitude", progress)
     elif s.method == "winograd-magnitude":
         model.to_winograd(s.tile)
-        _staged(model, data, s, _stage_targets(s.target, s.stages), s.prune_epochs,
-                lambda conv, t: magnitude_mask(conv.effective_weight().abs(), t),
+        model.to(device)
+        _staged(model, data, s, _per_layer(finals, lambda f: _stage_targets(f, s.stages)),
+                s.prune_epochs, lambda w, m, t: magnitude_mask(w.abs(), t),
                 _winograd_lr(s, None), gen, "winograd magnitude", progress)
     else:
         step1, step2 = _split(s.prune_epochs, 2)
-        target1 = s.step1_target
-        _staged(model, data, s, _stage_targets(target1, s.stages), step1,
-                lambda conv, t: structured_threshold(conv.effective_weight(), s.tile, t)[1],
-                s.lr, gen, "step 1", progress)
+        share = s.step1_target / s.target if s.target > 0 else 1.0
+        firsts = [f * share if f != s.target else s.step1_target for f in finals]
+        _staged(model, data, s, _per_layer(firsts, lambda f: _stage_targets(f, s.stages)),
+                step1, lambda w, m, t: structured_threshold(w, s.tile, t)[1], s.lr, gen,
+                "step 1", progress)
         model.to_winograd(s.tile)
+        model.to(device)
         scale = importance_matrix(s.tile) ** -1.5
+        target1 = s.step1_target
         n2 = max(1, min(s.stages, step2)) if target1 < s.target else 1
-        targets2 = [target1 + (s.target - target1) * (i + 1) / n2 for i in range(n2)]
-        _staged(model, data, s, targets2, step2,
-                lambda conv, t: importance_mask(conv.effective_weight(), s.tile, t)
-                * conv.mask, _winograd_lr(s, scale), gen, "step 2", progress,
+
+        def stages2(layer):
+            t1, final = firsts[layer], finals[layer]
+            return [t1 + (final - t1) * (i + 1) / n2 for i in range(n2)]
+
+        _staged(model, data, s, [list(t) for t in zip(*(stages2(i) for i in range(len(finals))))],
+                step2, lambda w, m, t: importance_mask(w, s.tile, t) * m,
+                _winograd_lr(s, scale), gen, "step 2", progress,
                 grad_scale=torch.as_tensor(scale, dtype=torch.float32))
     return model
 
@@ -316,20 +419,26 @@ def quantise_network(model: VGGLike, dataset: str, data: Dataset, s: PruneSettin
                                             gen, s.batch_size, s.use_tap_shifts,
                                             s.max_tap_shift, progress)
         acc_qat = accuracy(model, data.x_test, data.y_test)
-    scales = calibrate_input_scales(model, data.x_train)
+    if next(model.parameters()).device.type != "cpu":
+        model = copy.deepcopy(model).cpu()
+    scales = calibrate_input_scales(model, data.x_train[:CALIBRATION_IMAGES].cpu())
     weights = export_network(model, s.tile, scales, CLASS_NAMES.get(dataset),
                              tap_shifts=s.use_tap_shifts, steps=steps,
                              max_span=s.max_tap_shift)
-    _, acc_quant = evaluate(weights, data.x_test.numpy(), data.y_test.numpy())
+    _, acc_quant = evaluate(weights, data.x_test.cpu().numpy(), data.y_test.cpu().numpy())
     return weights, acc_qat, acc_quant
 
 
 def run(dataset: str, data: Dataset, s: PruneSettings, progress: bool = False,
-        dense: VGGLike | None = None):
-    """Full run: dense (unless given), prune, quantise, evaluate.
+        dense: VGGLike | None = None, device: str = "cpu"):
+    """Full run: dense (unless given), prune, fold BatchNorm, quantise, evaluate.
 
-    The quantised accuracy is that of :func:`golden.network.evaluate` on the exported file: the
-    figure ``python -m golden.network --weights W.npz --dataset digits`` prints.
+    Training runs on ``device``; the pruned model's BatchNorm is then folded into the
+    convolutions (:func:`~train.models.fold_batch_norm`) and it is quantised by
+    :func:`quantise_network` (input scales calibrated on the first :data:`CALIBRATION_IMAGES`
+    training images); the quantised accuracy is :func:`golden.network.evaluate`'s on the
+    exported file: the figure ``python -m golden.network --weights W.npz --dataset NAME``
+    prints.
 
     Returns
     -------
@@ -339,13 +448,18 @@ def run(dataset: str, data: Dataset, s: PruneSettings, progress: bool = False,
         Accuracies, sparsities, settings and wall time (JSON-serialisable).
     """
     start = time.perf_counter()
+    dev = resolve_device(device)
     if dense is None:
-        dense = train_dense(dataset, data, s, progress)
-    acc_dense = accuracy(dense, data.x_test, data.y_test)
-    model = prune(dense, data, s, progress)
-    acc_pruned = accuracy(model, data.x_test, data.y_test)
-    pruned = sparsity_report(winograd_weights(model, s.tile), model.conv_names)
-    weights, acc_qat, acc_quant = quantise_network(model, dataset, data, s, progress)
+        dense = train_dense(dataset, data, s, progress, device)
+    dense = dense.to(dev)
+    on_device = _on(data, dev)
+    acc_dense = accuracy(dense, on_device.x_test, on_device.y_test)
+    model = prune(dense, on_device, s, progress)
+    acc_pruned = accuracy(model, on_device.x_test, on_device.y_test)
+    model = fold_batch_norm(model)
+    pruned = sparsity_report([w.cpu() for w in winograd_weights(model, s.tile)],
+                             model.conv_names)
+    weights, acc_qat, acc_quant = quantise_network(model, dataset, on_device, s, progress)
     quant = sparsity_report([torch.from_numpy(layer.U.astype(np.float64))
                              for layer in weights.layers], model.conv_names)
     report = {
@@ -363,6 +477,7 @@ def run(dataset: str, data: Dataset, s: PruneSettings, progress: bool = False,
                                                    for k, v in quant["layers"].items()}},
         "settings": asdict(s),
         "test_images": len(data.x_test),
+        "device": dev.type,
         "wall_time_s": time.perf_counter() - start,
     }
     return weights, report

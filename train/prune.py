@@ -13,6 +13,12 @@ digits`` gives for the default ``--seed``),
 Winograd-domain sparsity overall, per layer and per position, method, tile, wall time.
 The summary goes to stdout, progress to stderr. Bad arguments print
 ``train.prune: error: <one line>`` on stderr and exit with status 2.
+
+``--dataset fashion-mnist`` trains the VGG-nagadomi-style network of
+:func:`train.models.fashion_model` on Fashion-MNIST (the Debian package
+``dataset-fashion-mnist``, or ``--data-dir DIR``) with that dataset's preset
+(:func:`train.pipeline.default_settings`); options given override the preset.
+``--device cuda`` trains on the GPU.
 """
 
 from __future__ import annotations
@@ -32,11 +38,16 @@ def _parser() -> OneLineParser:
     from golden.transforms import TILES
 
     from .data import DATASETS
-    from .pipeline import METHODS, PruneSettings
+    from golden.datasets import FASHION_MNIST_DIR, FASHION_MNIST_PACKAGE
+
+    from .pipeline import DEVICES, METHODS, PruneSettings
     d = PruneSettings()
     p = OneLineParser(prog=PROG, description="Spatial-Winograd pruning with weight-file export.")
     p.add_argument("--dataset", choices=DATASETS, default="digits",
-                   help="digits (scikit-learn, bundled) or cifar10 (needs --cifar-dir)")
+                   help="digits (scikit-learn, bundled), fashion-mnist (Debian package "
+                        f"{FASHION_MNIST_PACKAGE} or --data-dir) or cifar10 (needs --cifar-dir)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help=f"Fashion-MNIST's IDX files (default: {FASHION_MNIST_DIR})")
     p.add_argument("--cifar-dir", help="local cifar-10-batches-py folder")
     p.add_argument("--limit", type=int, help="use at most N training and N test images")
     p.add_argument("--tile", type=tile_type, default=d.tile, metavar="|".join(TILES),
@@ -47,11 +58,14 @@ def _parser() -> OneLineParser:
     p.add_argument("--out", required=True, help="weight file to write (.npz, format v2)")
     p.add_argument("--report", help="JSON report to write")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--dense-epochs", type=int, default=d.dense_epochs)
-    p.add_argument("--prune-epochs", type=int, default=d.prune_epochs)
-    p.add_argument("--stages", type=int, default=d.stages)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr, help="spatial-domain SGD learning rate")
+    preset = " (default: the dataset's preset)"
+    p.add_argument("--dense-epochs", type=int, help="dense training epochs" + preset)
+    p.add_argument("--prune-epochs", type=int, help="pruning + retraining epochs" + preset)
+    p.add_argument("--stages", type=int, help="pruning stages" + preset)
+    p.add_argument("--batch-size", type=int, help="minibatch size" + preset)
+    p.add_argument("--lr", type=float, help="spatial-domain SGD learning rate" + preset)
+    p.add_argument("--first-target", type=float,
+                   help="largest target sparsity of the first convolution" + preset)
     p.add_argument("--winograd-lr", type=float, default=d.winograd_lr,
                    help="Winograd-domain learning rate (default: lr / max(I**2 * scaling))")
     p.add_argument("--step1-share", type=float, default=d.step1_share,
@@ -73,6 +87,8 @@ def _parser() -> OneLineParser:
     p.add_argument("--threads", type=int, default=1,
                    help="PyTorch CPU threads (default 1: fastest for these small models, and "
                         "results are reproducible for a fixed thread count)")
+    p.add_argument("--device", choices=DEVICES, default="cpu",
+                   help="where to train (default cpu; cuda runs are not bit-reproducible)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -93,10 +109,12 @@ def _main(argv) -> int:
     from golden.weights import WeightFileError, save_weights
 
     from .data import DatasetError, load_dataset
-    from .pipeline import PruneSettings, run
+    from .pipeline import default_settings, resolve_device, run
 
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit must be a positive integer, not {args.limit}")
+    if args.data_dir is not None and args.dataset != "fashion-mnist":
+        raise CliError("--data-dir goes with --dataset fashion-mnist")
     if args.dataset == "cifar10" and args.cifar_dir is None:
         raise CliError("--dataset cifar10 needs --cifar-dir (a local cifar-10-batches-py "
                        "folder)")
@@ -105,24 +123,29 @@ def _main(argv) -> int:
     check_output_path(args.out, "--out", ".npz")
     if args.report is not None:
         check_output_path(args.report, "--report", ".json")
+    given = {name: getattr(args, option) for name, option in (
+        ("dense_epochs", "dense_epochs"), ("prune_epochs", "prune_epochs"),
+        ("stages", "stages"), ("batch_size", "batch_size"), ("lr", "lr"),
+        ("first_target", "first_target")) if getattr(args, option) is not None}
     try:
-        settings = PruneSettings(
-            tile=args.tile, method=args.method, target=args.target_sparsity, seed=args.seed,
-            dense_epochs=args.dense_epochs, prune_epochs=args.prune_epochs, stages=args.stages,
-            batch_size=args.batch_size, lr=args.lr, winograd_lr=args.winograd_lr,
-            step1_share=args.step1_share, tap_shifts=args.tap_shifts,
-            max_tap_shift=args.max_tap_shift, qat_epochs=args.qat_epochs, qat_lr=args.qat_lr)
+        settings = default_settings(
+            args.dataset, tile=args.tile, method=args.method, target=args.target_sparsity,
+            seed=args.seed, winograd_lr=args.winograd_lr, step1_share=args.step1_share,
+            tap_shifts=args.tap_shifts, max_tap_shift=args.max_tap_shift,
+            qat_epochs=args.qat_epochs, qat_lr=args.qat_lr, **given)
+        resolve_device(args.device)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:
         data = load_dataset(args.dataset, seed=args.seed, cifar_dir=args.cifar_dir,
-                            limit=args.limit)
+                            limit=args.limit, data_dir=args.data_dir)
     except DatasetError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(f"--dataset {args.dataset}: {exc}") from None
     torch.set_num_threads(args.threads)
     torch.manual_seed(settings.seed)
     try:
-        weights, report = run(args.dataset, data, settings, progress=not args.quiet)
+        weights, report = run(args.dataset, data, settings, progress=not args.quiet,
+                              device=args.device)
     except ValueError as exc:       # e.g. NaN weights after a learning rate that diverged
         raise CliError(f"training failed: {exc} (a learning rate too high makes training "
                        "diverge; try a lower --lr or --winograd-lr)") from None

@@ -53,15 +53,17 @@ class TapwiseFakeQuant(nn.Module):
 def _start(conv: WinogradConv2d, name: str, tile: str, tap_shifts: bool, max_span: int):
     """One layer's steps ``(scale, tap_shift)``, its weights rounded on them (output-aware with
     tap shifts: the fine-tuning's starting point) and the step of every weight, as tensors."""
-    U = conv.effective_weight().detach().double().numpy()
+    U = conv.effective_weight().detach().cpu().double().numpy()
     layer = quantize_layer(name, U, tile, conv.padding, tap_shifts=tap_shifts,
                            max_span=max_span)
     tap_shift = (layer.tap_shift if layer.tap_shift is not None
                  else np.zeros(U.shape[2:], np.int8))
     step = layer.scale.astype(np.float64)[:, None, None, None] * np.exp2(
         -tap_shift.astype(np.float64))[None, None]
-    return (layer.scale, tap_shift), torch.as_tensor(layer.U * step, dtype=conv.U.dtype), \
-        torch.as_tensor(step, dtype=conv.U.dtype)
+    device = conv.U.device
+    return (layer.scale, tap_shift), \
+        torch.as_tensor(layer.U * step, dtype=conv.U.dtype, device=device), \
+        torch.as_tensor(step, dtype=conv.U.dtype, device=device)
 
 
 def quantization_aware_finetune(model, data, tile: str, epochs: int, lr: float,
@@ -78,7 +80,9 @@ def quantization_aware_finetune(model, data, tile: str, epochs: int, lr: float,
         Layer name -> ``(scale [K] float32, tap_shift [alpha, alpha] int8)``, the steps to
         export with; the model's weights are left on them (the parametrisation removed).
     """
+    device = next(model.parameters()).device
     model.to_winograd(tile)
+    model.to(device)
     steps, params = {}, []
     for name, conv in zip(model.conv_names, model.convs):
         steps[name], start, step = _start(conv, name, tile, tap_shifts, max_span)
@@ -98,7 +102,7 @@ def quantization_aware_finetune(model, data, tile: str, epochs: int, lr: float,
                 model.train()
                 order = torch.randperm(n, generator=generator)
                 for i in range(0, n, batch_size):
-                    idx = order[i:i + batch_size]
+                    idx = order[i:i + batch_size].to(data.x_train.device)
                     opt.zero_grad()
                     F.cross_entropy(model(data.x_train[idx]), data.y_train[idx]).backward()
                     opt.step()
