@@ -114,6 +114,12 @@ def test_pruning_table_runs_resumes_and_counts_cycles(tmp_path, capsys, monkeypa
     cycles = runs[0]["cycles_per_image"]
     assert cycles["layers"]["conv0"] == report.cycles + report.load_cycles
     assert cycles["total"] == sum(cycles["layers"].values()) and len(cycles["layers"]) == 6
+    # The design and passes are those sim.network plans for the file.
+    from golden.passes import passes_cycles
+    from sim.netrun import network_design, plan_network
+    plan = plan_network(wf, network_design(wf))
+    assert cycles["design"] == plan.config.name
+    assert cycles["total"] == sum(passes_cycles(p).total_cycles for p in plan.programs.values())
     text = (tmp_path / "t.md").read_text()
     assert "| 4x4 | spatial-winograd | 0.50 | 1 |" in text and "conv5" in text
     # A rerun skips both cells (a run would fail) and renders the same table.

@@ -140,23 +140,27 @@ def fashion_model() -> VGGLike:
 def fold_batch_norm(model: VGGLike) -> VGGLike:
     """A copy of ``model`` without BatchNorm computing the same function in eval mode.
 
-    Each BatchNorm (running statistics) becomes ``s = gamma / sqrt(var + eps)`` times the
-    convolution's weights (spatial or Winograd-domain; U = G (s g) G^T = s U) and bias
-    ``s * (bias - mean) + beta``; masks are kept, so pruned weights stay exactly zero. A model
-    without BatchNorm is returned as a plain copy.
+    Each BatchNorm (running statistics) is folded by :func:`train.netimport.fold_batchnorm`
+    (float64) into the convolution's weights, spatial or Winograd-domain (U = G (s g) G^T =
+    s U per output channel), and bias; masks are kept, so pruned weights stay exactly zero. A
+    model without BatchNorm is returned as a plain copy.
     """
+    from .netimport import fold_batchnorm       # the importers' folding, one definition
+
     folded = copy.deepcopy(model)
     if folded.norms is None:
         return folded
     for conv, norm in zip(folded.convs, folded.norms):
-        scale = norm.weight.double() / torch.sqrt(norm.running_var.double() + norm.eps)
         weight = conv.U if isinstance(conv, WinogradConv2d) else conv.weight
-        weight.copy_((weight.double() * scale[:, None, None, None]).to(weight.dtype))
-        bias = torch.zeros_like(scale) if conv.bias is None else conv.bias.double()
-        new_bias = (bias - norm.running_mean.double()) * scale + norm.bias.double()
+        w, b = fold_batchnorm(weight.double().numpy(),
+                              None if conv.bias is None else conv.bias.double().numpy(),
+                              norm.weight.double().numpy(), norm.bias.double().numpy(),
+                              norm.running_mean.double().numpy(),
+                              norm.running_var.double().numpy(), norm.eps)
+        weight.copy_(torch.from_numpy(w))
         if conv.bias is None:
-            conv.bias = nn.Parameter(new_bias.to(weight.dtype))
+            conv.bias = nn.Parameter(torch.from_numpy(b).to(weight.dtype))
         else:
-            conv.bias.copy_(new_bias.to(conv.bias.dtype))
+            conv.bias.copy_(torch.from_numpy(b))
     folded.norms = None
     return folded

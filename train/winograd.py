@@ -45,8 +45,10 @@ def transform_tensors(tile: str, dtype: torch.dtype = torch.float32
 
 
 def spatial_to_winograd(g: torch.Tensor, tile: str) -> torch.Tensor:
-    """Transform spatial kernels g [K, C, 3, 3] to U = G g G^T [K, C, alpha, alpha]."""
+    """Transform spatial kernels g [K, C, 3, 3] to U = G g G^T [K, C, alpha, alpha] (on
+    g's device)."""
     _, _, G = transform_tensors(tile, dtype=g.dtype)
+    G = G.to(g.device)
     r = G.shape[1]
     if g.ndim != 4 or tuple(g.shape[2:]) != (r, r):
         raise ValueError(f"kernels must have shape [K, C, {r}, {r}], not {list(g.shape)}")
