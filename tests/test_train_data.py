@@ -74,5 +74,5 @@ def test_digits_split_is_deterministic_and_stratified():
 def test_load_dataset_errors():
     with pytest.raises(DatasetError, match="cifar10 needs the path"):
         load_dataset("cifar10")
-    with pytest.raises(DatasetError, match="dataset must be one of digits, cifar10, not 'mnist'"):
+    with pytest.raises(DatasetError, match="dataset must be one of digits, fashion-mnist, cifar10, not 'mnist'"):
         load_dataset("mnist")

@@ -124,8 +124,9 @@ def test_step1_alone_gives_exact_winograd_zeros_after_retraining(tiny_digits, ti
     import copy
     model = copy.deepcopy(tiny_dense)
     gen = torch.Generator().manual_seed(0)
-    _staged(model, tiny_digits, s, [0.25, 0.5], 2,
-            lambda conv, t: structured_threshold(conv.effective_weight(), "6x6", t)[1],
+    layers = len(model.convs)
+    _staged(model, tiny_digits, s, [[0.25] * layers, [0.5] * layers], 2,
+            lambda weight, mask, t: structured_threshold(weight, "6x6", t)[1],
             0.05, gen, "step 1", False)
     for conv in model.convs:
         zero = winograd_zero_positions(conv.mask, "6x6")
