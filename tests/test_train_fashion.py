@@ -107,11 +107,13 @@ def test_pruning_table_runs_resumes_and_counts_cycles(tmp_path, capsys, monkeypa
     assert [r["method"] for r in runs] == ["spatial-winograd", "spatial-magnitude"]
     assert os.path.isfile(tmp_path / "t.dense-seed0.pt")
     # Cycles: conv0 (32 channels) fits the default design in one pass: golden.cycles of it.
-    wf = load_weights(tmp_path / "w" / runs[0]["weight_file"])
+    tap = "int8_tap_wise"
+    assert set(runs[0]["accuracy"]) == {"dense", "pruned", "int8_per_channel", tap}
+    wf = load_weights(tmp_path / "w" / runs[0]["weight_files"][tap])
     program = compile_layer(DEFAULT.replace(tile="4x4", requant=True), wf["conv0"], 28, 28,
                             requant=(wf["conv0"].requant_mult, wf["conv0"].requant_shift, True))
     report = layer_cycles(program)
-    cycles = runs[0]["cycles_per_image"]
+    cycles = runs[0]["cycles_per_image"][tap]
     assert cycles["layers"]["conv0"] == report.cycles + report.load_cycles
     assert cycles["total"] == sum(cycles["layers"].values()) and len(cycles["layers"]) == 6
     # The design and passes are those sim.network plans for the file.
@@ -123,7 +125,7 @@ def test_pruning_table_runs_resumes_and_counts_cycles(tmp_path, capsys, monkeypa
     text = (tmp_path / "t.md").read_text()
     assert "| 4x4 | spatial-winograd | 0.50 | 1 |" in text and "conv5" in text
     # A rerun skips both cells (a run would fail) and renders the same table.
-    monkeypatch.setattr(table, "run", lambda *a, **k: pytest.fail("a finished cell reran"))
+    monkeypatch.setattr(table, "one_run", lambda *a, **k: pytest.fail("a finished cell reran"))
     capsys.readouterr()
     assert table.main(argv) == 0
     assert "2 finished run(s) kept" in capsys.readouterr().out

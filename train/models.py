@@ -152,14 +152,15 @@ def fold_batch_norm(model: VGGLike) -> VGGLike:
         return folded
     for conv, norm in zip(folded.convs, folded.norms):
         weight = conv.U if isinstance(conv, WinogradConv2d) else conv.weight
-        w, b = fold_batchnorm(weight.double().numpy(),
-                              None if conv.bias is None else conv.bias.double().numpy(),
-                              norm.weight.double().numpy(), norm.bias.double().numpy(),
-                              norm.running_mean.double().numpy(),
-                              norm.running_var.double().numpy(), norm.eps)
+        def host(t):
+            return t.detach().cpu().double().numpy()
+
+        w, b = fold_batchnorm(host(weight), None if conv.bias is None else host(conv.bias),
+                              host(norm.weight), host(norm.bias), host(norm.running_mean),
+                              host(norm.running_var), norm.eps)
         weight.copy_(torch.from_numpy(w))
         if conv.bias is None:
-            conv.bias = nn.Parameter(torch.from_numpy(b).to(weight.dtype))
+            conv.bias = nn.Parameter(torch.from_numpy(b).to(weight.dtype).to(weight.device))
         else:
             conv.bias.copy_(torch.from_numpy(b))
     folded.norms = None

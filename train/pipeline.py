@@ -158,6 +158,9 @@ class PruneSettings:
                              f"{self.qat_epochs!r}")
         if not isinstance(self.qat_lr, (int, float)) or not self.qat_lr > 0:
             raise ValueError(f"qat_lr must be positive, not {self.qat_lr!r}")
+        if self.first_target is not None and not (
+                isinstance(self.first_target, (int, float)) and 0.0 <= self.first_target < 1.0):
+            raise ValueError(f"first_target must lie in [0, 1), not {self.first_target!r}")
 
     @property
     def use_tap_shifts(self) -> bool:
@@ -170,9 +173,6 @@ class PruneSettings:
         if self.qat_epochs is None:
             return 6 if self.tile == "6x6" else 0
         return self.qat_epochs
-        if self.first_target is not None and not (
-                isinstance(self.first_target, (int, float)) and 0.0 <= self.first_target < 1.0):
-            raise ValueError(f"first_target must lie in [0, 1), not {self.first_target!r}")
 
     @property
     def step1_target(self) -> float:
