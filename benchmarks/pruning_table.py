@@ -46,8 +46,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from golden.cli import atomic_output  # noqa: E402
-from golden.config import DEFAULT  # noqa: E402
-from golden.passes import compile_passes, passes_cycles, plan_passes  # noqa: E402
+from golden.passes import (compile_passes, network_design, passes_cycles,  # noqa: E402
+                           plan_passes)
 from golden.weights import save_weights  # noqa: E402
 from train.data import DATASETS, load_dataset  # noqa: E402
 from train.models import fold_batch_norm  # noqa: E402
@@ -56,7 +56,7 @@ from train.pipeline import (DEVICES, METHODS, accuracy, build_model,  # noqa: E4
                             sparsity_report, train_dense, winograd_weights)
 
 TARGETS = {"digits": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95), "fashion-mnist": (0.5, 0.6, 0.7, 0.8, 0.9)}
-SEEDS = {"digits": (0,), "fashion-mnist": (0, 1, 2)}
+SEEDS = {"digits": (0, 1, 2), "fashion-mnist": (0, 1, 2)}
 MAX_LOSS = 0.005
 #: The two int8 columns: settings changes of each quantisation.
 QUANTISERS = {"int8_per_channel": {"tap_shifts": False, "qat_epochs": 0},
@@ -69,11 +69,11 @@ def markers(dataset: str) -> tuple[str, str]:
     return f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
 
 
-def cycles_per_image(weights, tile: str) -> dict:
-    """Cycles of one image on the default design with ``tile`` and the requant stage (the
-    design ``sim.network`` picks; larger layers as channel-split passes), weight loads included,
-    from golden's cycle model alone (no RTL packages needed), in all and per conv layer."""
-    config = DEFAULT.replace(tile=tile, requant=True)
+def cycles_per_image(weights) -> dict:
+    """Cycles of one image on the design ``sim.network`` picks (:func:`golden.passes.
+    network_design`: larger layers as channel-split passes), weight loads included, from
+    golden's cycle model alone (no RTL packages needed), in all and per conv layer."""
+    config = network_design(weights)
     network, layers = weights.network, {}
     shape = network.input_shape
     for index, op in enumerate(network.ops):
@@ -116,7 +116,7 @@ def one_run(dataset: str, data, dense, s, device: str, limit, weights_dir=None) 
         record["quantised_winograd_sparsity"][key] = {
             "overall": quant["overall"],
             "layers": {k: v["sparsity"] for k, v in quant["layers"].items()}}
-        record["cycles_per_image"][key] = cycles_per_image(weights, s.tile)
+        record["cycles_per_image"][key] = cycles_per_image(weights)
         if weights_dir:
             name = f"{dataset}-{s.tile}-{s.method}-{s.target:.2f}-seed{s.seed}-{key}.npz"
             save_weights(os.path.join(weights_dir, name), weights)
@@ -233,7 +233,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tiles", default="4x4,6x6")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--targets", help="comma-separated (default: the dataset's)")
-    p.add_argument("--seeds", help="comma-separated (default: 0 for digits, 0,1,2 otherwise)")
+    p.add_argument("--seeds", help="comma-separated (default: 0,1,2)")
     p.add_argument("--seed", type=int, help="one seed: the same as --seeds S")
     p.add_argument("--device", choices=DEVICES, default="cpu")
     p.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads")

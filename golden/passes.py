@@ -32,14 +32,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import AcceleratorConfig
+from .config import DEFAULT, AcceleratorConfig
 from .conv import winograd_conv2d_int
 from .cycles import CycleReport, exposed_load_cycles, layer_cycles
 from .encoding import encode
 from .program import LayerProgram, _check_requant, compile_layer
 from .quant import requantize
 from .schedule import schedule_layer
-from .weights import LayerWeights
+from .transforms import TILES
+from .weights import LayerWeights, WeightFile
 
 __all__ = [
     "FROM_LAYER",
@@ -50,6 +51,7 @@ __all__ = [
     "compile_passes",
     "golden_pass_outputs",
     "layer_requant",
+    "network_design",
     "pass_inputs",
     "passes_cycles",
     "plan_passes",
@@ -425,3 +427,31 @@ def passes_cycles(programs: list[LayerProgram]) -> PassesCycles:
     programs = list(programs)
     return PassesCycles(passes=tuple(layer_cycles(p) for p in programs),
                         config=programs[0].config if programs else None)
+
+
+def network_design(weights: WeightFile) -> AcceleratorConfig:
+    """The design chosen for a network when none is given: the default design (its array
+    and channel limits; larger layers run as passes) with the network's tile, the on-chip
+    requantisation stage and a tap shift stage as wide as the layers' tap shifts span.
+
+    Raises
+    ------
+    ValueError
+        If the conv layers use different or unsupported tiles.
+    """
+    tiles = {TILES[t]: t for t in TILES}
+    found = {}
+    for op in weights.network.ops:
+        if op.kind == "conv":
+            layer = weights[op.name]
+            found.setdefault(tiles.get((layer.m, layer.r)), layer.name)
+    if None in found:
+        raise ValueError(f"layer '{found[None]}' uses a tile the RTL does not support "
+                         f"({', '.join(TILES)})")
+    if len(found) != 1:
+        raise ValueError("the conv layers use several tiles (" + ", ".join(
+            f"{t} in '{n}'" for t, n in found.items()) + "); one design runs one tile")
+    (tile,) = found
+    span = max(int(weights[op.name].tap_left_shifts.max()) for op in weights.network.ops
+               if op.kind == "conv")
+    return DEFAULT.replace(tile=tile, requant=True, max_tap_shift=span)

@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from golden.config import DEFAULT, AcceleratorConfig
+from golden.config import AcceleratorConfig
 from golden.network import run_network, run_op
-from golden.passes import PassPlan, compile_passes, plan_passes
+from golden.passes import PassPlan, compile_passes, network_design, plan_passes
 from golden.report import PassRecord, overlap_loads
-from golden.transforms import TILES
 from golden.weights import WeightFile
 
 from .accel import accelerator_depths, build_accelerator, run_layers
@@ -112,34 +111,6 @@ class NetworkPlan:
         patches = max(p.n_tiles * p.in_channels for p in programs)
         results = max(p.n_tiles * p.out_channels for p in programs)
         return accelerator_depths(self.config, patches, results)
-
-
-def network_design(weights: WeightFile) -> AcceleratorConfig:
-    """The design chosen for a network when none is given: the default design (its array
-    and channel limits; larger layers run as passes) with the network's tile, the on-chip
-    requantisation stage and a tap shift stage as wide as the layers' tap shifts span.
-
-    Raises
-    ------
-    ValueError
-        If the conv layers use different or unsupported tiles.
-    """
-    tiles = {TILES[t]: t for t in TILES}
-    found = {}
-    for op in weights.network.ops:
-        if op.kind == "conv":
-            layer = weights[op.name]
-            found.setdefault(tiles.get((layer.m, layer.r)), layer.name)
-    if None in found:
-        raise ValueError(f"layer '{found[None]}' uses a tile the RTL does not support "
-                         f"({', '.join(TILES)})")
-    if len(found) != 1:
-        raise ValueError("the conv layers use several tiles (" + ", ".join(
-            f"{t} in '{n}'" for t, n in found.items()) + "); one design runs one tile")
-    (tile,) = found
-    span = max(int(weights[op.name].tap_left_shifts.max()) for op in weights.network.ops
-               if op.kind == "conv")
-    return DEFAULT.replace(tile=tile, requant=True, max_tap_shift=span)
 
 
 def plan_network(weights: WeightFile, config: AcceleratorConfig) -> NetworkPlan:
