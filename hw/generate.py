@@ -23,8 +23,8 @@ from amaranth.back import verilog
 from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
-from golden.cli import (CliError, OneLineParser, add_config_arguments, check_output_dir,
-                        claim_output, config_from_args, one_line, run_main)
+from golden.cli import CliError, OneLineParser, check_output_dir, claim_output, one_line, run_main
+from golden.options import add_config_arguments, config_from_args
 from golden.config import MANIFEST_VERSION, AcceleratorConfig
 from golden.cost import MAX_BUILD_PES, MAX_BUILD_WORDS, check_buildable
 from golden.protocol import memory_bits

@@ -33,10 +33,11 @@ import time
 
 import numpy as np
 
-from golden.cli import (CliError, OneLineParser, add_config_arguments, check_input_fits,
-                        check_output_dir, check_output_path, claim_output, config_from_args,
-                        given_config_options, load_input, load_layer, one_line, progress,
-                        read_config, run_main, save_npy, write_json)
+from golden.cli import (CliError, OneLineParser, check_input_fits, check_output_dir,
+                        check_output_path, claim_output, load_input, load_layer, one_line,
+                        progress, run_main, save_npy, write_json)
+from golden.options import (add_config_arguments, config_from_args, given_config_options,
+                            read_config)
 from golden.config import DEFAULT, AcceleratorConfig
 from golden.cycles import layer_cycles, utilisation
 from golden.run import run_layer

@@ -23,8 +23,9 @@ import sys
 
 import numpy as np
 
-from golden.cli import (CliError, OneLineParser, check_output_dir, check_output_path,
-                        progress, read_config, run_main, save_npy)
+from golden.cli import (CliError, OneLineParser, check_output_dir, check_output_path, progress,
+                        run_main, save_npy)
+from golden.options import read_config
 from golden.network import accuracy, add_image_arguments, load_images, load_network
 from golden.report import NetworkFigures, write_report
 from golden.weights import WeightFileError

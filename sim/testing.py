@@ -49,7 +49,8 @@ def weight_file(path: str):
 def _design(weights_path: str, config_path: str | None, size: tuple[int, int]):
     import pytest
 
-    from golden.cli import CliError, read_config
+    from golden.cli import CliError
+    from golden.options import read_config
     from sim.layer import file_design
     try:
         fixed = None if config_path is None else read_config(config_path)

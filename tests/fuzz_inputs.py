@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from golden import network as golden_network  # noqa: E402
 from golden import run as golden_run  # noqa: E402
-from golden.cli import CliError, read_config  # noqa: E402
+from golden.cli import CliError  # noqa: E402
+from golden.options import read_config  # noqa: E402
 from golden.config import DEFAULT  # noqa: E402
 from golden.cost import check_buildable  # noqa: E402
 from golden.synthetic import synthetic_network  # noqa: E402

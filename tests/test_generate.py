@@ -12,7 +12,7 @@ import pytest
 from golden.config import SMALL, AcceleratorConfig
 from golden.protocol import y_spec
 from golden.transforms import tile_transform
-from golden.cli import config_from_args
+from golden.options import config_from_args
 from hw.generate import generate, make_parser, top_name
 
 

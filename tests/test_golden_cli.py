@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden import cli
+from golden import cli, options
 from golden.conv import winograd_conv2d_int
 from golden.quant import requantize
 from golden.transforms import tile_transform
@@ -328,7 +328,7 @@ def test_run_main_statuses(capsys):
 
 def test_parser_error_exits_2_on_one_line(capsys):
     parser = cli.OneLineParser("sim.layer")
-    cli.add_config_arguments(parser, ("--array", "--max-channels"))
+    options.add_config_arguments(parser, ("--array", "--max-channels"))
     with pytest.raises(SystemExit) as info:
         parser.parse_args(["--array", "0x2"])
     assert info.value.code == 2
@@ -339,18 +339,18 @@ def test_parser_error_exits_2_on_one_line(capsys):
 def test_config_options_override_a_base_design():
     from golden.config import DEFAULT, SMALL
     parser = cli.OneLineParser("t")
-    cli.add_config_arguments(parser)
+    options.add_config_arguments(parser)
     args = parser.parse_args([])
-    assert cli.given_config_options(args) == [] and cli.config_from_args(args, SMALL) == SMALL
+    assert options.given_config_options(args) == [] and options.config_from_args(args, SMALL) == SMALL
     args = parser.parse_args(["--max-channels", "48", "--max-in-channels", "8", "--requant",
                               "--weight-depth", "100", "--tile", "6x6"])
-    assert cli.given_config_options(args) == ["--tile", "--max-channels", "--max-in-channels",
+    assert options.given_config_options(args) == ["--tile", "--max-channels", "--max-in-channels",
                                               "--weight-depth", "--requant"]
-    assert cli.config_from_args(args) == DEFAULT.replace(
+    assert options.config_from_args(args) == DEFAULT.replace(
         tile="6x6", max_in_channels=8, max_out_channels=48, weight_depth=100, requant=True)
     with pytest.raises(cli.CliError, match=r"^data_width must be an integer in \[2, 16\], "
                                            r"not 17$"):
-        cli.config_from_args(parser.parse_args(["--data-width", "17"]))
+        options.config_from_args(parser.parse_args(["--data-width", "17"]))
 
 
 def test_output_checks(tmp_path):
@@ -390,7 +390,7 @@ def test_read_config(tmp_path):
     from golden.config import SMALL
     good = tmp_path / "d.json"
     good.write_text(json.dumps({"manifest_version": 1, "config": SMALL.to_dict()}))
-    assert cli.read_config(str(good)) == SMALL
+    assert options.read_config(str(good)) == SMALL
     bad = tmp_path / "bad.json"
     cases = [("{", "not JSON (Expecting property name enclosed in double quotes at line 1)"),
              (json.dumps({**SMALL.to_dict(), "max_in_channels": 0}),
@@ -400,9 +400,9 @@ def test_read_config(tmp_path):
     for text, message in cases:
         bad.write_text(text)
         with pytest.raises(cli.CliError) as info:
-            cli.read_config(str(bad))
+            options.read_config(str(bad))
         assert str(info.value) == f"--config {bad}: {message}"
     for path, message in ((tmp_path / "none.json", "no such file"),
                           (tmp_path, "is a directory, not a manifest (.json)")):
         with pytest.raises(cli.CliError, match=re.escape(f"--config {path}: {message}")):
-            cli.read_config(str(path))
+            options.read_config(str(path))

@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 from golden.cycles import COLLECTOR_DEPTH
 from golden.protocol import index_bits, m_spec, output_transform_input_spec, table_spec
 from golden.schedule import result_slots
-from helpers import small_config, stream_get
+from helpers import stream_get
 from hw.collector import Collector
 
 

@@ -19,7 +19,7 @@ import pytest
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from golden.cli import config_from_args
+from golden.options import config_from_args
 from golden.config import AcceleratorConfig
 from golden.protocol import patch_spec, v_spec
 from golden.throughput import reference_throughput

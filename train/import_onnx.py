@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv) -> int:
-    from golden.cli import CliError, OneLineParser, check_output_path, tile_type
+    from golden.cli import CliError, OneLineParser, check_output_path
+    from golden.options import tile_type
     from golden.transforms import TILES
 
     p = OneLineParser(prog=PROG, description="Import an ONNX / QONNX model (3x3 stride-1 "

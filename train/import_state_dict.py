@@ -26,7 +26,8 @@ import importlib
 import os
 import sys
 
-from golden.cli import CliError, OneLineParser, check_output_path, run_main, tile_type
+from golden.cli import CliError, OneLineParser, check_output_path, run_main
+from golden.options import tile_type
 from golden.safeio import ArrayReadError, check_torch_file
 
 __all__ = ["build_model", "main", "parse_layer_values"]

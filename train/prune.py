@@ -26,8 +26,8 @@ from __future__ import annotations
 import os
 import sys
 
-from golden.cli import (CliError, OneLineParser, check_output_path, run_main, tile_type,
-                        write_json)
+from golden.cli import CliError, OneLineParser, check_output_path, run_main, write_json
+from golden.options import tile_type
 
 __all__ = ["main"]
 

@@ -17,9 +17,10 @@ import math
 import sys
 from pathlib import Path
 
-from golden.cli import (CliError, OneLineParser, add_config_arguments, check_output_dir,
-                        claim_output, config_from_args, given_config_options, one_line, progress,
-                        read_config, run_main)
+from golden.cli import (CliError, OneLineParser, check_output_dir, claim_output, one_line,
+                        progress, run_main)
+from golden.options import (add_config_arguments, config_from_args, given_config_options,
+                            read_config)
 from golden.config import AcceleratorConfig, parse_array
 from golden.cost import check_buildable
 from golden.transforms import TILES, parse_tile
