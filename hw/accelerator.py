@@ -42,14 +42,14 @@ from .layouts import to_layout
 from .loader import ProgramLoader
 from .pe import ProcessingElement
 from .sequencer import StepSequencer
-from .signatures import check_config
+from .signatures import BlockComponent, check_config
 from .tap_shift import TapShift
 from .transform import InputTransform, OutputTransform
 
 __all__ = ["Accelerator"]
 
 
-class Accelerator(wiring.Component):
+class Accelerator(BlockComponent):
     """Sparse-Winograd convolution accelerator.
 
     Parameters
@@ -90,16 +90,6 @@ class Accelerator(wiring.Component):
                 "busy": Out(1),
                 "error": Out(1),
             })
-
-    def __init__(self, config: AcceleratorConfig):
-        signature = self.Signature(config)
-        self._config = config
-        super().__init__(signature)
-
-    @property
-    def config(self) -> AcceleratorConfig:
-        """The accelerator configuration."""
-        return self._config
 
     @property
     def pe_names(self) -> list[str]:

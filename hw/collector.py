@@ -22,12 +22,12 @@ from golden.protocol import collector_output_spec, index_bits, m_spec, table_spe
 from golden.schedule import result_slots
 
 from .layouts import to_layout
-from .signatures import TableWriteSignature, check_config, layer_field_shape
+from .signatures import BlockComponent, check_config, layer_field_shape, TableWriteSignature
 
 __all__ = ["Collector"]
 
 
-class Collector(wiring.Component):
+class Collector(BlockComponent):
     """Channel table and result bank reader of one tile per ``start``.
 
     Parameters
@@ -79,16 +79,6 @@ class Collector(wiring.Component):
                 **({"table_bank": In(1), "run_bank": In(1)} if config.weight_banks == 2
                    else {}),
             })
-
-    def __init__(self, config: AcceleratorConfig):
-        signature = self.Signature(config)
-        self._config = config
-        super().__init__(signature)
-
-    @property
-    def config(self) -> AcceleratorConfig:
-        """The accelerator configuration."""
-        return self._config
 
     def elaborate(self, platform):
         m = Module()

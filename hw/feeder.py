@@ -17,12 +17,12 @@ from golden.protocol import index_bits, patch_spec, v_spec
 
 from .layouts import to_layout
 from .pe import VChainSignature
-from .signatures import check_config, layer_field_shape
+from .signatures import BlockComponent, check_config, layer_field_shape
 
 __all__ = ["VFeeder"]
 
 
-class VFeeder(wiring.Component):
+class VFeeder(BlockComponent):
     """Patch window, input transform hand-off and V chain head of one tile per ``start``.
 
     Parameters
@@ -68,16 +68,6 @@ class VFeeder(wiring.Component):
                 "chain_end": In(1),
                 "busy": Out(1),
             })
-
-    def __init__(self, config: AcceleratorConfig):
-        signature = self.Signature(config)
-        self._config = config
-        super().__init__(signature)
-
-    @property
-    def config(self) -> AcceleratorConfig:
-        """The accelerator configuration."""
-        return self._config
 
     def elaborate(self, platform):
         m = Module()

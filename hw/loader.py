@@ -30,12 +30,12 @@ from golden.protocol import cfg_spec, entry_spec, table_spec, weight_spec
 from golden.schedule import result_slots
 
 from .layouts import to_layout
-from .signatures import TableWriteSignature, check_config
+from .signatures import BlockComponent, check_config, TableWriteSignature
 
 __all__ = ["ProgramLoader"]
 
 
-class ProgramLoader(wiring.Component):
+class ProgramLoader(BlockComponent):
     """Layer program loader with the layer registers and the refusal checks.
 
     Refused, with ``error`` set: a ``cfg`` with C or K outside [1, max], no tiles, more entries than
@@ -116,16 +116,6 @@ class ProgramLoader(wiring.Component):
                     "run_layer": Out(to_layout(cfg_spec(config))), "running": In(1)}
                    if config.weight_banks == 2 else {}),
             })
-
-    def __init__(self, config: AcceleratorConfig):
-        signature = self.Signature(config)
-        self._config = config
-        super().__init__(signature)
-
-    @property
-    def config(self) -> AcceleratorConfig:
-        """The accelerator configuration."""
-        return self._config
 
     def entry_for(self, pe: int):
         """The ``pe_entry`` signal PE ``pe`` writes."""

@@ -15,12 +15,12 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import AcceleratorConfig
 
-from .signatures import check_config, layer_field_shape
+from .signatures import BlockComponent, check_config, layer_field_shape
 
 __all__ = ["StepSequencer"]
 
 
-class StepSequencer(wiring.Component):
+class StepSequencer(BlockComponent):
     """Lock-step load / compute / drain sequencing of one layer's tiles.
 
     Parameters
@@ -84,16 +84,6 @@ class StepSequencer(wiring.Component):
                 "busy": Out(1),
                 "finished": Out(1),
             })
-
-    def __init__(self, config: AcceleratorConfig):
-        signature = self.Signature(config)
-        self._config = config
-        super().__init__(signature)
-
-    @property
-    def config(self) -> AcceleratorConfig:
-        """The accelerator configuration."""
-        return self._config
 
     def elaborate(self, platform):
         m = Module()

@@ -11,7 +11,7 @@ from golden.protocol import cfg_spec, table_spec
 
 from .layouts import to_layout
 
-__all__ = ["TableWriteSignature", "check_config", "layer_field_shape"]
+__all__ = ["BlockComponent", "TableWriteSignature", "check_config", "layer_field_shape"]
 
 
 def check_config(config) -> AcceleratorConfig:
@@ -19,6 +19,23 @@ def check_config(config) -> AcceleratorConfig:
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"config must be a golden.config.AcceleratorConfig, not {config!r}")
     return config
+
+
+class BlockComponent(wiring.Component):
+    """A block whose signature is built from the config alone: a subclass defines a nested
+    ``Signature(config)`` (which checks the config first) and gets ``config`` and its ports."""
+
+    Signature: type
+
+    def __init__(self, config: AcceleratorConfig):
+        signature = self.Signature(config)
+        self._config = config
+        super().__init__(signature)
+
+    @property
+    def config(self) -> AcceleratorConfig:
+        """The accelerator configuration."""
+        return self._config
 
 
 def layer_field_shape(config: AcceleratorConfig, name: str) -> Shape:

@@ -18,12 +18,12 @@ from golden.config import AcceleratorConfig
 from golden.protocol import collector_output_spec, output_transform_input_spec, tap_left_spec
 
 from .layouts import to_layout
-from .signatures import check_config
+from .signatures import BlockComponent, check_config
 
 __all__ = ["TapShift"]
 
 
-class TapShift(wiring.Component):
+class TapShift(BlockComponent):
     """Left shift of every position of one output channel's ``M`` tile by ``tap_left``.
 
     Parameters
@@ -55,16 +55,6 @@ class TapShift(wiring.Component):
                 "o": Out(stream.Signature(to_layout(output_transform_input_spec(config)))),
                 "tap_left": In(to_layout(tap_left_spec(config))),
             })
-
-    def __init__(self, config: AcceleratorConfig):
-        signature = self.Signature(config)
-        self._config = config
-        super().__init__(signature)
-
-    @property
-    def config(self) -> AcceleratorConfig:
-        """The accelerator configuration."""
-        return self._config
 
     def elaborate(self, platform):
         m = Module()
