@@ -46,8 +46,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from golden.cli import atomic_output  # noqa: E402
-from golden.passes import (compile_passes, network_design, passes_cycles,  # noqa: E402
-                           plan_passes)
+from golden.cycles import passes_cycles  # noqa: E402
+from golden.passes import compile_passes, network_design, plan_passes  # noqa: E402
 from golden.weights import save_weights  # noqa: E402
 from train.data import DATASETS, load_dataset  # noqa: E402
 from train.models import fold_batch_norm  # noqa: E402

@@ -48,11 +48,13 @@ __all__ = [
     "CycleReport",
     "LAYER_SWITCH",
     "PE_PIPELINE_DEPTH",
+    "PassesCycles",
     "drain_tail_cycles",
     "exposed_load_cycles",
     "input_transform_latency",
     "layer_cycles",
     "output_transform_latency",
+    "passes_cycles",
     "sequence_cycles",
     "step_lengths",
     "utilisation",
@@ -211,3 +213,75 @@ def sequence_cycles(programs) -> int:
         total += (LAYER_SWITCH - 1 + report.cycles
                   + exposed_load_cycles(config, previous.cycles, report.load_cycles))
     return total
+
+
+@dataclass(frozen=True)
+class PassesCycles:
+    """The cycle model of a split layer: one ``CycleReport`` per pass and their sums.
+
+    Members
+    -------
+    passes : tuple of CycleReport
+        :func:`layer_cycles` of every pass program.
+    config : AcceleratorConfig or None
+        The design (its ``weight_banks`` decide which loads the pass before hides); None
+        counts every load.
+    """
+
+    passes: tuple[CycleReport, ...]
+    config: AcceleratorConfig | None = None
+
+    @property
+    def cycles(self) -> int:
+        """Sum of the passes' ``cycles`` (first patch to last result of each)."""
+        return sum(r.cycles for r in self.passes)
+
+    @property
+    def load_cycles(self) -> int:
+        """Sum of the passes' ``load_cycles``."""
+        return sum(r.load_cycles for r in self.passes)
+
+    @property
+    def exposed_load_cycles(self) -> int:
+        """Load cycles the pass before does not hide (:func:`exposed_load_cycles`;
+        the first pass's load is all exposed)."""
+        if self.config is None:
+            return self.load_cycles
+        previous, exposed = None, 0
+        for report in self.passes:
+            exposed += exposed_load_cycles(self.config, previous, report.load_cycles)
+            previous = report.cycles
+        return exposed
+
+    @property
+    def total_cycles(self) -> int:
+        """``cycles + exposed_load_cycles``: the layer with its weight loads."""
+        return self.cycles + self.exposed_load_cycles
+
+    @property
+    def nonzero_macs(self) -> int:
+        """Multiply-accumulates of all passes."""
+        return sum(r.nonzero_macs for r in self.passes)
+
+    @property
+    def dense_macs(self) -> int:
+        """Dense Winograd multiplications (equal to the unsplit layer's)."""
+        return sum(r.dense_macs for r in self.passes)
+
+    @property
+    def direct_macs(self) -> int:
+        """Direct-convolution multiplications (equal to the unsplit layer's)."""
+        return sum(r.direct_macs for r in self.passes)
+
+    @property
+    def skipped_macs_per_position(self) -> tuple[int, ...]:
+        """Skipped dense multiplications per Winograd position, summed over passes."""
+        return tuple(int(v) for v in np.sum([r.skipped_macs_per_position
+                                             for r in self.passes], axis=0))
+
+
+def passes_cycles(programs) -> PassesCycles:
+    """The cycle model of a split layer's pass programs (``golden.passes.compile_passes``)."""
+    programs = list(programs)
+    return PassesCycles(passes=tuple(layer_cycles(p) for p in programs),
+                        config=programs[0].config if programs else None)

@@ -22,8 +22,8 @@ combined output equals the unsplit layer ``golden.conv.winograd_conv2d_int`` bit
 
 A layer is refused only when one output channel's entries within one input group exceed a PE's
 weight memory (``config.pe_weight_depth``); the message gives the numbers. The cycle model of a
-split layer (:func:`passes_cycles`) is the sum of :func:`golden.cycles.layer_cycles` over its
-passes, loads included; the host's partial-sum additions are not accelerator cycles.
+split layer (``golden.cycles.passes_cycles``) is the sum of ``golden.cycles.layer_cycles`` over
+its passes, loads included; the host's partial-sum additions are not accelerator cycles.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import numpy as np
 
 from .config import DEFAULT, AcceleratorConfig
 from .conv import winograd_conv2d_int
-from .cycles import CycleReport, exposed_load_cycles, layer_cycles
 from .encoding import encode
 from .program import LayerProgram, _check_requant, compile_layer
 from .quant import requantize
@@ -46,14 +45,12 @@ __all__ = [
     "FROM_LAYER",
     "LayerPass",
     "PassPlan",
-    "PassesCycles",
     "combine_outputs",
     "compile_passes",
     "golden_pass_outputs",
     "layer_requant",
     "network_design",
     "pass_inputs",
-    "passes_cycles",
     "plan_passes",
     "reference_output",
     "run_passes",
@@ -355,78 +352,6 @@ def reference_output(plan: PassPlan, x) -> tuple[np.ndarray, np.ndarray | None]:
         return y, None
     mult, shift, relu = plan.requant
     return y, requantize(y, mult, shift, relu)
-
-
-@dataclass(frozen=True)
-class PassesCycles:
-    """The cycle model of a split layer: one ``CycleReport`` per pass and their sums.
-
-    Members
-    -------
-    passes : tuple of CycleReport
-        ``golden.cycles.layer_cycles`` of every pass program.
-    config : AcceleratorConfig or None
-        The design (its ``weight_banks`` decide which loads the pass before hides); None
-        counts every load.
-    """
-
-    passes: tuple[CycleReport, ...]
-    config: AcceleratorConfig | None = None
-
-    @property
-    def cycles(self) -> int:
-        """Sum of the passes' ``cycles`` (first patch to last result of each)."""
-        return sum(r.cycles for r in self.passes)
-
-    @property
-    def load_cycles(self) -> int:
-        """Sum of the passes' ``load_cycles``."""
-        return sum(r.load_cycles for r in self.passes)
-
-    @property
-    def exposed_load_cycles(self) -> int:
-        """Load cycles the pass before does not hide (``golden.cycles.exposed_load_cycles``;
-        the first pass's load is all exposed)."""
-        if self.config is None:
-            return self.load_cycles
-        previous, exposed = None, 0
-        for report in self.passes:
-            exposed += exposed_load_cycles(self.config, previous, report.load_cycles)
-            previous = report.cycles
-        return exposed
-
-    @property
-    def total_cycles(self) -> int:
-        """``cycles + exposed_load_cycles``: the layer with its weight loads."""
-        return self.cycles + self.exposed_load_cycles
-
-    @property
-    def nonzero_macs(self) -> int:
-        """Multiply-accumulates of all passes."""
-        return sum(r.nonzero_macs for r in self.passes)
-
-    @property
-    def dense_macs(self) -> int:
-        """Dense Winograd multiplications (equal to the unsplit layer's)."""
-        return sum(r.dense_macs for r in self.passes)
-
-    @property
-    def direct_macs(self) -> int:
-        """Direct-convolution multiplications (equal to the unsplit layer's)."""
-        return sum(r.direct_macs for r in self.passes)
-
-    @property
-    def skipped_macs_per_position(self) -> tuple[int, ...]:
-        """Skipped dense multiplications per Winograd position, summed over passes."""
-        return tuple(int(v) for v in np.sum([r.skipped_macs_per_position
-                                             for r in self.passes], axis=0))
-
-
-def passes_cycles(programs: list[LayerProgram]) -> PassesCycles:
-    """The cycle model of the pass programs of :func:`compile_passes`."""
-    programs = list(programs)
-    return PassesCycles(passes=tuple(layer_cycles(p) for p in programs),
-                        config=programs[0].config if programs else None)
 
 
 def network_design(weights: WeightFile) -> AcceleratorConfig:

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from golden.passes import (PassesCycles, PassPlan, combine_outputs, compile_passes, pass_inputs,
+from golden.cycles import PassesCycles
+from golden.passes import (PassPlan, combine_outputs, compile_passes, pass_inputs,
                            reference_output)
 from golden.report import PassRecord, pass_record
 
@@ -78,7 +79,7 @@ class PassesOutcome:
 
     @property
     def model(self) -> PassesCycles:
-        """The cycle model of the passes (``golden.passes.passes_cycles``)."""
+        """The cycle model of the passes (``golden.cycles.passes_cycles``)."""
         return PassesCycles(passes=tuple(o.model for o in self.outcomes),
                             config=self.plan.config)
 

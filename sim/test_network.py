@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from golden.config import AcceleratorConfig
+from golden.cycles import passes_cycles
 from golden.network import quantize_input, run_network
-from golden.passes import passes_cycles
 from golden.protocol import weight_spec
 from golden.synthetic import synthetic_network
 from golden.weights import WeightFile, load_weights, save_weights

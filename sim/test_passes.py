@@ -13,8 +13,8 @@ import pytest
 
 from golden.config import DEFAULT
 from golden.conv import winograd_conv2d_int
-from golden.cycles import layer_cycles
-from golden.passes import passes_cycles, plan_passes
+from golden.cycles import layer_cycles, passes_cycles
+from golden.passes import plan_passes
 from golden.quant import requantize
 from golden.synthetic import synthetic_layer
 from sim.testing import design_cache

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from golden.conv import direct_conv2d, winograd_conv2d_int
-from golden.cycles import layer_cycles
+from golden.cycles import layer_cycles, passes_cycles
 from golden.passes import (combine_outputs, compile_passes, golden_pass_outputs, pass_inputs,
-                           passes_cycles, plan_passes, reference_output, run_passes)
+                           plan_passes, reference_output, run_passes)
 from golden.program import compile_layer, expected_output
 from golden.quant import requantize
 from golden.schedule import schedule_layer

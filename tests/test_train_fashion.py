@@ -117,7 +117,7 @@ def test_pruning_table_runs_resumes_and_counts_cycles(tmp_path, capsys, monkeypa
     assert cycles["layers"]["conv0"] == report.cycles + report.load_cycles
     assert cycles["total"] == sum(cycles["layers"].values()) and len(cycles["layers"]) == 6
     # The design and passes are those sim.network plans for the file.
-    from golden.passes import passes_cycles
+    from golden.cycles import passes_cycles
     from sim.netrun import network_design, plan_network
     plan = plan_network(wf, network_design(wf))
     assert cycles["design"] == plan.config.name
