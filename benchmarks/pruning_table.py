@@ -51,9 +51,9 @@ from golden.passes import compile_passes, network_design, plan_passes  # noqa: E
 from golden.weights import save_weights  # noqa: E402
 from train.data import DATASETS, load_dataset  # noqa: E402
 from train.models import fold_batch_norm  # noqa: E402
-from train.pipeline import (DEVICES, METHODS, accuracy, build_model,  # noqa: E402
-                            default_settings, prune, quantise_network, resolve_device,
+from train.pipeline import (accuracy, build_model, prune, quantise_network,  # noqa: E402
                             sparsity_report, train_dense, winograd_weights)
+from train.settings import DEVICES, METHODS, default_settings, resolve_device  # noqa: E402
 
 TARGETS = {"digits": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95), "fashion-mnist": (0.5, 0.6, 0.7, 0.8, 0.9)}
 SEEDS = {"digits": (0, 1, 2), "fashion-mnist": (0, 1, 2)}

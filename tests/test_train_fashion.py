@@ -15,7 +15,7 @@ from golden.cycles import layer_cycles  # noqa: E402
 from golden.program import compile_layer  # noqa: E402
 from golden.weights import load_weights  # noqa: E402
 from train.models import fashion_model, fold_batch_norm  # noqa: E402
-from train.pipeline import PruneSettings, default_settings, layer_targets  # noqa: E402
+from train.settings import PruneSettings, default_settings, layer_targets  # noqa: E402
 from train.prune import main as prune_main  # noqa: E402
 
 from fashion_files import write_fashion  # noqa: E402

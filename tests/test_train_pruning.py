@@ -6,7 +6,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from train.data import load_digits  # noqa: E402
-from train.pipeline import PruneSettings, prune, winograd_weights  # noqa: E402
+from train.pipeline import prune, winograd_weights  # noqa: E402
+from train.settings import PruneSettings  # noqa: E402
 from train.pruning import (importance_mask, magnitude_mask, structured_mask,  # noqa: E402
                            structured_threshold, winograd_zero_positions)
 from train.winograd import WinogradConv2d, importance_matrix, spatial_to_winograd  # noqa: E402

@@ -13,7 +13,7 @@ from golden.transforms import tile_transform  # noqa: E402
 from golden.weights import save_weights  # noqa: E402
 from train.data import load_digits  # noqa: E402
 from train.models import VGGLike  # noqa: E402
-from train.pipeline import PruneSettings  # noqa: E402
+from train.settings import PruneSettings  # noqa: E402
 from train.qat import TapwiseFakeQuant, quantization_aware_finetune  # noqa: E402
 from train.quantize import (calibrate_input_scales, export_network, output_step,  # noqa: E402
                             quantize_layer)

@@ -17,7 +17,7 @@ The summary goes to stdout, progress to stderr. Bad arguments print
 ``--dataset fashion-mnist`` trains the VGG-nagadomi-style network of
 :func:`train.models.fashion_model` on Fashion-MNIST (the Debian package
 ``dataset-fashion-mnist``, or ``--data-dir DIR``) with that dataset's preset
-(:func:`train.pipeline.default_settings`); options given override the preset.
+(:func:`train.settings.default_settings`); options given override the preset.
 ``--device cuda`` trains on the GPU.
 """
 
@@ -40,7 +40,7 @@ def _parser() -> OneLineParser:
     from .data import DATASETS
     from golden.datasets import FASHION_MNIST_DIR, FASHION_MNIST_PACKAGE
 
-    from .pipeline import DEVICES, METHODS, PruneSettings
+    from .settings import DEVICES, METHODS, PruneSettings
     d = PruneSettings()
     p = OneLineParser(prog=PROG, description="Spatial-Winograd pruning with weight-file export.")
     p.add_argument("--dataset", choices=DATASETS, default="digits",
@@ -109,7 +109,8 @@ def _main(argv) -> int:
     from golden.weights import WeightFileError, save_weights
 
     from .data import DatasetError, load_dataset
-    from .pipeline import default_settings, resolve_device, run
+    from .pipeline import run
+    from .settings import default_settings, resolve_device
 
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit must be a positive integer, not {args.limit}")
