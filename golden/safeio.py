@@ -174,7 +174,8 @@ class BoundedNpz(Mapping):
     """The arrays of an ``.npz`` archive, each read on access within the limits.
 
     Keys are the member names without ``.npy``, as :class:`numpy.lib.npyio.NpzFile` gives
-    them. Use as a context manager (or call :meth:`close`).
+    them. A member is read (and counted against ``archive_limit``) once; later accesses return
+    the same array. Use as a context manager (or call :meth:`close`).
 
     Parameters
     ----------
@@ -210,9 +211,12 @@ class BoundedNpz(Mapping):
             self._members.setdefault(name[:-4] if name.endswith(".npy") else name, info)
         self._array_limit, self._archive_limit = array_limit, archive_limit
         self._declared = 0
+        self._read = {}
 
     def __getitem__(self, key: str) -> np.ndarray:
         info = self._members[key]          # KeyError for an unknown key, as a Mapping does
+        if key in self._read:
+            return self._read[key]
         if not info.filename.endswith(".npy"):
             raise ArrayReadError("is not a .npy array (member name without .npy)", key)
         try:
@@ -230,6 +234,7 @@ class BoundedNpz(Mapping):
         except (EOFError, OSError, *_CORRUPT) as exc:
             raise ArrayReadError(f"corrupt entry ({' '.join(str(exc).split())})", key) \
                 from None
+        self._read[key] = array
         return array
 
     def __iter__(self):

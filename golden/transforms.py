@@ -25,6 +25,7 @@ __all__ = [
     "CANONICAL_POINTS",
     "TILES",
     "WinogradTransform",
+    "check_triple",
     "parse_tile",
     "tile_transform",
     "winograd_transform",
@@ -211,3 +212,26 @@ def tile_transform(tile: str) -> WinogradTransform:
     """The canonical transform of a hardware tile name ("4x4" or "6x6")."""
     m, r = parse_tile(tile)
     return winograd_transform(m, r)
+
+
+def check_triple(m: int, r: int, AT, BT, G) -> str | None:
+    """Whether numeric AT, BT (integers) and G (float, as a weight file stores them) compute the
+    1-D valid correlation F(m, r): None if they do, else what fails (to within 1e-9).
+
+    The map is bilinear, so basis pairs suffice (as in :meth:`WinogradTransform.check`, which
+    checks the exact fractions).
+    """
+    a = m + r - 1
+    # y = AT [(G e_q) * (BT e_p)] must equal 1 iff i + q == p, for every basis pair.
+    y = np.einsum("ij,jq,jp->ipq", np.asarray(AT, np.float64), np.asarray(G, np.float64),
+                  np.asarray(BT, np.float64))
+    expected = np.zeros((m, a, r))
+    for i in range(m):
+        for q in range(r):
+            expected[i, i + q, q] = 1.0
+    bad = np.argwhere(np.abs(y - expected) > 1e-9)
+    if not bad.size:
+        return None
+    i, p, q = bad[0]
+    return (f"AT, BT and G do not form a Winograd F({m},{r}) triple (output {i}, input {p}, tap "
+            f"{q} gives {y[i, p, q]:.6g}, expected {expected[i, p, q]:g})")

@@ -27,6 +27,7 @@ from .conv import tap_left_shifts
 from .netfile import (Network, check_keys, parse_ops, validate_network, validate_requant,
                       validate_tap_shift)
 from .safeio import ArrayReadError, BoundedNpz
+from .transforms import check_triple
 
 __all__ = [
     "FORMAT_NAME",
@@ -197,23 +198,6 @@ def _is_int_scalar(a: np.ndarray) -> bool:
     return a.ndim == 0 and a.dtype.kind in "iu"
 
 
-def _check_triple(err, name: str, m: int, r: int, AT, BT, G) -> None:
-    """AT, BT (integers) and G (float) must compute the 1-D valid correlation."""
-    a = m + r - 1
-    # y = AT [(G e_q) * (BT e_p)] must equal 1 iff i + q == p, for every basis pair (bilinear).
-    y = np.einsum("ij,jq,jp->ipq", AT.astype(np.float64), G, BT.astype(np.float64))
-    expected = np.zeros((m, a, r))
-    for i in range(m):
-        for q in range(r):
-            expected[i, i + q, q] = 1.0
-    bad = np.argwhere(np.abs(y - expected) > 1e-9)
-    if bad.size:
-        i, p, q = bad[0]
-        raise err(f"AT, BT and G do not form a Winograd F({m},{r}) triple (output {i}, input "
-                  f"{p}, tap {q} gives {y[i, p, q]:.6g}, expected {expected[i, p, q]:g})",
-                  name, f"{name}/G")
-
-
 def validate_arrays(arrays: Mapping[str, np.ndarray], source: str = "<memory>") -> WeightFile:
     """Validate a mapping of archive entries against format v1 or v2 and build a
     :class:`WeightFile`.
@@ -319,7 +303,9 @@ def _validate_layer(name, get, present, err, version) -> LayerWeights:
     AT = array("AT", np.int64, (m, a))
     BT = array("BT", np.int64, (a, a))
     G = array("G", np.float64, (a, r))
-    _check_triple(err, name, m, r, AT, BT, G)
+    problem = check_triple(m, r, AT, BT, G)
+    if problem:
+        raise err(problem, name, f"{name}/G")
 
     U = get(key("U"), name)
     if U.dtype != np.int8:
@@ -379,7 +365,7 @@ def load_weights(path: str | os.PathLike) -> WeightFile:
         raise WeightFileError(source, "is a directory, not a weight file")
     try:
         with BoundedNpz(source) as npz:
-            return validate_arrays(_LazyArchive(npz, source), source)
+            return validate_arrays(npz, source)
     except ArrayReadError as exc:       # the file itself (a member's problem names its key)
         if exc.reason.startswith("not a readable .npz archive") and _is_npy(source):
             raise WeightFileError(source, "is a single .npy array, not an .npz archive") \
@@ -392,31 +378,6 @@ def load_weights(path: str | os.PathLike) -> WeightFile:
 def _is_npy(path: str) -> bool:
     with open(path, "rb") as f:
         return f.read(6) == b"\x93NUMPY"
-
-
-class _LazyArchive(Mapping):
-    """Archive entries read on access, so that a corrupt entry is reported by its key."""
-
-    def __init__(self, npz, source):
-        self._npz, self._source = npz, source
-        self._keys = list(npz)
-        self._cache = {}
-
-    def __getitem__(self, key):
-        if key not in self._cache:
-            if key not in self._keys:
-                raise KeyError(key)
-            self._cache[key] = self._npz[key]     # ArrayReadError: validate_arrays' get
-        return self._cache[key]
-
-    def __contains__(self, key):
-        return key in self._keys
-
-    def __iter__(self):
-        return iter(self._keys)
-
-    def __len__(self):
-        return len(self._keys)
 
 
 def save_weights(path: str | os.PathLike, layers, compressed: bool = True) -> None:
