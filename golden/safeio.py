@@ -27,7 +27,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 __all__ = ["MAX_ARCHIVE_BYTES", "MAX_ARRAY_BYTES", "MAX_MEMBERS", "ArrayReadError",
-           "BoundedNpz", "check_torch_file", "read_npy", "read_npy_header"]
+           "BoundedNpz", "check_torch_file", "is_npy_file", "read_npy", "read_npy_header"]
 
 #: Largest array any reader allocates: 256 MiB (a 1024 x 1024-channel F(4x4,3x3) layer's
 #: ``U_float`` is 144 MiB; a 16 x 2048 x 2048 int8 input is 64 MiB).
@@ -256,3 +256,9 @@ class BoundedNpz(Mapping):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def is_npy_file(path) -> bool:
+    """Whether the file at ``path`` starts with the ``.npy`` magic (a single array)."""
+    with open(path, "rb") as f:
+        return f.read(6) == b"\x93NUMPY"

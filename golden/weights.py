@@ -26,7 +26,7 @@ import numpy as np
 from .conv import tap_left_shifts
 from .netfile import (Network, check_keys, parse_ops, validate_network, validate_requant,
                       validate_tap_shift)
-from .safeio import ArrayReadError, BoundedNpz
+from .safeio import ArrayReadError, BoundedNpz, is_npy_file
 from .transforms import check_triple
 
 __all__ = [
@@ -367,17 +367,12 @@ def load_weights(path: str | os.PathLike) -> WeightFile:
         with BoundedNpz(source) as npz:
             return validate_arrays(npz, source)
     except ArrayReadError as exc:       # the file itself (a member's problem names its key)
-        if exc.reason.startswith("not a readable .npz archive") and _is_npy(source):
+        if exc.reason.startswith("not a readable .npz archive") and is_npy_file(source):
             raise WeightFileError(source, "is a single .npy array, not an .npz archive") \
                 from None
         raise WeightFileError(source, exc.reason) from None
     except OSError as exc:
         raise WeightFileError(source, f"cannot be read ({exc.strerror or exc})") from None
-
-
-def _is_npy(path: str) -> bool:
-    with open(path, "rb") as f:
-        return f.read(6) == b"\x93NUMPY"
 
 
 def save_weights(path: str | os.PathLike, layers, compressed: bool = True) -> None:
