@@ -199,6 +199,14 @@ def run_network_rtl(weights: WeightFile, config: AcceleratorConfig, images: np.n
     records: list[PassRecord] = []
     problems: list[str] = []
     simulated = 0
+
+    def outcome(logits, mismatch) -> NetworkOutcome:
+        # Consecutive passes as one image runs them: with two weight banks each pass's load
+        # hides behind the pass before (the RTL's overlap is checked by sim/test_overlap).
+        return NetworkOutcome(logits, golden_logits, overlap_loads(records, config), mismatch,
+                              simulated, time.perf_counter() - sim_start, design.build_seconds,
+                              problems)
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for index, op in enumerate(weights.network.ops):
             name = str(op)
@@ -232,23 +240,14 @@ def run_network_rtl(weights: WeightFile, config: AcceleratorConfig, images: np.n
                 records.extend(results[0].records())
                 if any(r.y_q is None for r in results):
                     bad = next(i for i, r in enumerate(results) if r.y_q is None)
-                    return NetworkOutcome(None, golden_logits, records, Mismatch(
-                        bad, name, (), 0, 0, "no output: " + "; ".join(results[bad].problems)),
-                        simulated, time.perf_counter() - sim_start, design.build_seconds,
-                        problems)
+                    return outcome(None, Mismatch(bad, name, (), 0, 0, "no output: "
+                                                  + "; ".join(results[bad].problems)))
                 x = np.stack([r.y_q for r in results]).astype(np.int8)
             want = trace[index].output
             for i in range(n):
                 where = _first_difference(x[i], want[i])
                 if where is not None:
-                    return NetworkOutcome(
-                        None, golden_logits, records,
-                        Mismatch(i, name, where, int(x[i][where]), int(want[i][where]),
-                                 f"{int(np.sum(x[i] != want[i]))} of {x[i].size} differ"),
-                        simulated, time.perf_counter() - sim_start, design.build_seconds,
-                        problems)
-    # Consecutive passes as one image runs them: with two weight banks each pass's load hides
-    # behind the pass before (the RTL's overlap is checked by sim/test_overlap).
-    records = overlap_loads(records, config)
-    return NetworkOutcome(x.astype(np.int64), golden_logits, records, None, simulated,
-                          time.perf_counter() - sim_start, design.build_seconds, problems)
+                    return outcome(None, Mismatch(
+                        i, name, where, int(x[i][where]), int(want[i][where]),
+                        f"{int(np.sum(x[i] != want[i]))} of {x[i].size} differ"))
+    return outcome(x.astype(np.int64), None)
