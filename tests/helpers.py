@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sim.testing import small_config
 
-__all__ = ["small_config", "stream_get", "stream_put"]
+__all__ = ["replace_keys", "small_config", "stream_get", "stream_put"]
 
 
 async def stream_put(ctx, port, words, *, rng=None, gap: float = 0.0, on_transfer=None):
@@ -62,3 +62,17 @@ async def stream_get(ctx, port, count: int, *, rng=None, stall: float = 0.0,
         assert edge < limit, f"only {len(words)} of {count} beats after {limit} cycles"
     ctx.set(port.ready, 0)
     return words
+
+
+def replace_keys(**changes):
+    """A mutation of a weight file's archive entries: replace keys (given with '__' for '/');
+    None deletes the key."""
+    def mutate(arrays):
+        for key, value in changes.items():
+            key = key.replace("__", "/")
+            if value is None:
+                del arrays[key]
+            else:
+                arrays[key] = value
+        return arrays
+    return mutate

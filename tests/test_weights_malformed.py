@@ -10,6 +10,7 @@ import pytest
 from golden.transforms import TILES, tile_transform
 from golden.weights import (FORMAT_NAME, LayerWeights, WeightFile, WeightFileError,
                             load_weights, save_weights, validate_arrays)
+from helpers import replace_keys as _with
 
 
 def layer_arrays(name: str, tile: str, k: int, c: int, seed: int) -> dict:
@@ -43,19 +44,6 @@ def _write(path, arrays, compressed=False):
     # np.savez pickles object arrays (allow_pickle defaults to True on write).
     (np.savez_compressed if compressed else np.savez)(path, **arrays)
     return path
-
-
-def _with(**changes):
-    """A mutation replacing keys (given with '__' for '/'); None deletes the key."""
-    def mutate(arrays):
-        for key, value in changes.items():
-            key = key.replace("__", "/")
-            if value is None:
-                del arrays[key]
-            else:
-                arrays[key] = value
-        return arrays
-    return mutate
 
 
 def _edit(key, fn):

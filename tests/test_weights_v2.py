@@ -8,6 +8,7 @@ from golden.config import DEFAULT
 from golden.network import load_network
 from golden.synthetic import synthetic_layer, synthetic_network
 from golden.weights import WeightFileError, load_weights, save_weights, validate_arrays
+from helpers import replace_keys as _with
 
 OPS = ["conv:conv0", "maxpool2", "conv:conv1", "flatten", "linear:fc"]
 
@@ -18,19 +19,6 @@ def valid_v2() -> dict:
     arrays = weights.arrays()
     arrays["network/classes"] = np.array(["a", "b", "c", "d"])
     return arrays
-
-
-def _with(**changes):
-    """Replace keys (given with '__' for '/'); None deletes the key."""
-    def mutate(arrays):
-        for key, value in changes.items():
-            key = key.replace("__", "/")
-            if value is None:
-                del arrays[key]
-            else:
-                arrays[key] = value
-        return arrays
-    return mutate
 
 
 def _ops(*items):
