@@ -25,8 +25,11 @@ Usage::
     python benchmarks/pruning_table.py --dataset fashion-mnist --device cuda \\
         --markdown pruning-fashion-mnist.md --weights-dir pruned-fashion-mnist
 
-Runs can be split over processes (``--tiles``, ``--methods``, ``--seeds``) with one ``--json``
-each, then rendered together with ``--from-json a.json b.json --markdown T.md``.
+``--jobs N`` runs N cells at once in worker processes (``benchmarks/pruning_runs.py``; the
+dense models first, one per seed, and the two tiles of a spatial-magnitude cell share its
+pruning, which never looks at the tile). Runs can also be split over separate invocations
+(``--tiles``, ``--methods``, ``--seeds``) with one ``--json`` each, then rendered together with
+``--from-json a.json b.json --markdown T.md``.
 """
 
 from __future__ import annotations
@@ -38,91 +41,27 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.pruning_runs import (dense_model, run_pool, run_task,  # noqa: E402
+                                     tasks_for)
 from golden.cli import atomic_output  # noqa: E402
-from golden.cycles import passes_cycles  # noqa: E402
-from golden.passes import compile_passes, network_design, plan_passes  # noqa: E402
-from golden.weights import save_weights  # noqa: E402
 from train.data import DATASETS, load_dataset  # noqa: E402
-from train.models import fold_batch_norm  # noqa: E402
-from train.pipeline import (accuracy, build_model, prune, quantise_network,  # noqa: E402
-                            sparsity_report, train_dense, winograd_weights)
-from train.settings import DEVICES, METHODS, default_settings, resolve_device  # noqa: E402
+from train.settings import DEVICES, METHODS, default_settings  # noqa: E402
 
 TARGETS = {"digits": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95), "fashion-mnist": (0.5, 0.6, 0.7, 0.8, 0.9)}
 SEEDS = {"digits": (0, 1, 2), "fashion-mnist": (0, 1, 2)}
 MAX_LOSS = 0.005
-#: The two int8 columns: settings changes of each quantisation.
-QUANTISERS = {"int8_per_channel": {"tap_shifts": False, "qat_epochs": 0},
-              "int8_tap_wise": {"tap_shifts": True}}
 
 
 def markers(dataset: str) -> tuple[str, str]:
     """The begin / end markers of the dataset's table block in a Markdown file."""
     tag = "pruning-table" if dataset == "digits" else f"pruning-table-{dataset}"
     return f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
-
-
-def cycles_per_image(weights) -> dict:
-    """Cycles of one image on the design ``sim.network`` picks (:func:`golden.passes.
-    network_design`: larger layers as channel-split passes), weight loads included, from
-    golden's cycle model alone (no RTL packages needed), in all and per conv layer."""
-    config = network_design(weights)
-    network, layers = weights.network, {}
-    shape = network.input_shape
-    for index, op in enumerate(network.ops):
-        if op.kind == "conv":
-            layer = weights[op.name]
-            plan = plan_passes(config, layer, requant=(layer.requant_mult, layer.requant_shift,
-                                                       bool(layer.relu)))
-            layers[op.name] = passes_cycles(compile_passes(plan, *shape[1:])).total_cycles
-        shape = network.shapes[index]
-    return {"design": config.name, "total": sum(layers.values()), "layers": layers}
-
-
-def one_run(dataset: str, data, dense, s, device: str, limit, weights_dir=None) -> dict:
-    """Prune ``dense`` with ``s`` on ``device``, fold BatchNorm, quantise both ways, evaluate
-    with golden, count cycles; the run's record (weight files saved to ``weights_dir``)."""
-    start = time.perf_counter()
-    dev = resolve_device(device)
-    data_dev = data if dev.type == "cpu" else type(data)(
-        data.name, *(t.to(dev) for t in (data.x_train, data.y_train, data.x_test, data.y_test)),
-        data.classes)
-    model = prune(dense, data_dev, s)
-    record = {"dataset": dataset, "tile": s.tile, "method": s.method,
-              "target_sparsity": s.target, "seed": s.seed, "settings": asdict(s),
-              "limit": limit, "test_images": len(data.x_test), "device": dev.type,
-              "accuracy": {"dense": accuracy(dense, data_dev.x_test, data_dev.y_test),
-                           "pruned": accuracy(model, data_dev.x_test, data_dev.y_test)},
-              "tap_shift_span": {}, "quantised_winograd_sparsity": {},
-              "cycles_per_image": {}, "weight_files": {}}
-    model = fold_batch_norm(model)
-    record["winograd_sparsity"] = sparsity_report(
-        [w.cpu() for w in winograd_weights(model, s.tile)], model.conv_names)
-    for key, changes in QUANTISERS.items():
-        weights, _, acc = quantise_network(model, dataset, data_dev, replace(s, **changes))
-        record["accuracy"][key] = acc
-        record["tap_shift_span"][key] = max(
-            (int(np.ptp(layer.tap_shift)) for layer in weights.layers
-             if layer.tap_shift is not None), default=0)
-        quant = sparsity_report([torch.from_numpy(layer.U.astype(np.float64))
-                                 for layer in weights.layers], model.conv_names)
-        record["quantised_winograd_sparsity"][key] = {
-            "overall": quant["overall"],
-            "layers": {k: v["sparsity"] for k, v in quant["layers"].items()}}
-        record["cycles_per_image"][key] = cycles_per_image(weights)
-        if weights_dir:
-            name = f"{dataset}-{s.tile}-{s.method}-{s.target:.2f}-seed{s.seed}-{key}.npz"
-            save_weights(os.path.join(weights_dir, name), weights)
-            record["weight_files"][key] = name
-    record["wall_time_s"] = time.perf_counter() - start
-    return record
 
 
 def _key(r: dict) -> tuple:
@@ -206,26 +145,6 @@ def _write_json(path: str, obj) -> None:
         json.dump(obj, f, indent=1)
 
 
-def _dense(dataset: str, data, settings, limit, path: str, device: str):
-    """The dense model of ``settings.seed``: loaded from ``path`` if saved there with the same
-    dense settings, else trained and saved (atomically). Returns (model, trained)."""
-    made_with = json.dumps({"dataset": dataset, "limit": limit, "seed": settings.seed,
-                            "dense_epochs": settings.dense_epochs, "lr": settings.lr,
-                            "batch_size": settings.batch_size, "augment": settings.augment})
-    if os.path.isfile(path):
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved.get("made_with") != made_with:
-            raise SystemExit(f"{path}: dense model made with other settings "
-                             f"({saved.get('made_with')}); remove it or use another --json")
-        model = build_model(dataset)
-        model.load_state_dict(saved["state_dict"])
-        return model.to(device), False
-    model = train_dense(dataset, data, settings, device=device)
-    with atomic_output(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), "made_with": made_with}, tmp)
-    return model, True
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", choices=DATASETS[:2], default="digits")
@@ -237,6 +156,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="one seed: the same as --seeds S")
     p.add_argument("--device", choices=DEVICES, default="cpu")
     p.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs at once, in worker processes of one thread each (they share "
+                        "the GPU with --device cuda)")
     p.add_argument("--limit", type=int, help="at most N training and test images (quick runs)")
     p.add_argument("--dense-epochs", type=int, help="override the dataset's preset")
     p.add_argument("--prune-epochs", type=int, help="override the dataset's preset")
@@ -262,6 +184,9 @@ def main(argv=None) -> int:
             header = header or obj.get("header")
         dataset = results[0]["dataset"] if results else args.dataset
         return _write(render(results, f"{header or ''} {args.note}".strip()), args, dataset)
+    if args.jobs < 1:
+        print(f"--jobs must be at least 1, not {args.jobs}", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     dataset = args.dataset
     tiles, methods = args.tiles.split(","), args.methods.split(",")
@@ -285,51 +210,70 @@ def main(argv=None) -> int:
         os.makedirs(args.weights_dir, exist_ok=True)
     start = time.perf_counter()
     n = len(tiles) * len(methods) * len(targets) * len(seeds)
-    i, ran, trained_now = 0, 0, 0
+    pending, bases, dense_paths = [], {}, {}
     for seed in seeds:
-        data = None
-        base = default_settings(dataset, seed=seed, **changes)
+        bases[seed] = default_settings(dataset, seed=seed, **changes)
+        dense_paths[seed] = f"{stem}.dense-seed{seed}.pt"
         for tile in tiles:
             for method in methods:
                 for target in targets:
-                    i += 1
                     s = default_settings(dataset, tile=tile, method=method, target=target,
                                          seed=seed, **changes)
                     key = (tile, method, round(target, 6), seed)
-                    if key in done:
-                        old = done[key]
-                        if (old["settings"] != json.loads(json.dumps(asdict(s)))
-                                or old.get("limit") != args.limit):
-                            print(f"{json_path}: run {key} was made with other settings; "
-                                  "use another --json", file=sys.stderr)
-                            return 2
-                        continue
-                    if data is None:
-                        data = load_dataset(dataset, seed=seed, limit=args.limit,
-                                            data_dir=args.data_dir)
-                        t0 = time.perf_counter()
-                        dense, trained = _dense(dataset, data, base, args.limit,
-                                                f"{stem}.dense-seed{seed}.pt", args.device)
-                        if trained:
-                            wall[f"seed {seed}"] = time.perf_counter() - t0
-                            trained_now += 1
-                    report = one_run(dataset, data, dense, s, args.device, args.limit,
-                                     args.weights_dir)
-                    ran += 1
-                    done[key] = report
-                    _write_json(json_path, {"runs": list(done.values()), "dense_wall_s": wall})
-                    acc = report["accuracy"]
-                    cycles = report["cycles_per_image"]["int8_tap_wise"]["total"]
-                    print(f"[{i}/{n}] {tile} {method} target {target:.2f} seed {seed}: "
-                          f"sparsity {report['winograd_sparsity']['overall']:.3f}, accuracy "
-                          f"dense {acc['dense']:.4f} pruned {acc['pruned']:.4f} int8 per "
-                          f"channel {acc['int8_per_channel']:.4f} tap-wise "
-                          f"{acc['int8_tap_wise']:.4f}, {cycles:,} cycles/image "
-                          f"({report['wall_time_s']:.1f} s)", flush=True)
+                    if key not in done:
+                        pending.append(s)
+                    elif (done[key]["settings"] != json.loads(json.dumps(asdict(s)))
+                          or done[key].get("limit") != args.limit):
+                        print(f"{json_path}: run {key} was made with other settings; "
+                              "use another --json", file=sys.stderr)
+                        return 2
+    counts = {"ran": 0, "dense": 0}
+
+    def dense_done(seed, trained, seconds):
+        if trained:
+            wall[f"seed {seed}"] = seconds
+            counts["dense"] += 1
+            print(f"dense model of seed {seed} trained ({seconds:.1f} s)", flush=True)
+
+    def records_done(task, records):
+        for report in records:
+            counts["ran"] += 1
+            done[_key(report)] = report
+            acc = report["accuracy"]
+            cycles = report["cycles_per_image"]["int8_tap_wise"]["total"]
+            print(f"[{len(done)}/{n}] {report['tile']} {report['method']} target "
+                  f"{report['target_sparsity']:.2f} seed {report['seed']}: sparsity "
+                  f"{report['winograd_sparsity']['overall']:.3f}, accuracy dense "
+                  f"{acc['dense']:.4f} pruned {acc['pruned']:.4f} int8 per channel "
+                  f"{acc['int8_per_channel']:.4f} tap-wise {acc['int8_tap_wise']:.4f}, "
+                  f"{cycles:,} cycles/image ({report['wall_time_s']:.1f} s)", flush=True)
+        _write_json(json_path, {"runs": list(done.values()), "dense_wall_s": wall})
+
+    tasks = tasks_for(pending)
+    try:
+        if args.jobs > 1 and tasks:
+            run_pool(args.jobs, dataset, args.data_dir, args.limit, args.device, tasks, bases,
+                     dense_paths, args.weights_dir, dense_done, records_done)
+        for seed in dict.fromkeys(task.seed for task in tasks if args.jobs == 1):
+            data = load_dataset(dataset, seed=seed, limit=args.limit, data_dir=args.data_dir)
+            t0 = time.perf_counter()
+            dense, trained = dense_model(dataset, data, bases[seed], args.limit,
+                                         dense_paths[seed], args.device)
+            dense_done(seed, trained, time.perf_counter() - t0)
+            for task in (task for task in tasks if task.seed == seed):
+                records_done(task, run_task(dataset, data, dense, task, args.device,
+                                            args.limit, args.weights_dir))
+    except ValueError as exc:           # a dense model file made with other settings
+        print(f"{json_path}: {exc}", file=sys.stderr)
+        return 2
+    ran, trained_now = counts["ran"], counts["dense"]
     elapsed = time.perf_counter() - start
     runs = list(done.values())
-    device = (torch.cuda.get_device_name() if args.device == "cuda"
-              else f"{platform.machine()} CPU, {args.threads} thread(s) of {os.cpu_count()}")
+    threads = (f"{args.jobs} processes of 1 thread" if args.jobs > 1
+               else f"{args.threads} thread(s)")
+    device = (f"{torch.cuda.get_device_name()} ({threads} of {os.cpu_count()} CPUs)"
+              if args.device == "cuda"
+              else f"{platform.machine()} CPU, {threads} of {os.cpu_count()}")
     base = default_settings(dataset, **changes)
     run_time = sum(r["wall_time_s"] for r in runs) + sum(wall.values())
     header = (f"Generated by `benchmarks/pruning_table.py --dataset {dataset}` on {device}, "

@@ -125,9 +125,40 @@ def test_pruning_table_runs_resumes_and_counts_cycles(tmp_path, capsys, monkeypa
     text = (tmp_path / "t.md").read_text()
     assert "| 4x4 | spatial-winograd | 0.50 | 1 |" in text and "conv5" in text
     # A rerun skips both cells (a run would fail) and renders the same table.
-    monkeypatch.setattr(table, "one_run", lambda *a, **k: pytest.fail("a finished cell reran"))
+    monkeypatch.setattr(table, "run_task", lambda *a, **k: pytest.fail("a finished cell reran"))
     capsys.readouterr()
     assert table.main(argv) == 0
     assert "2 finished run(s) kept" in capsys.readouterr().out
     # Other settings for a finished cell: refused.
     assert table.main([*argv[:-6], "--prune-epochs", "3", "--json", str(out)]) == 2
+
+
+def test_pruning_table_jobs_match_one_process_and_share_spatial_pruning(tmp_path):
+    """--jobs 2 gives the records of one process (CPU, one thread each: the same arithmetic),
+    and spatial magnitude pruning runs once for both tiles."""
+    table = _table_module()
+    data = tmp_path / "data"
+    write_fashion(data)
+
+    def run(name, jobs):
+        out = tmp_path / f"{name}.json"
+        argv = ["--dataset", "fashion-mnist", "--data-dir", str(data), "--tiles", "4x4,6x6",
+                "--methods", "spatial-magnitude,winograd-magnitude", "--targets", "0.6",
+                "--seeds", "0", "--dense-epochs", "1", "--prune-epochs", "1",
+                "--jobs", str(jobs), "--json", str(out)]
+        assert table.main(argv) == 0
+        runs = json.loads(out.read_text())["runs"]
+        return {(r["tile"], r["method"]): r for r in runs}
+
+    one, two = run("one", 1), run("two", 2)
+    assert sorted(one) == sorted(two) and len(one) == 4
+    for key in one:
+        for field in ("accuracy", "winograd_sparsity", "quantised_winograd_sparsity",
+                      "cycles_per_image", "tap_shift_span", "settings"):
+            assert one[key][field] == two[key][field], (key, field)
+    shared = {t: one[(t, "spatial-magnitude")] for t in ("4x4", "6x6")}
+    assert shared["4x4"]["pruning_shared_with"] == ["6x6"]
+    assert shared["6x6"]["pruning_shared_with"] == ["4x4"]
+    assert shared["4x4"]["accuracy"]["pruned"] == shared["6x6"]["accuracy"]["pruned"]
+    assert "pruning_shared_with" not in one[("6x6", "winograd-magnitude")]
+    assert table.main(["--jobs", "0"]) == 2

@@ -79,8 +79,8 @@ def _train(model, data: Dataset, epochs: int, lr: float, generator: torch.Genera
            batch_size: int, desc: str, progress: bool, grad_scale: torch.Tensor | None = None,
            augment: bool = False):
     """SGD with momentum, cosine-decayed over ``epochs``; optional gradient scaling of U and
-    random horizontal flips (drawn from ``generator``, on the CPU, so that the batches are the
-    same on every device)."""
+    random horizontal flips (the order and the flips of each epoch are drawn from
+    ``generator``, on the CPU, so that the batches are the same on every device)."""
     if epochs == 0:
         return
     device = data.x_train.device
@@ -97,13 +97,15 @@ def _train(model, data: Dataset, epochs: int, lr: float, generator: torch.Genera
     try:
         for _ in tqdm(range(epochs), desc=desc, disable=not progress, leave=False):
             model.train()
-            order = torch.randperm(n, generator=generator)
+            # One epoch's order and flips drawn at once and copied once: a copy per step
+            # would wait for the device to finish the previous step every time.
+            order = torch.randperm(n, generator=generator).to(device)
+            flips = (torch.rand(n, generator=generator) < 0.5).to(device) if augment else None
             for i in range(0, n, batch_size):
-                idx = order[i:i + batch_size].to(device)
+                idx = order[i:i + batch_size]
                 x = data.x_train[idx]
                 if augment:
-                    flip = torch.rand(len(idx), generator=generator) < 0.5
-                    x = torch.where(flip.to(device)[:, None, None, None], x.flip(-1), x)
+                    x = torch.where(flips[i:i + batch_size, None, None, None], x.flip(-1), x)
                 opt.zero_grad()
                 F.cross_entropy(model(x), data.y_train[idx]).backward()
                 opt.step()

@@ -100,9 +100,9 @@ def quantization_aware_finetune(model, data, tile: str, epochs: int, lr: float,
             for _ in tqdm(range(epochs), desc="quantisation-aware", disable=not progress,
                           leave=False):
                 model.train()
-                order = torch.randperm(n, generator=generator)
+                order = torch.randperm(n, generator=generator).to(data.x_train.device)
                 for i in range(0, n, batch_size):
-                    idx = order[i:i + batch_size].to(data.x_train.device)
+                    idx = order[i:i + batch_size]
                     opt.zero_grad()
                     F.cross_entropy(model(data.x_train[idx]), data.y_train[idx]).backward()
                     opt.step()
