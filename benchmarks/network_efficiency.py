@@ -21,7 +21,9 @@ Designs: the default design with the network's tile and the requant stage (``bef
 weight lane, one weight bank), then ``lanes``: ``weight_lanes`` = n_pe (one beat loads every PE),
 ``after``: also ``weight_banks`` 2 (the next pass loads while this one computes), and
 ``after, half depth``: with half the default ``weight_depth`` per bank, so that both banks take
-the block RAM of one default bank (the design that fits the ECP5-85F).
+the block RAM of one default bank (the design that fits the ECP5-85F), and ``after, split``:
+``after`` with ``split_channels`` (an output channel may be split over two PEs, so that layers
+with few channels per PE balance).
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ def designs(tile: str) -> dict:
     base = DEFAULT.replace(tile=tile, requant=True)
     after = base.replace(weight_lanes=base.n_pe, weight_banks=2)
     return {"before": base, "lanes": base.replace(weight_lanes=base.n_pe), "after": after,
-            "after, half depth": after.replace(weight_depth=base.pe_weight_depth // 2)}
+            "after, half depth": after.replace(weight_depth=base.pe_weight_depth // 2),
+            "after, split": after.replace(split_channels=True)}
 
 
 def digits_layers(path: str):

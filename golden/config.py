@@ -77,6 +77,11 @@ class AcceleratorConfig:
         1 or 2. With 2 every PE's weight memory and the channel table have a second bank: the
         next layer's program loads while this layer computes, at twice their memory
         (``golden.cycles.exposed_load_cycles``).
+    split_channels : bool
+        Let the schedule split an output channel's entries over two consecutive PEs (the
+        second part first in the next PE); the collector adds the two partial sums. A layer
+        with few output channels per PE then balances like a large one
+        (``golden.schedule.schedule_layer``).
     """
 
     tile: str = "4x4"
@@ -91,6 +96,7 @@ class AcceleratorConfig:
     max_tap_shift: int = 0
     weight_lanes: int = 1
     weight_banks: int = 1
+    split_channels: bool = False
 
     def __post_init__(self):
         parse_tile(self.tile)
@@ -122,6 +128,8 @@ class AcceleratorConfig:
                              f"{self.array[0]}x{self.array[1]} array, not {self.weight_lanes!r}")
         if self.weight_banks not in (1, 2) or isinstance(self.weight_banks, bool):
             raise ValueError(f"weight_banks must be 1 or 2, not {self.weight_banks!r}")
+        if not isinstance(self.split_channels, bool):
+            raise ValueError(f"split_channels must be a bool, not {self.split_channels!r}")
 
     # -- derived ---------------------------------------------------------------------------------
 
@@ -206,7 +214,7 @@ class AcceleratorConfig:
         default: ``a<R>x<C>`` array, ``c<N>`` channels (``c<C>_k<K>`` when the input and output
         limits differ), ``d<bits>`` data, ``w<bits>`` weight and ``b<bits>`` bias widths,
         ``wd<N>`` weight depth, ``rq`` requant stage, ``ts<S>`` tap shift stage, ``wl<N>`` weight
-        lanes, ``wb2`` two weight banks. The default design of each tile keeps the short name
+        lanes, ``wb2`` two weight banks, ``sc`` split channels. The default design of each tile keeps the short name
         (``sparse_winograd_4x4``); different configurations never share a name.
         """
         default = AcceleratorConfig(tile=self.tile)
@@ -230,6 +238,8 @@ class AcceleratorConfig:
             tokens.append(f"wl{self.weight_lanes}")
         if self.weight_banks != default.weight_banks:
             tokens.append(f"wb{self.weight_banks}")
+        if self.split_channels:
+            tokens.append("sc")
         return "_".join(tokens)
 
     def to_dict(self) -> dict:
@@ -265,10 +275,11 @@ class AcceleratorConfig:
             if key not in names:
                 raise ValueError(f"config key {key!r} is unknown; keys are {', '.join(names)}")
         values = dict(d)
-        # Designs from before the tap shift stage and the weight lanes and banks.
+        # Designs from before the tap shift stage, the weight lanes and banks and the split.
         values.setdefault("max_tap_shift", 0)
         values.setdefault("weight_lanes", 1)
         values.setdefault("weight_banks", 1)
+        values.setdefault("split_channels", False)
         for key in names:
             if key not in values:
                 raise ValueError(f"config key {key!r} is missing")

@@ -107,6 +107,9 @@ _OPTIONS = {
     "--weight-banks": ("weight_banks", "N", positive_int_type,
                        "weight banks: 2 loads the next layer's program while this one "
                        "computes (twice the weight and table memory)", DEFAULT.weight_banks),
+    "--split-channels": ("split_channels", None, None,
+                         "split an output channel over two PEs when that balances the "
+                         "layer better (the collector adds the partial sums)", "off"),
     "--requant": ("requant", None, None, "add the requantise-to-int8 + ReLU output stage",
                   "off"),
     "--max-tap-shift": ("max_tap_shift", "S", non_negative_int_type,

@@ -203,6 +203,8 @@ def compile_layer(config: AcceleratorConfig, layer: LayerWeights, in_h: int, in_
     table = {"owner": np.where(empty, 0, schedule.owner),
              "slot": np.where(empty, 0, schedule.slot),
              "empty": empty.astype(np.int64), "bias": bias}
+    if config.split_channels:
+        table["split"] = (schedule.split > 0).astype(np.int64)
     if rq is not None:
         table.update(mult=rq[0], shift=rq[1], relu=np.full(k, int(rq[2])))
     table_words = pack_array(table_spec(config), table)
@@ -223,14 +225,15 @@ def weight_beats(config: AcceleratorConfig, pe_entries) -> int:
 def _weight_words(config: AcceleratorConfig, sparse: SparseWeights,
                   schedule: Schedule) -> list[int]:
     """The ``weights`` stream (module docstring)."""
-    # Entry indices of every PE, in execution order (channels in slot order).
+    # Entry indices of every PE, in execution order (channels, or parts, in slot order).
     starts = sparse.starts
     runs, lasts = [], []
-    for channels in schedule.pe_channels:
-        idx = [np.arange(starts[ch], starts[ch + 1]) for ch in channels]
+    for pe in range(config.n_pe):
+        parts = schedule.pe_runs(pe)
+        idx = [np.arange(starts[ch] + first, starts[ch] + stop) for ch, first, stop in parts]
         idx = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
         last = np.zeros(idx.size, dtype=np.int64)
-        last[np.cumsum([starts[ch + 1] - starts[ch] for ch in channels], dtype=np.int64) - 1] = 1
+        last[np.cumsum([stop - first for _, first, stop in parts], dtype=np.int64) - 1] = 1
         runs.append(idx)
         lasts.append(last)
 

@@ -147,13 +147,16 @@ def cfg_spec(config: AcceleratorConfig) -> StructSpec:
 
 def table_spec(config: AcceleratorConfig) -> StructSpec:
     """One ``table`` beat (table memory word): output channel k's owner, slot, empty flag,
-    bias [+ requant]."""
+    bias [+ requant] [+ ``split``: with ``split_channels``, the channel's second part is in PE
+    ``owner + 1``, slot 0]."""
     fields = (
         Field("owner", index_bits(config.n_pe)),
         Field("slot", index_bits(result_slots(config))),
         Field("empty", 1),
         Field("bias", config.bias_width, signed=True),
     )
+    if config.split_channels:
+        fields += (Field("split", 1),)
     if config.requant:
         fields += requant_fields()
     return StructSpec(fields)

@@ -169,7 +169,8 @@ class Accelerator(BlockComponent):
         m.d.comb += [collector.start.eq(sequencer.drain), collector.half.eq(sequencer.drain_half),
                      collector.out_channels.eq(layer.out_channels)]
         for p, pe in enumerate(pes):
-            m.d.comb += [pe.bank_addr.eq(collector.bank_addr), pe.bank_en.eq(collector.bank_en),
+            m.d.comb += [pe.bank_addr.eq(collector.bank_addr_for(p)),
+                         pe.bank_en.eq(collector.bank_en),
                          collector.bank_data[p].eq(pe.bank_data)]
         if cfg.max_tap_shift:
             # Tap shifts: every position of M_k shifted left by the layer's tap_left.

@@ -7,13 +7,16 @@ weights pruned) has no owner and sends ``M = 0``, so its output is the bias alon
 pipelined (table read, bank read, output register) and advance only while the output register
 is empty or taken, so backpressure on ``o`` stalls the whole pipeline without losing a beat.
 With ``weight_banks`` 2 the table has two banks: the loader writes bank ``table_bank`` while the
-running layer's rows are read from bank ``run_bank``.
+running layer's rows are read from bank ``run_bank``. With ``split_channels`` a row marked
+``split`` has its second part in slot 0 of PE ``owner + 1``: that PE is read there in the same
+cycle and the two partial sums are added (both are sums of some of the channel's products, so
+the accumulator width holds them and their sum exactly); the drain takes no extra cycle.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -46,7 +49,8 @@ class Collector(BlockComponent):
     out_channels : In(layer_field_shape(config, "out_channels"))
         Channels per tile; held while the layer runs.
     bank_addr : Out(unsigned)
-        Result bank read address ``Cat(slot, half)`` (to every PE).
+        Result bank read address ``Cat(slot, half)`` (to every PE); with ``split_channels``
+        an array, one per PE (:meth:`bank_addr_for`).
     bank_en : Out(1)
         Result bank read enable (to every PE).
     bank_data : In(to_layout(golden.protocol.m_spec(config))).array(n_pe)
@@ -71,7 +75,9 @@ class Collector(BlockComponent):
                 "start": In(1),
                 "half": In(1),
                 "out_channels": In(layer_field_shape(config, "out_channels")),
-                "bank_addr": Out(index_bits(result_slots(config)) + 1),
+                "bank_addr": (Out(index_bits(result_slots(config)) + 1).array(config.n_pe)
+                              if config.split_channels
+                              else Out(index_bits(result_slots(config)) + 1)),
                 "bank_en": Out(1),
                 "bank_data": In(to_layout(m_spec(config))).array(config.n_pe),
                 "o": Out(stream.Signature(to_layout(collector_output_spec(config)))),
@@ -80,11 +86,16 @@ class Collector(BlockComponent):
                    else {}),
             })
 
+    def bank_addr_for(self, pe: int):
+        """The ``bank_addr`` signal PE ``pe`` reads."""
+        return self.bank_addr[pe] if self._config.split_channels else self.bank_addr
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
         slot_bits = index_bits(result_slots(cfg))
         table_layout = to_layout(table_spec(cfg))
+        m_layout = to_layout(m_spec(cfg))
         banked = cfg.weight_banks == 2
         addr_bits = len(self.table_write.addr)
         m.submodules.table_memory = tmem = Memory(
@@ -120,13 +131,26 @@ class Collector(BlockComponent):
         with m.If(advance):
             m.d.sync += [read_valid.eq(draining), out_valid.eq(read_valid),
                          out_owner.eq(row.owner), out_empty.eq(row.empty), out_row.eq(row)]
-        m.d.comb += [self.bank_addr.eq(Cat(row.slot[:slot_bits], half)),
-                     self.bank_en.eq(advance)]
-        bank_data = Array(data.as_value() for data in self.bank_data)[out_owner]
+        slot_addr = Cat(row.slot[:slot_bits], half)
+        m.d.comb += self.bank_en.eq(advance)
+        bank_data = Array(d.as_value() for d in self.bank_data)[out_owner]
         o = self.o.payload
-        m.d.comb += [self.o.valid.eq(out_valid),
-                     o.m.eq(Mux(out_empty, 0, bank_data)),
-                     o.bias.eq(out_row.bias)]
+        if cfg.split_channels:
+            # The second part of a split channel: slot 0 of the next PE, added to the first.
+            for p in range(cfg.n_pe):
+                second = (row.split & (row.owner == p - 1)) if p else Const(0)
+                m.d.comb += self.bank_addr[p].eq(
+                    Mux(second, Cat(Const(0, slot_bits), half), slot_addr))
+            n_pe = cfg.n_pe
+            part_data = Array(self.bank_data[(p + 1) % n_pe].as_value()
+                              for p in range(n_pe))[out_owner]
+            own, part = data.View(m_layout, bank_data), data.View(m_layout, part_data)
+            for i in range(cfg.positions):
+                m.d.comb += o.m[i].eq(Mux(out_empty, 0,
+                                          own[i] + Mux(out_row.split, part[i], 0)))
+        else:
+            m.d.comb += [self.bank_addr.eq(slot_addr), o.m.eq(Mux(out_empty, 0, bank_data))]
+        m.d.comb += [self.o.valid.eq(out_valid), o.bias.eq(out_row.bias)]
         if cfg.requant:
             m.d.comb += [o.mult.eq(out_row.mult), o.shift.eq(out_row.shift),
                          o.relu.eq(out_row.relu)]

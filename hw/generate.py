@@ -115,6 +115,7 @@ def build_manifest(config: AcceleratorConfig, top: wiring.Component) -> dict:
         "pe_weight_depth": config.pe_weight_depth,
         "weight_lanes": config.weight_lanes,
         "weight_banks": config.weight_banks,
+        "split_channels": config.split_channels,
         "memory_bits": memory_bits(config),
         "requant": config.requant,
         "data_width": config.data_width,

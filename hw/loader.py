@@ -40,11 +40,12 @@ class ProgramLoader(BlockComponent):
 
     Refused, with ``error`` set: a ``cfg`` with C or K outside [1, max], no tiles, more entries than
     the PE memories hold or a ``tap_left`` beyond ``max_tap_shift``; a ``table`` beat whose owner or
-    slot is out of range (unless ``empty``); a ``weights`` beat (or, with lanes, a valid lane) for
-    a PE outside the array, a full PE, an input channel >= C, a position >= alpha**2, or a
-    channel beyond the PE's result bank; and, after the last beat, any PE whose entries do not
-    end a channel or whose channel count differs from the table. ``error`` stays set until the
-    next ``cfg`` is accepted.
+    slot is out of range (unless ``empty``) or, with ``split_channels``, that splits a channel of
+    the last PE; a ``weights`` beat (or, with lanes, a valid lane) for a PE outside the array, a
+    full PE, an input channel >= C, a position >= alpha**2, or a channel beyond the PE's result
+    bank; and, after the last beat, any PE whose entries do not end a channel or whose channel
+    count (a split channel counts in both PEs) differs from the table. ``error`` stays set until
+    the next ``cfg`` is accepted.
 
     Parameters
     ----------
@@ -172,6 +173,9 @@ class ProgramLoader(BlockComponent):
         else:
             bad_entry, writes = self._lane_checks(m)
         bad_table = ~t_in.empty & ((t_in.owner >= n_pe) | (t_in.slot >= slots))
+        if cfg.split_channels:
+            # A split channel's second part is in the next PE: the last PE has none.
+            bad_table |= ~t_in.empty & t_in.split & (t_in.owner == n_pe - 1)
         consistent = Cat(*(~pending[p] & (owned[p] == self.pe_channels[p])
                            for p in range(n_pe))).all()
 
@@ -203,7 +207,10 @@ class ProgramLoader(BlockComponent):
                     with m.Else():
                         with m.If(~t_in.empty):
                             for p in range(n_pe):
-                                with m.If(t_in.owner == p):
+                                # A split channel counts in its owner and in the next PE.
+                                second = (t_in.split & (t_in.owner == p - 1) if p
+                                          and cfg.split_channels else 0)
+                                with m.If((t_in.owner == p) | second):
                                     m.d.sync += owned[p].eq(owned[p] + 1)
                         m.d.sync += beat.eq(beat + 1)
                         with m.If(beat == layer.out_channels - 1):

@@ -34,6 +34,7 @@ from golden.widths import datapath_widths
     ({"weight_lanes": 32}, r"^weight_lanes must divide the 16 PEs of the 4x4 array, not 32$"),
     ({"weight_banks": 3}, r"^weight_banks must be 1 or 2, not 3$"),
     ({"weight_banks": True}, r"^weight_banks must be 1 or 2, not True$"),
+    ({"split_channels": 1}, r"^split_channels must be a bool, not 1$"),
 ])
 def test_invalid_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -110,6 +111,8 @@ def test_default_designs_keep_short_names():
     ({"tile": "6x6", "requant": True, "max_tap_shift": 9}, "sparse_winograd_6x6_rq_ts9"),
     ({"weight_lanes": 16, "requant": True}, "sparse_winograd_4x4_rq_wl16"),
     ({"weight_lanes": 16, "weight_banks": 2}, "sparse_winograd_4x4_wl16_wb2"),
+    ({"weight_lanes": 16, "weight_banks": 2, "split_channels": True},
+     "sparse_winograd_4x4_wl16_wb2_sc"),
 ])
 def test_name_encodes_every_non_default_option(changes, name):
     assert DEFAULT.replace(**changes).name == name
@@ -121,7 +124,7 @@ def test_one_name_per_configuration():
                 "max_in_channels": [8, 48, 4096], "max_out_channels": [8, 48, 4096],
                 "data_width": [2, 16], "weight_width": [2, 16], "bias_width": [1, 16],
                 "weight_depth": [1, 64, 4096], "requant": [True], "max_tap_shift": [1, 15],
-                "weight_lanes": [2, 4, 16], "weight_banks": [2]}
+                "weight_lanes": [2, 4, 16], "weight_banks": [2], "split_channels": [True]}
     assert set(variants) == {f.name for f in dataclasses.fields(AcceleratorConfig)}
     singles = [{k: v} for k, values in variants.items() for v in values]
     configs = {DEFAULT} | {DEFAULT.replace(**c) for c in singles}
@@ -163,7 +166,7 @@ def test_from_dict_reads_a_design_from_before_the_tap_shift_stage():
     assert AcceleratorConfig.from_dict(_without("max_tap_shift")) == DEFAULT
 
 
-@pytest.mark.parametrize("key", ["weight_lanes", "weight_banks"])
+@pytest.mark.parametrize("key", ["weight_lanes", "weight_banks", "split_channels"])
 def test_from_dict_reads_a_design_from_before_weight_lanes_and_banks(key):
     assert AcceleratorConfig.from_dict(_without(key)) == DEFAULT
 
