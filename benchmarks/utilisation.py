@@ -32,10 +32,10 @@ LAYERS = [("dense", 0.0, False), ("uniform 70%", 0.7, False), ("skewed 60%", 0.6
           ("skewed 70%", 0.7, True), ("skewed 75%", 0.75, True), ("skewed 90%", 0.9, True)]
 
 
-def measure(tile: str, channels: int, size: int) -> list[dict]:
-    """One row per layer kind for the default design with ``tile``."""
+def measure(tile: str, channels: int, size: int, split_channels: bool = False) -> list[dict]:
+    """One row per layer kind for the default design with ``tile`` [and split channels]."""
     config = replace(DEFAULT, tile=tile, max_in_channels=max(channels, 1),
-                     max_out_channels=max(channels, 1))
+                     max_out_channels=max(channels, 1), split_channels=split_channels)
     rows = []
     for name, sparsity, skewed in LAYERS:
         layer = synthetic_layer(config, channels, channels, sparsity, skewed=skewed, seed=1)
@@ -58,17 +58,20 @@ def main(argv=None) -> int:
     parser.add_argument("--channels", type=int, default=64, help="C = K (default: 64)")
     parser.add_argument("--size", type=int, default=16, help="input height = width (default: 16)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    parser.add_argument("--split-channels", action="store_true",
+                        help="the design with split_channels (default: whole channels)")
     args = parser.parse_args(argv)
     if args.channels < 1 or args.size < 1:
         print("error: --channels and --size must be positive", file=sys.stderr)
         return 2
     rows = []
     print(f"{args.channels}->{args.channels} channels, {args.size}x{args.size} input, padding 1, "
-          f"{DEFAULT.array[0]}x{DEFAULT.array[1]} PEs")
+          f"{DEFAULT.array[0]}x{DEFAULT.array[1]} PEs"
+          + (", split channels" if args.split_channels else ""))
     print(f"{'tile':5} {'layer':12} {'cycles':>9} {'util':>7} {'balance':>8} "
           f"{'pinned':>7} {'kept/position':>15}")
     for tile in ("4x4", "6x6"):
-        for row in measure(tile, args.channels, args.size):
+        for row in measure(tile, args.channels, args.size, args.split_channels):
             rows.append(row)
             print(f"{row['tile']:5} {row['layer']:12} {row['cycles']:9d} "
                   f"{row['utilisation']:7.2%} {row['balance']:8.4f} "

@@ -16,10 +16,11 @@ With few output channels per PE whole channels cannot balance (16 channels on 16
 makespan is the largest channel). With ``config.split_channels`` the schedule may cut a channel
 in two: the first part is the last channel of its owner PE p, the second the first channel
 (slot 0) of PE p + 1, and the collector adds the two partial sums (integer addition: exact).
-The split schedule wraps the channels, in decreasing entry count, around the PEs in order with a
-per-PE capacity (McNaughton's wrap-around rule, starting a channel on a fresh PE when it would
-need three parts), the smallest capacity found by bisection; it is used only when its makespan
-is below LPT's, so large layers keep their LPT schedule.
+The split schedule wraps the channels around the PEs in order with a per-PE capacity
+(McNaughton's wrap-around rule, starting a channel on a fresh PE when it would need three
+parts), the smallest capacity found by bisection, for two channel orders (decreasing entry
+count, and alternating largest and smallest); it is used only when its makespan is below LPT's,
+so large layers keep their LPT schedule.
 """
 
 from __future__ import annotations
@@ -147,16 +148,23 @@ def schedule_layer(sparse: SparseWeights, config: AcceleratorConfig,
     lpt = _lpt(counts, n_pe, depth, slots, layer_name)
     if not config.split_channels or lpt.makespan == 0:
         return lpt
-    # The smallest wrap-around capacity that places every channel, below LPT's makespan.
-    best, hi = lpt, lpt.makespan - 1
-    lo = max(-(-int(counts.sum()) // n_pe), -(-int(counts.max()) // 2))
-    while lo <= hi:
-        cap = (lo + hi) // 2
-        wrapped = _wrap(counts, n_pe, slots, cap)
-        if wrapped is None:
-            lo = cap + 1
-        else:
-            best, hi = wrapped, cap - 1
+    # The smallest wrap-around capacity that places every channel, below LPT's makespan, for
+    # two channel orders: decreasing, and alternating large and small (spreads the small
+    # channels, so the last PEs do not run out of result slots before capacity).
+    descending = _order(counts)
+    alternating = [descending[i // 2] if i % 2 == 0 else descending[-1 - i // 2]
+                   for i in range(len(descending))]
+    best = lpt
+    for order in (descending, alternating):
+        lo = max(-(-int(counts.sum()) // n_pe), -(-int(counts.max()) // 2))
+        hi = best.makespan - 1
+        while lo <= hi:
+            cap = (lo + hi) // 2
+            wrapped = _wrap(counts, order, n_pe, slots, cap)
+            if wrapped is None:
+                lo = cap + 1
+            else:
+                best, hi = wrapped, cap - 1
     return best
 
 
@@ -188,9 +196,9 @@ def _lpt(counts, n_pe, depth, slots, layer_name) -> Schedule:
                     split=np.zeros(counts.size, dtype=np.int64))
 
 
-def _wrap(counts, n_pe, slots, cap) -> Schedule | None:
-    """Channels wrapped around the PEs in order, at most ``cap`` entries each (a channel cut
-    in two where a PE fills up); None if they do not all fit. ``cap`` is at most LPT's
+def _wrap(counts, order, n_pe, slots, cap) -> Schedule | None:
+    """The channels of ``order`` wrapped around the PEs in order, at most ``cap`` entries each
+    (a channel cut in two where a PE fills up); None if they do not all fit. ``cap`` is at most LPT's
     makespan, so every PE's entries fit its weight memory."""
     load = np.zeros(n_pe, dtype=np.int64)
     lists: list[list[int]] = [[] for _ in range(n_pe)]
@@ -203,7 +211,7 @@ def _wrap(counts, n_pe, slots, cap) -> Schedule | None:
         lists[p].append(k)
         load[p] += n
 
-    for k in _order(counts):
+    for k in order:
         n = int(counts[k])
         while pe < n_pe and (load[pe] == cap or len(lists[pe]) == slots):
             pe += 1

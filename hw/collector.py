@@ -132,25 +132,30 @@ class Collector(BlockComponent):
             m.d.sync += [read_valid.eq(draining), out_valid.eq(read_valid),
                          out_owner.eq(row.owner), out_empty.eq(row.empty), out_row.eq(row)]
         slot_addr = Cat(row.slot[:slot_bits], half)
-        m.d.comb += self.bank_en.eq(advance)
-        bank_data = Array(d.as_value() for d in self.bank_data)[out_owner]
-        o = self.o.payload
         if cfg.split_channels:
             # The second part of a split channel: slot 0 of the next PE, added to the first.
             for p in range(cfg.n_pe):
                 second = (row.split & (row.owner == p - 1)) if p else Const(0)
                 m.d.comb += self.bank_addr[p].eq(
                     Mux(second, Cat(Const(0, slot_bits), half), slot_addr))
+            m.d.comb += self.bank_en.eq(advance)
+        else:
+            m.d.comb += [self.bank_addr.eq(slot_addr), self.bank_en.eq(advance)]
+        bank_data = Array(d.as_value() for d in self.bank_data)[out_owner]
+        o = self.o.payload
+        if cfg.split_channels:
             n_pe = cfg.n_pe
             part_data = Array(self.bank_data[(p + 1) % n_pe].as_value()
                               for p in range(n_pe))[out_owner]
             own, part = data.View(m_layout, bank_data), data.View(m_layout, part_data)
+            m.d.comb += self.o.valid.eq(out_valid)
             for i in range(cfg.positions):
                 m.d.comb += o.m[i].eq(Mux(out_empty, 0,
                                           own[i] + Mux(out_row.split, part[i], 0)))
+            m.d.comb += o.bias.eq(out_row.bias)
         else:
-            m.d.comb += [self.bank_addr.eq(slot_addr), o.m.eq(Mux(out_empty, 0, bank_data))]
-        m.d.comb += [self.o.valid.eq(out_valid), o.bias.eq(out_row.bias)]
+            m.d.comb += [self.o.valid.eq(out_valid), o.m.eq(Mux(out_empty, 0, bank_data)),
+                         o.bias.eq(out_row.bias)]
         if cfg.requant:
             m.d.comb += [o.mult.eq(out_row.mult), o.shift.eq(out_row.shift),
                          o.relu.eq(out_row.relu)]

@@ -207,10 +207,11 @@ class ProgramLoader(BlockComponent):
                     with m.Else():
                         with m.If(~t_in.empty):
                             for p in range(n_pe):
-                                # A split channel counts in its owner and in the next PE.
-                                second = (t_in.split & (t_in.owner == p - 1) if p
-                                          and cfg.split_channels else 0)
-                                with m.If((t_in.owner == p) | second):
+                                owns = t_in.owner == p
+                                if cfg.split_channels and p:
+                                    # A split channel counts in its owner and the next PE.
+                                    owns |= t_in.split & (t_in.owner == p - 1)
+                                with m.If(owns):
                                     m.d.sync += owned[p].eq(owned[p] + 1)
                         m.d.sync += beat.eq(beat + 1)
                         with m.If(beat == layer.out_channels - 1):
