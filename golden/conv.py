@@ -12,6 +12,11 @@ and ``y[k, ti*m + i, tj*m + j] = Y_k[i, j]`` where that position lies inside Hou
 tap shifts ``tap_shift`` [alpha, alpha] (weight file v2, default all zero) put each Winograd
 position's weights on its own power-of-two scale: every accumulated position is shifted left by
 ``T - tap_shift`` before the output transform (:func:`tap_left_shifts`).
+
+:func:`winograd_tiles_int64` computes this in int64 step by step: the reference.
+:func:`winograd_tiles_int` and :func:`winograd_conv2d_int` compute the same integers with all
+tiles of a chunk of images in three large products, each in float64 BLAS where a bound on its
+partial sums proves it exact (:mod:`golden.fastwino`), and equal the reference bit for bit.
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .fastwino import ExactWinograd
+
 __all__ = [
+    "TILE_BUDGET",
     "TileGrid",
     "assemble_tiles",
     "direct_conv2d",
@@ -30,7 +38,11 @@ __all__ = [
     "winograd_conv2d_float",
     "winograd_conv2d_int",
     "winograd_tiles_int",
+    "winograd_tiles_int64",
 ]
+
+#: Working memory of one chunk of images in :func:`winograd_conv2d_int`: 16 MiB.
+TILE_BUDGET = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -137,10 +149,43 @@ def tap_left_shifts(tap_shift: np.ndarray | None, alpha: int) -> np.ndarray:
     return s.max() - s
 
 
-def winograd_tiles_int(patches: np.ndarray, U: np.ndarray, AT: np.ndarray, BT: np.ndarray,
-                       bias: np.ndarray | None = None,
-                       tap_shift: np.ndarray | None = None) -> np.ndarray:
-    """Exact integer Winograd on patches.
+def _integers(x) -> np.ndarray:
+    """``x`` as an integer array (other dtypes converted to int64, as the reference does)."""
+    x = np.asarray(x)
+    return x if x.dtype.kind in "iu" else x.astype(np.int64)
+
+
+def _abs_max(x: np.ndarray) -> int:
+    """Largest magnitude of an integer array, exactly (0 when empty)."""
+    return max(abs(int(x.min())), abs(int(x.max()))) if x.size else 0
+
+
+def _add_bias(y: np.ndarray, bias) -> np.ndarray:
+    """``y + bias[k]`` over the channel axis -3 of int64 ``y``, in place."""
+    if bias is not None:
+        y += np.asarray(bias, dtype=np.int64)[:, None, None]
+    return y
+
+
+def _patches_position_major(xb: np.ndarray, grid: TileGrid, dtype) -> np.ndarray:
+    """The patches of every tile of images [N, C, H, W] as [alpha**2, N * T, C] of ``dtype``,
+    tiles image by image in tile order (what :func:`extract_patches` holds, transposed)."""
+    n, c, h, w = xb.shape
+    a, m, p = grid.alpha, grid.m, grid.padding
+    full_h = max((grid.tiles_h - 1) * m + a, h + 2 * p)
+    full_w = max((grid.tiles_w - 1) * m + a, w + 2 * p)
+    xp = np.zeros((n, c, full_h, full_w), dtype=dtype)
+    xp[:, :, p:p + h, p:p + w] = xb
+    view = np.lib.stride_tricks.sliding_window_view(xp, (a, a), axis=(2, 3))
+    view = view[:, :, ::m, ::m][:, :, :grid.tiles_h, :grid.tiles_w]    # [N, C, th, tw, a, a]
+    return np.ascontiguousarray(view.transpose(4, 5, 0, 2, 3, 1)).reshape(a * a, -1, c)
+
+
+def winograd_tiles_int64(patches: np.ndarray, U: np.ndarray, AT: np.ndarray, BT: np.ndarray,
+                         bias: np.ndarray | None = None,
+                         tap_shift: np.ndarray | None = None) -> np.ndarray:
+    """Exact integer Winograd on patches, every step in int64: the reference that the fast
+    :func:`winograd_tiles_int` equals bit for bit.
 
     Parameters
     ----------
@@ -174,23 +219,53 @@ def winograd_tiles_int(patches: np.ndarray, U: np.ndarray, AT: np.ndarray, BT: n
     return Y
 
 
+def winograd_tiles_int(patches: np.ndarray, U: np.ndarray, AT: np.ndarray, BT: np.ndarray,
+                       bias: np.ndarray | None = None,
+                       tap_shift: np.ndarray | None = None) -> np.ndarray:
+    """Exact integer Winograd on patches, equal to :func:`winograd_tiles_int64` bit for bit,
+    with each product in float64 BLAS where that is provably exact
+    (:class:`golden.fastwino.ExactWinograd`).
+
+    Parameters and result as :func:`winograd_tiles_int64`.
+    """
+    d = _integers(patches)
+    t, c, a, _ = d.shape
+    plan = ExactWinograd(U, AT, BT, tap_left_shifts(tap_shift, a))
+    d_abs_max = _abs_max(d)
+    d = d.reshape(t, c, a * a).transpose(2, 0, 1).astype(plan.input_dtype(d_abs_max))
+    Y = plan.run(d, d_abs_max).reshape(plan.m, plan.m, t, plan.k).transpose(2, 3, 0, 1)
+    return _add_bias(Y.astype(np.int64), bias)
+
+
 def winograd_conv2d_int(x: np.ndarray, U: np.ndarray, AT: np.ndarray, BT: np.ndarray,
                         padding: int, bias: np.ndarray | None = None, r: int = 3,
-                        tap_shift: np.ndarray | None = None) -> np.ndarray:
+                        tap_shift: np.ndarray | None = None,
+                        budget: int = TILE_BUDGET) -> np.ndarray:
     """The exact integer layer (module docstring), for [C, H, W] or [N, C, H, W] input, with
     optional tap shifts [alpha, alpha].
+
+    The images run in chunks whose tiles take about ``budget`` bytes of working memory, all
+    tiles of a chunk in one product per Winograd position (:func:`winograd_tiles_int`).
 
     Returns int64 [K, Hout, Wout] (or [N, K, Hout, Wout]).
     """
     xb, batched = _batched(x)
+    xb = _integers(xb)
+    n, c, h, w = xb.shape
     m = np.asarray(AT).shape[0]
-    outs = []
-    for xi in xb:
-        grid = tile_grid(xi.shape[1], xi.shape[2], m, r, padding)
-        tiles = winograd_tiles_int(extract_patches(np.asarray(xi, dtype=np.int64), m, r, padding),
-                                   U, AT, BT, bias, tap_shift)
-        outs.append(assemble_tiles(tiles, grid))
-    y = np.stack(outs)
+    grid = tile_grid(h, w, m, r, padding)
+    plan = ExactWinograd(U, AT, BT, tap_left_shifts(tap_shift, grid.alpha))
+    x_abs_max = _abs_max(xb)
+    chunk = max(1, budget // (grid.n_tiles * plan.tile_bytes(c)))
+    y = np.empty((n, plan.k, grid.out_h, grid.out_w), dtype=np.int64)
+    for i in range(0, n, chunk):
+        d = _patches_position_major(xb[i:i + chunk], grid, plan.input_dtype(x_abs_max))
+        Y = plan.run(d, x_abs_max)                                  # [m*m, N*T, K]
+        del d
+        Y = Y.reshape(m, m, -1, grid.tiles_h, grid.tiles_w, plan.k).transpose(2, 5, 3, 0, 4, 1)
+        Y = Y.reshape(-1, plan.k, grid.tiles_h * m, grid.tiles_w * m)
+        y[i:i + chunk] = Y[:, :, :grid.out_h, :grid.out_w]        # exact integers to int64
+    y = _add_bias(y, bias)
     return y if batched else y[0]
 
 

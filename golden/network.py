@@ -42,8 +42,8 @@ from .cli import (CliError, OneLineParser, check_output_path, one_line, read_arr
 from .weights import LayerWeights, WeightFile, WeightFileError, load_weights
 
 __all__ = ["OpOutput", "accuracy", "add_image_arguments", "classify", "conv_op", "evaluate",
-           "flatten", "linear", "load_images", "load_network", "main", "maxpool2",
-           "quantize_input", "run_network", "run_op"]
+           "flatten", "linear", "load_images", "load_network", "logits_in_chunks", "main",
+           "maxpool2", "quantize_input", "run_network", "run_op"]
 
 PROG = "golden.network"
 
@@ -114,8 +114,10 @@ def conv_op(layer: LayerWeights, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def maxpool2(x: np.ndarray) -> np.ndarray:
     """2x2 max pooling, stride 2, of [.., C, H, W]; an odd last row / column is dropped."""
     h, w = x.shape[-2] // 2, x.shape[-1] // 2
-    x = x[..., :2 * h, :2 * w]
-    return x.reshape(*x.shape[:-2], h, 2, w, 2).max(axis=(-3, -1))
+    # Elementwise maxima of the four strided quarters (a reduction over two strided axes is
+    # several times slower).
+    return np.maximum(np.maximum(x[..., 0:2 * h:2, 0:2 * w:2], x[..., 0:2 * h:2, 1:2 * w:2]),
+                      np.maximum(x[..., 1:2 * h:2, 0:2 * w:2], x[..., 1:2 * h:2, 1:2 * w:2]))
 
 
 def flatten(x: np.ndarray) -> np.ndarray:
@@ -192,9 +194,10 @@ def evaluate(weights: WeightFile, images, labels=None) -> tuple[np.ndarray, floa
     """Quantise real ``images`` [N, C, H, W], run them, and score them against ``labels``.
 
     Returns the int64 logits [N, O] and the accuracy (None without labels). This is the
-    trainer's quantised accuracy and the ``python -m golden.network`` figure.
+    trainer's quantised accuracy and the ``python -m golden.network`` figure. The images run
+    in chunks (:func:`logits_in_chunks`).
     """
-    logits, _ = run_network(weights, quantize_input(weights, images), trace=False)
+    logits = logits_in_chunks(weights, quantize_input(weights, images))
     return logits, None if labels is None else accuracy(logits, labels)
 
 
@@ -278,12 +281,15 @@ def load_images(args, weights: WeightFile):
     return x, y, where
 
 
-#: Working memory the command line allows one chunk of images (the network runs chunk by chunk,
-#: so that its memory grows with the images of a chunk, not with N).
+#: Working memory of one chunk of images in :func:`logits_in_chunks` (the network runs chunk by
+#: chunk, so that its memory grows with the images of a chunk, not with N, and a chunk's
+#: intermediates stay in cache).
 CHUNK_BUDGET = 64 * 2**20
 
 
-def _logits_in_chunks(weights: WeightFile, x: np.ndarray) -> np.ndarray:
+def logits_in_chunks(weights: WeightFile, x: np.ndarray) -> np.ndarray:
+    """The logits of :func:`run_network` for int8 ``x``, computed a chunk of images at a time
+    (:data:`CHUNK_BUDGET`)."""
     if x.ndim != 4:
         return run_network(weights, x, trace=False)[0]
     shapes = [weights.network.input_shape, *(weights.network.shapes or [])]
@@ -304,7 +310,7 @@ def _run(argv) -> str:
         raise CliError(f"weights {one_line(exc)}") from None
     x, y, where = load_images(args, weights)
     try:
-        logits = _logits_in_chunks(weights, x)
+        logits = logits_in_chunks(weights, x)
     except ValueError as exc:           # raw outputs beyond what requantisation allows
         raise CliError(f"{args.weights}: {one_line(exc)}") from None
     save_npy(args.out, logits)

@@ -70,11 +70,12 @@ def requantize(y: np.ndarray, mult, shift, relu: bool = False, axis: int = -3) -
         shape[axis] = -1
         mult = np.broadcast_to(mult, (y.shape[axis],)).reshape(shape)
         shift = np.broadcast_to(shift, (y.shape[axis],)).reshape(shape)
-    if np.any(np.abs(y) >= 1 << 47):
+    if y.size and (int(y.min()) <= -(1 << 47) or int(y.max()) >= 1 << 47):
         raise ValueError("raw outputs must lie within +-2**47 for exact requantisation")
     round_bias = np.where(shift > 0, np.left_shift(1, np.maximum(shift - 1, 0)), 0)
-    q = np.right_shift(y * mult + round_bias, shift)
-    q = np.clip(q, -128, 127)
-    if relu:
-        q = np.maximum(q, 0)
+    q = np.asarray(y * mult)
+    q += round_bias
+    np.right_shift(q, shift, out=q)
+    # Clamping to [-128, 127] then the ReLU is clamping to [0, 127].
+    np.clip(q, 0 if relu else -128, 127, out=q)
     return q.astype(np.int8)

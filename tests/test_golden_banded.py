@@ -78,7 +78,7 @@ def test_network_cli_runs_images_in_chunks(monkeypatch):
     monkeypatch.setattr(network, "run_network",
                         lambda w, xs, trace: calls.append(len(xs)) or real(w, xs, trace))
     monkeypatch.setattr(network, "CHUNK_BUDGET", 64 * 6 * 9 * 7 * 2)     # conv0: [6, 9, 7]
-    assert np.array_equal(network._logits_in_chunks(weights, x), whole)
+    assert np.array_equal(network.logits_in_chunks(weights, x), whole)
     assert calls == [2, 2, 1]
 
 
