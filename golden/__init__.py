@@ -11,7 +11,8 @@ from .throughput import Throughput, layer_throughput, reference_throughput
 from .program import LayerProgram, compile_layer, expected_output, patch_words, unpack_results
 from .schedule import Schedule, schedule_layer
 from .conv import (TileGrid, assemble_tiles, direct_conv2d, extract_patches, tap_left_shifts,
-                   tile_grid, winograd_conv2d_float, winograd_conv2d_int, winograd_tiles_int)
+                   tile_grid, winograd_conv2d_float, winograd_conv2d_int, winograd_tiles_int,
+                   winograd_tiles_int64)
 from .encoding import SparseWeights, decode, encode, pack_entries, unpack_entries
 from .layout import ArraySpec, Field, StructSpec, pack_array, unpack_array
 from .netfile import LinearWeights, Network, NetworkOp
@@ -36,5 +37,5 @@ __all__ = [
     "parse_tile", "quantize_multiplier", "requantize", "save_weights", "signed_range",
     "tile_grid", "tile_transform", "unpack_array", "unpack_entries", "validate_arrays",
     "winograd_conv2d_float", "winograd_conv2d_int", "winograd_tiles_int", "winograd_transform",
-    "check_range", "index_bits", "value_range", "tap_left_shifts",
+    "check_range", "index_bits", "value_range", "tap_left_shifts", "winograd_tiles_int64",
 ]

@@ -12,7 +12,8 @@ like any int64 arithmetic, so it equals every other int64 evaluation order bit f
 
 The products are many and medium-sized (tens to hundreds of channels), where BLAS threads gain
 little and, on a loaded machine, cost several times their work in waiting:
-:func:`single_blas_thread` runs them on one.
+:func:`single_blas_thread` runs them on one (with threadpoolctl, a dependency of the package;
+without it, golden still imports with NumPy alone and BLAS keeps its threads).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import contextlib
 from collections.abc import Iterator
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 __all__ = ["FLOAT64_EXACT", "abs_sums", "exact_matmul", "float64_is_exact", "row_bounds",
            "single_blas_thread"]
@@ -73,13 +73,21 @@ def exact_matmul(a: np.ndarray, b: np.ndarray, bound: int) -> np.ndarray:
     return np.matmul(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
 
 
-_CONTROLLER: list[ThreadpoolController] = []
+_CONTROLLER: list = []
 
 
 @contextlib.contextmanager
 def single_blas_thread() -> Iterator[None]:
     """Run the enclosed BLAS calls on one thread (the BLAS libraries loaded when first used)."""
     if not _CONTROLLER:
-        _CONTROLLER.append(ThreadpoolController())
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _CONTROLLER.append(None)
+        else:
+            _CONTROLLER.append(ThreadpoolController())
+    if _CONTROLLER[0] is None:
+        yield
+        return
     with _CONTROLLER[0].limit(limits=1, user_api="blas"):
         yield
