@@ -160,15 +160,8 @@ def _abs_max(x: np.ndarray) -> int:
     return max(abs(int(x.min())), abs(int(x.max()))) if x.size else 0
 
 
-def _add_bias(y: np.ndarray, bias) -> np.ndarray:
-    """``y + bias[k]`` over the channel axis -3 of int64 ``y``, in place."""
-    if bias is not None:
-        y += np.asarray(bias, dtype=np.int64)[:, None, None]
-    return y
-
-
 def _patches_position_major(xb: np.ndarray, grid: TileGrid, dtype) -> np.ndarray:
-    """The patches of every tile of images [N, C, H, W] as [alpha**2, N * T, C] of ``dtype``,
+    """The patches of every tile of images [N, C, H, W] as [alpha**2, C, N * T] of ``dtype``,
     tiles image by image in tile order (what :func:`extract_patches` holds, transposed)."""
     n, c, h, w = xb.shape
     a, m, p = grid.alpha, grid.m, grid.padding
@@ -178,7 +171,7 @@ def _patches_position_major(xb: np.ndarray, grid: TileGrid, dtype) -> np.ndarray
     xp[:, :, p:p + h, p:p + w] = xb
     view = np.lib.stride_tricks.sliding_window_view(xp, (a, a), axis=(2, 3))
     view = view[:, :, ::m, ::m][:, :, :grid.tiles_h, :grid.tiles_w]    # [N, C, th, tw, a, a]
-    return np.ascontiguousarray(view.transpose(4, 5, 0, 2, 3, 1)).reshape(a * a, -1, c)
+    return np.ascontiguousarray(view.transpose(4, 5, 1, 0, 2, 3)).reshape(a * a, c, -1)
 
 
 def winograd_tiles_int64(patches: np.ndarray, U: np.ndarray, AT: np.ndarray, BT: np.ndarray,
@@ -232,9 +225,9 @@ def winograd_tiles_int(patches: np.ndarray, U: np.ndarray, AT: np.ndarray, BT: n
     t, c, a, _ = d.shape
     plan = ExactWinograd(U, AT, BT, tap_left_shifts(tap_shift, a))
     d_abs_max = _abs_max(d)
-    d = d.reshape(t, c, a * a).transpose(2, 0, 1).astype(plan.input_dtype(d_abs_max))
-    Y = plan.run(d, d_abs_max).reshape(plan.m, plan.m, t, plan.k).transpose(2, 3, 0, 1)
-    return _add_bias(Y.astype(np.int64), bias)
+    d = d.transpose(2, 3, 1, 0).astype(plan.input_dtype(d_abs_max)).reshape(a * a, c, t)
+    Y = plan.run(d, d_abs_max, bias).reshape(plan.m, plan.m, plan.k, t)
+    return np.ascontiguousarray(Y.transpose(3, 2, 0, 1), dtype=np.int64)
 
 
 def winograd_conv2d_int(x: np.ndarray, U: np.ndarray, AT: np.ndarray, BT: np.ndarray,
@@ -257,15 +250,23 @@ def winograd_conv2d_int(x: np.ndarray, U: np.ndarray, AT: np.ndarray, BT: np.nda
     plan = ExactWinograd(U, AT, BT, tap_left_shifts(tap_shift, grid.alpha))
     x_abs_max = _abs_max(xb)
     chunk = max(1, budget // (grid.n_tiles * plan.tile_bytes(c)))
+    th, tw = grid.tiles_h, grid.tiles_w
     y = np.empty((n, plan.k, grid.out_h, grid.out_w), dtype=np.int64)
+    ragged = (grid.out_h, grid.out_w) != (th * m, tw * m)
+    tiled = None if ragged else y.reshape(n, plan.k, th, m, tw, m)      # a view of y
     for i in range(0, n, chunk):
         d = _patches_position_major(xb[i:i + chunk], grid, plan.input_dtype(x_abs_max))
-        Y = plan.run(d, x_abs_max)                                  # [m*m, N*T, K]
+        Y = plan.run(d, x_abs_max, bias)                            # [m*m, K, N*T]
         del d
-        Y = Y.reshape(m, m, -1, grid.tiles_h, grid.tiles_w, plan.k).transpose(2, 5, 3, 0, 4, 1)
-        Y = Y.reshape(-1, plan.k, grid.tiles_h * m, grid.tiles_w * m)
-        y[i:i + chunk] = Y[:, :, :grid.out_h, :grid.out_w]        # exact integers to int64
-    y = _add_bias(y, bias)
+        # [m, m, K, N, th, tw] -> [N, K, th, m, tw, m]: one pass converts and places the tiles.
+        Y = Y.reshape(m, m, plan.k, -1, th, tw).transpose(3, 2, 4, 0, 5, 1)
+        if ragged:
+            whole = np.empty(Y.shape, dtype=np.int64)
+            np.copyto(whole, Y, casting="unsafe")
+            y[i:i + chunk] = whole.reshape(-1, plan.k, th * m, tw * m)[
+                :, :, :grid.out_h, :grid.out_w]
+        else:
+            np.copyto(tiled[i:i + chunk], Y, casting="unsafe")     # exact integers to int64
     return y if batched else y[0]
 
 

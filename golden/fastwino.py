@@ -3,9 +3,9 @@
 For one layer's weights, the tiles of many images run as three products over position-major
 data (``p`` a Winograd position, ``alpha**2`` of them, ``o`` an output position, ``m**2``)::
 
-    V[p, t, c] = sum_q kron(BT, BT)[p, q] d[q, t, c]                  (input transform)
-    M[p, t, k] = sum_c V[p, t, c] U[k, c, p]                           (one product per p)
-    Y[o, t, k] = sum_p kron(AT, AT)[o, p] 2**(T - tap_shift[p]) M[p, t, k]   (output transform)
+    V[p, c, t] = sum_q kron(BT, BT)[p, q] d[q, c, t]                  (input transform)
+    M[p, k, t] = sum_c U[k, c, p] V[p, c, t]                           (one product per p)
+    Y[o, k, t] = sum_p kron(AT, AT)[o, p] 2**(T - tap_shift[p]) M[p, k, t]   (output transform)
 
 which is :func:`golden.conv.winograd_tiles_int64` (``BT d BT^T`` is ``kron(BT, BT)`` applied
 to the flattened patch, and the tap shift is a power-of-two factor of each column of the
@@ -51,10 +51,10 @@ class ExactWinograd:
         self._bk = np.kron(BT, BT)                                  # [a*a, a*a]
         self._ak = np.kron(AT, AT)                                  # [m*m, a*a]
         self._ak_shifted = np.left_shift(self._ak, np.asarray(self._shifts)[None, :])
-        per_position = U.reshape(self.k, self.c, positions).transpose(2, 1, 0)   # [a*a, C, K]
+        per_position = U.reshape(self.k, self.c, positions).transpose(2, 0, 1)   # [a*a, K, C]
         self._u = per_position
         # max over k of sum_c |U[k, c, p]|: the weights' gain at each position.
-        self._u_gain = [int(v) for v in abs_sums(per_position.transpose(0, 2, 1)).max(axis=1)]
+        self._u_gain = [int(v) for v in abs_sums(per_position).max(axis=1)]
         self._u_as = {}
         self._bounds = {}
 
@@ -74,7 +74,7 @@ class ExactWinograd:
         return np.float64 if float64_is_exact(self.bounds(d_abs_max)[0]) else np.int64
 
     def tile_bytes(self, c: int) -> int:
-        """Working memory of one tile in :meth:`run` (patch, V, M, Y and its int64 copies)."""
+        """Working memory of one tile in :meth:`run` (patch, V, M, Y and its int64 copy)."""
         positions, outputs = self.alpha ** 2, self.m ** 2
         return 8 * (2 * positions * c + positions * self.k + 3 * outputs * self.k)
 
@@ -83,27 +83,36 @@ class ExactWinograd:
             self._u_as[dtype] = np.ascontiguousarray(self._u, dtype=dtype)
         return self._u_as[dtype]
 
-    def run(self, d: np.ndarray, d_abs_max: int) -> np.ndarray:
-        """The tiles' outputs before the bias.
+    def run(self, d: np.ndarray, d_abs_max: int, bias=None) -> np.ndarray:
+        """The tiles' outputs.
 
         Parameters
         ----------
-        d : ndarray [alpha**2, T, C] of int (or float64 holding integers)
+        d : ndarray [alpha**2, C, T] of int (or float64 holding integers)
             Position-major patches of T tiles.
         d_abs_max : int
             A bound on ``|d|`` (the exactness proof rests on it).
+        bias : ndarray [K] of int, optional
+            Added to every output of channel k.
 
         Returns
         -------
-        ndarray [m**2, T, K]
-            Exact integers: float64 when the output transform ran in float64, else int64.
+        ndarray [m**2, K, T]
+            Exact integers: float64 where every step ran in float64, else int64.
         """
-        positions, t, c = d.shape
+        positions, c, t = d.shape
         v_bound, m_bound, y_bound = self.bounds(d_abs_max)
         dtype = np.float64 if float64_is_exact(m_bound) else np.int64
         with single_blas_thread():
-            V = exact_matmul(self._bk, d.reshape(positions, t * c), v_bound)
-            M = exact_matmul(V.reshape(positions, t, c), self._weights(dtype), m_bound)
+            V = exact_matmul(self._bk, d.reshape(positions, c * t), v_bound)
+            M = exact_matmul(self._weights(dtype), V.reshape(positions, c, t), m_bound)
             del V
-            Y = exact_matmul(self._ak_shifted, M.reshape(positions, t * self.k), y_bound)
-        return Y.reshape(self.m ** 2, t, self.k)
+            Y = exact_matmul(self._ak_shifted, M.reshape(positions, self.k * t), y_bound)
+        Y = Y.reshape(self.m ** 2, self.k, t)
+        if bias is not None:
+            bias = np.asarray(bias, dtype=np.int64)
+            bias_max = max(abs(int(bias.min())), abs(int(bias.max()))) if bias.size else 0
+            if Y.dtype != np.float64 or not float64_is_exact(y_bound + bias_max):
+                Y = Y.astype(np.int64)
+            Y += bias.astype(Y.dtype)[None, :, None]
+        return Y
