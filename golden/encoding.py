@@ -1,7 +1,9 @@
 """Compressed sparse encoding of Winograd-domain weights, as the hardware consumes it.
 
 Only nonzero ``U[k, c, i, j]`` are kept. Entries are grouped by output channel ``k`` (CSR over k)
-and ordered by input channel ``c`` then Winograd position ``xi = i * alpha + j`` inside a group.
+and ordered by Winograd position ``xi = i * alpha + j`` then input channel ``c`` inside a group
+(a PE accumulates one position's run in one register and writes it to its result bank when the
+position changes).
 An entry is one memory word (``golden.protocol.entry_spec``, least significant field first)::
 
     value     signed(weight_width)    the weight, never 0
@@ -32,7 +34,7 @@ class SparseWeights:
     counts : ndarray [K] of int64
         Nonzero entries of each output channel.
     channel, position, value : ndarray [nnz] of int64
-        Entries of channel 0, then channel 1, ...; each run ordered by (channel, position).
+        Entries of channel 0, then channel 1, ...; each run ordered by (position, channel).
     """
 
     out_channels: int
@@ -70,7 +72,8 @@ def encode(U: np.ndarray) -> SparseWeights:
         raise ValueError(f"U must have shape [K, C, alpha, alpha], not {list(U.shape)}")
     k, c, a, _ = U.shape
     flat = U.reshape(k, c, a * a).astype(np.int64)
-    kk, cc, pp = np.nonzero(flat)       # C order: sorted by (k, c, position)
+    # C order of [K, alpha**2, C]: sorted by (k, position, c).
+    kk, pp, cc = np.nonzero(flat.transpose(0, 2, 1))
     return SparseWeights(
         out_channels=k, in_channels=c, alpha=a,
         counts=np.bincount(kk, minlength=k).astype(np.int64),

@@ -129,7 +129,8 @@ class Accelerator(BlockComponent):
         for p, pe in enumerate(pes):
             m.d.comb += [pe.clear.eq(loader.pe_clear), pe.write.eq(loader.pe_write[p]),
                          pe.entry.eq(loader.entry_for(p)), loader.pe_full[p].eq(pe.full),
-                         loader.pe_channels[p].eq(pe.channels)]
+                         loader.pe_channels[p].eq(pe.channels),
+                         loader.pe_ordered[p].eq(pe.ordered)]
 
         if banked:
             # The next layer loads into one bank while the running layer uses the other.
@@ -171,7 +172,9 @@ class Accelerator(BlockComponent):
         for p, pe in enumerate(pes):
             m.d.comb += [pe.bank_addr.eq(collector.bank_addr_for(p)),
                          pe.bank_en.eq(collector.bank_en),
-                         collector.bank_data[p].eq(pe.bank_data)]
+                         pe.bank_select.eq(collector.bank_select[p]),
+                         collector.bank_data[p].eq(pe.bank_data),
+                         collector.bank_mask[p].eq(pe.bank_mask)]
         if cfg.max_tap_shift:
             # Tap shifts: every position of M_k shifted left by the layer's tap_left.
             m.submodules.tap_shift = tap_shift = TapShift(cfg)

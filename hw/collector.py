@@ -10,13 +10,18 @@ With ``weight_banks`` 2 the table has two banks: the loader writes bank ``table_
 running layer's rows are read from bank ``run_bank``. With ``split_channels`` a row marked
 ``split`` has its second part in slot 0 of PE ``owner + 1``: that PE is read there in the same
 cycle and the two partial sums are added (both are sums of some of the channel's products, so
-the accumulator width holds them and their sum exactly); the drain takes no extra cycle.
+the accumulator width holds them and their sum exactly); the drain takes no extra cycle. Only
+the PEs a row selects (``bank_select``) read their words and masks; the others read 0, so the
+collector ORs the banks instead of muxing them, and a position outside the mask reads 0.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+import functools
+import operator
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -55,6 +60,11 @@ class Collector(BlockComponent):
         Result bank read enable (to every PE).
     bank_data : In(to_layout(golden.protocol.m_spec(config))).array(n_pe)
         Every PE's result bank read data, one cycle after the address.
+    bank_select : Out(n_pe)
+        With ``bank_en``, bit ``p``: PE ``p`` owns the channel read (none for an empty one).
+    bank_mask : In(positions).array(n_pe)
+        With ``bank_data``, every PE's mask of the positions that hold a sum (``M`` is 0 at the
+        others); 0 from a PE not selected.
     o : Out(stream.Signature(to_layout(golden.protocol.collector_output_spec(config))))
         ``M_k``, bias [and requant parameters] of k = 0..K-1, to the output transform (through
         the tap shift stage when the design has one).
@@ -80,6 +90,8 @@ class Collector(BlockComponent):
                               else Out(index_bits(result_slots(config)) + 1)),
                 "bank_en": Out(1),
                 "bank_data": In(to_layout(m_spec(config))).array(config.n_pe),
+                "bank_select": Out(config.n_pe),
+                "bank_mask": In(config.positions).array(config.n_pe),
                 "o": Out(stream.Signature(to_layout(collector_output_spec(config)))),
                 "busy": Out(1),
                 **({"table_bank": In(1), "run_bank": In(1)} if config.weight_banks == 2
@@ -95,7 +107,6 @@ class Collector(BlockComponent):
         cfg = self._config
         slot_bits = index_bits(result_slots(cfg))
         table_layout = to_layout(table_spec(cfg))
-        m_layout = to_layout(m_spec(cfg))
         banked = cfg.weight_banks == 2
         addr_bits = len(self.table_write.addr)
         m.submodules.table_memory = tmem = Memory(
@@ -125,37 +136,50 @@ class Collector(BlockComponent):
             m.d.sync += issue_k.eq(issue_k + 1)
             with m.If(issue_k == self.out_channels - 1):
                 m.d.sync += draining.eq(0)
-        out_owner = Signal.like(row.owner)
-        out_empty = Signal()
         out_row = Signal(table_layout)
         with m.If(advance):
             m.d.sync += [read_valid.eq(draining), out_valid.eq(read_valid),
-                         out_owner.eq(row.owner), out_empty.eq(row.empty), out_row.eq(row)]
+                         out_row.eq(row)]
         slot_addr = Cat(row.slot[:slot_bits], half)
+        owners = [~row.empty & (row.owner == p) for p in range(cfg.n_pe)]
         if cfg.split_channels:
             # The second part of a split channel: slot 0 of the next PE, added to the first.
+            seconds = [(~row.empty & row.split & (row.owner == p - 1)) if p else Const(0)
+                       for p in range(cfg.n_pe)]
             for p in range(cfg.n_pe):
-                second = (row.split & (row.owner == p - 1)) if p else Const(0)
                 m.d.comb += self.bank_addr[p].eq(
-                    Mux(second, Cat(Const(0, slot_bits), half), slot_addr))
-            m.d.comb += self.bank_en.eq(advance)
+                    Mux(seconds[p], Cat(Const(0, slot_bits), half), slot_addr))
+            m.d.comb += self.bank_select.eq(Cat(o | s for o, s in zip(owners, seconds)))
         else:
-            m.d.comb += [self.bank_addr.eq(slot_addr), self.bank_en.eq(advance)]
-        bank_data = Array(d.as_value() for d in self.bank_data)[out_owner]
+            m.d.comb += [self.bank_addr.eq(slot_addr), self.bank_select.eq(Cat(owners))]
+        m.d.comb += self.bank_en.eq(advance)
+
+        # Every PE not selected reads 0 data and mask, so ORs replace the n_pe:1 mux. A split
+        # channel's two parts are in PEs p and p + 1: one even, one odd, so the OR of the even
+        # PEs and the OR of the odd ones hold one part each (one of them 0 otherwise).
+        def merged(pes):
+            words = [self.bank_data[p].as_value() for p in pes]
+            masks = [self.bank_mask[p] for p in pes]
+            return (functools.reduce(operator.or_, words),
+                    functools.reduce(operator.or_, masks)) if words else (Const(0), Const(0))
+
+        width = len(self.bank_data[0].as_value()) // cfg.positions
+
+        def kept(word, mask, i):
+            # Element i where the mask says it holds a sum (a stale one reads 0).
+            return Mux(mask[i], word[i * width:(i + 1) * width].as_signed(), 0)
+
         o = self.o.payload
+        m.d.comb += [self.o.valid.eq(out_valid), o.bias.eq(out_row.bias)]
         if cfg.split_channels:
-            n_pe = cfg.n_pe
-            part_data = Array(self.bank_data[(p + 1) % n_pe].as_value()
-                              for p in range(n_pe))[out_owner]
-            own, part = data.View(m_layout, bank_data), data.View(m_layout, part_data)
-            m.d.comb += self.o.valid.eq(out_valid)
+            even = merged(range(0, cfg.n_pe, 2))
+            odd = merged(range(1, cfg.n_pe, 2))
             for i in range(cfg.positions):
-                m.d.comb += o.m[i].eq(Mux(out_empty, 0,
-                                          own[i] + Mux(out_row.split, part[i], 0)))
-            m.d.comb += o.bias.eq(out_row.bias)
+                m.d.comb += o.m[i].eq(kept(*even, i) + kept(*odd, i))
         else:
-            m.d.comb += [self.o.valid.eq(out_valid), o.m.eq(Mux(out_empty, 0, bank_data)),
-                         o.bias.eq(out_row.bias)]
+            word, mask = merged(range(cfg.n_pe))
+            for i in range(cfg.positions):
+                m.d.comb += o.m[i].eq(kept(word, mask, i))
         if cfg.requant:
             m.d.comb += [o.mult.eq(out_row.mult), o.shift.eq(out_row.shift),
                          o.relu.eq(out_row.relu)]

@@ -43,9 +43,10 @@ class ProgramLoader(BlockComponent):
     slot is out of range (unless ``empty``) or, with ``split_channels``, that splits a channel of
     the last PE; a ``weights`` beat (or, with lanes, a valid lane) for a PE outside the array, a
     full PE, an input channel >= C, a position >= alpha**2, or a channel beyond the PE's result
-    bank; and, after the last beat, any PE whose entries do not end a channel or whose channel
-    count (a split channel counts in both PEs) differs from the table. ``error`` stays set until
-    the next ``cfg`` is accepted.
+    bank; and, after the last beat, any PE whose entries do not end a channel, whose channel
+    count (a split channel counts in both PEs) differs from the table or whose entries go back
+    in position inside a channel (``golden.encoding`` order; ``pe_ordered``). ``error`` stays
+    set until the next ``cfg`` is accepted.
 
     Parameters
     ----------
@@ -79,6 +80,8 @@ class ProgramLoader(BlockComponent):
         Bit ``p``: PE ``p``'s weight memory is full.
     pe_channels : In(range(result_slots + 1)).array(n_pe)
         Channels each PE has been loaded with.
+    pe_ordered : In(n_pe)
+        Bit ``p``: PE ``p``'s entries come position by position inside each channel.
     start : Out(1)
         The program is loaded and consistent: run the layer (one cycle).
     finished : In(1)
@@ -111,6 +114,7 @@ class ProgramLoader(BlockComponent):
                              else Out(to_layout(entry_spec(config))).array(config.weight_lanes)),
                 "pe_full": In(config.n_pe),
                 "pe_channels": In(range(result_slots(config) + 1)).array(config.n_pe),
+                "pe_ordered": In(config.n_pe),
                 "start": Out(1),
                 "finished": In(1),
                 **({"load_bank": Out(1), "run_bank": Out(1),
@@ -177,7 +181,7 @@ class ProgramLoader(BlockComponent):
             # A split channel's second part is in the next PE: the last PE has none.
             bad_table |= ~t_in.empty & t_in.split & (t_in.owner == n_pe - 1)
         consistent = Cat(*(~pending[p] & (owned[p] == self.pe_channels[p])
-                           for p in range(n_pe))).all()
+                           & self.pe_ordered[p] for p in range(n_pe))).all()
 
         m.d.comb += [self.table_write.addr.eq(beat), self.table_write.data.eq(t_in)]
         with m.FSM(name="loader"):

@@ -3,9 +3,12 @@
 A PE owns whole output channels (``golden.schedule``). Its weight memory holds their compressed
 entries (``golden.protocol.entry_spec``) in execution order. For every tile it walks all its
 entries; entry ``(value, position xi, channel c, last)`` costs one cycle and one
-multiply-accumulate ``acc[xi] += value * V[c][xi]``. On ``last`` the alpha**2 accumulators (the
-finished ``M_k``) go to the next slot of the result bank and are cleared. Pruned weights have no
-entry and cost nothing.
+multiply-accumulate. A channel's entries come position by position (``golden.encoding``), so
+one accumulator sums the run of position ``xi`` and, when the position changes, writes it into
+element ``xi`` of the channel's result bank slot; ``bank_mask`` marks the positions written (an
+unwritten one holds a stale sum and reads as 0 through the collector). Pruned weights have no
+entry and cost nothing. A layer whose positions go back inside a channel clears ``ordered``
+and the program loader refuses it.
 
 The transformed inputs ``V`` arrive on a systolic chain: each PE writes the beat on ``v_in``
 into its local V memory and passes it, one register later, to ``v_out`` (the next PE). V memory
@@ -20,9 +23,9 @@ Pipeline of the multiply-accumulate (one entry per cycle)::
     latch    register the entry (keeps the block RAM's slow read off the V memory address)
     fetch    V memory read (address = half, entry.channel)
     select   register V[position] and value (the multiplier's operands)
-    multiply product = value * V[position] (registered); register acc[position], forwarded
-             from the add stage when the previous entry has the same position
-    add      acc[position] += product; on last: write result bank, clear acc
+    multiply product = value * V[position] (registered); flush: the position's run ends
+    add      acc += product; on flush: write acc + product to the bank slot's element
+             ``position``, restart acc at 0
 """
 
 from __future__ import annotations
@@ -95,6 +98,8 @@ class ProcessingElement(wiring.Component):
         Entries loaded with ``last`` set (output channels owned).
     full : Out(1)
         The weight memory holds ``pe_weight_depth`` entries.
+    ordered : Out(1)
+        Since ``clear``, no entry had a position below the previous entry's of its channel.
     v_in : In(VChainSignature(config))
         V chain from the previous PE (or the input transform).
     v_out : Out(VChainSignature(config))
@@ -109,9 +114,15 @@ class ProcessingElement(wiring.Component):
     bank_addr : In(unsigned)
         Result bank read address ``Cat(slot, half)``, read when ``bank_en``.
     bank_en : In(1)
-        Read enable; ``bank_data`` holds its value while low.
+        Read enable; ``bank_data`` and ``bank_mask`` hold their values while low.
+    bank_select : In(1)
+        With ``bank_en``: this PE owns the addressed channel (else ``bank_mask`` reads 0).
     bank_data : Out(to_layout(golden.protocol.m_spec(config)))
-        ``M`` of the addressed slot, one cycle after the address.
+        ``M`` of the addressed slot, one cycle after the address, valid where ``bank_mask``
+        is set.
+    bank_mask : Out(positions)
+        Bit ``xi``: the slot's channel has an entry at position ``xi`` (its element of
+        ``bank_data`` is the sum); with ``bank_data``, 0 unless ``bank_select`` was set.
     load_bank, run_bank : In(1)
         With ``weight_banks`` 2 only: the weight bank ``clear`` / ``write`` / ``entries`` /
         ``channels`` / ``full`` refer to, and the one a tile computes from (sampled with
@@ -131,6 +142,7 @@ class ProcessingElement(wiring.Component):
             "entries": Out(range(depth + 1)),
             "channels": Out(range(slots + 1)),
             "full": Out(1),
+            "ordered": Out(1, init=1),
             "v_in": In(VChainSignature(config)),
             "v_out": Out(VChainSignature(config)),
             "start": In(1),
@@ -138,7 +150,9 @@ class ProcessingElement(wiring.Component):
             "done": Out(1),
             "bank_addr": In(index_bits(slots) + 1),
             "bank_en": In(1),
+            "bank_select": In(1),
             "bank_data": Out(to_layout(m_spec(config))),
+            "bank_mask": Out(config.positions),
             **({"load_bank": In(1), "run_bank": In(1)} if config.weight_banks == 2 else {}),
         })
 
@@ -163,6 +177,8 @@ class ProcessingElement(wiring.Component):
                                                            init=[])
         m.submodules.v_memory = vmem = Memory(shape=v_layout, depth=2 << chan_bits, init=[])
         m.submodules.result_bank = bank = Memory(shape=m_layout, depth=2 << slot_bits, init=[])
+        m.submodules.mask_bank = mask_bank = Memory(shape=cfg.positions, depth=2 << slot_bits,
+                                                    init=[])
 
         # -- loading: weights appended in execution order; V from the chain ----------------
         m.d.comb += self.full.eq(self.entries == depth)
@@ -170,21 +186,32 @@ class ProcessingElement(wiring.Component):
             # Per-bank counters; the outputs show the bank being loaded.
             entries = [Signal.like(self.entries, name=f"entries_{b}") for b in range(2)]
             channels = [Signal.like(self.channels, name=f"channels_{b}") for b in range(2)]
+            ordered = [Signal(init=1, name=f"ordered_{b}") for b in range(2)]
             memories = [wmem, wmem_1]
             m.d.comb += [self.entries.eq(Array(entries)[self.load_bank]),
-                         self.channels.eq(Array(channels)[self.load_bank])]
+                         self.channels.eq(Array(channels)[self.load_bank]),
+                         self.ordered.eq(Array(ordered)[self.load_bank])]
         else:
             entries, channels, memories = [self.entries], [self.channels], [wmem]
-        for b, (count, owned, memory) in enumerate(zip(entries, channels, memories)):
+            ordered = [self.ordered]
+        for b, (count, owned, in_order, memory) in enumerate(zip(entries, channels, ordered,
+                                                                 memories)):
             clear, write = self.clear, self.write & ~self.full
             if banked:
                 clear, write = clear & (self.load_bank == b), write & (self.load_bank == b)
             w_wr = memory.write_port()
             m.d.comb += [w_wr.addr.eq(count), w_wr.data.eq(self.entry), w_wr.en.eq(write)]
+            # A channel's entries must come position by position (one accumulator per run):
+            # a position below the previous entry's of the same channel clears ``ordered``.
+            previous = Signal.like(self.entry.position, name=f"previous_position_{b}")
+            open_channel = Signal(name=f"open_channel_{b}")
             with m.If(clear):
-                m.d.sync += [count.eq(0), owned.eq(0)]
+                m.d.sync += [count.eq(0), owned.eq(0), in_order.eq(1), open_channel.eq(0)]
             with m.Elif(write):
-                m.d.sync += count.eq(count + 1)
+                m.d.sync += [count.eq(count + 1), previous.eq(self.entry.position),
+                             open_channel.eq(~self.entry.last)]
+                with m.If(open_channel & (self.entry.position < previous)):
+                    m.d.sync += in_order.eq(0)
                 with m.If(self.entry.last & (owned != slots)):
                     m.d.sync += owned.eq(owned + 1)
 
@@ -254,47 +281,46 @@ class ProcessingElement(wiring.Component):
         m.d.sync += [mul_valid.eq(sel_valid), mul_weight.eq(sel_value), mul_v.eq(v_selected),
                      mul_position.eq(sel_position), mul_last.eq(sel_last)]
 
-        # -- multiply: one product per cycle (the PE's only multiplier); meanwhile read the
-        # accumulator the add stage needs, forwarding the add stage's own result -------------
+        # -- multiply: one product per cycle (the PE's only multiplier). Entries of a channel
+        # come position by position (golden.encoding), so one accumulator serves them all:
+        # ``flush`` marks an entry whose position run ends here ---------------------------
         add_valid = Signal()
         add_position = Signal.like(mul_position)
         add_last = Signal()
+        add_flush = Signal()
         product = Signal(signed(widths.product))
         m.d.sync += [add_valid.eq(mul_valid), add_position.eq(mul_position),
-                     add_last.eq(mul_last & mul_valid), product.eq(mul_weight * mul_v)]
+                     add_last.eq(mul_last & mul_valid), product.eq(mul_weight * mul_v),
+                     add_flush.eq(mul_last | (sel_position != mul_position))]
 
-        acc = [Signal(signed(widths.accumulator), name=f"acc_{i}") for i in range(cfg.positions)]
+        # -- add: acc + product; at the end of a position's run the sum goes straight into
+        # that position of the result bank slot and the accumulator restarts at 0 ----------
+        acc = Signal(signed(widths.accumulator))
         acc_sum = Signal(signed(widths.accumulator))
-        acc_operand = Signal(signed(widths.accumulator))
+        m.d.comb += acc_sum.eq(acc + product)
         # With two banks ``clear`` forgets the loading bank only, while a layer may compute.
         clear_acc = Const(0) if banked else self.clear
-        with m.If(clear_acc | (add_valid & add_last)):
-            # The accumulators are cleared at this edge.
-            m.d.sync += acc_operand.eq(0)
-        with m.Elif(add_valid & (add_position == mul_position)):
-            # Back-to-back entries at one position: acc[position] is being written now.
-            m.d.sync += acc_operand.eq(acc_sum)
-        with m.Else():
-            m.d.sync += acc_operand.eq(Array(acc)[mul_position])
-
-        # -- add: accumulate; a finished channel goes to the result bank -------------------
-        m.d.comb += acc_sum.eq(acc_operand + product)
-        slot = Signal(range(slots + 1))
-        b_wr = bank.write_port()
-        m.d.comb += b_wr.addr.eq(Cat(slot[:slot_bits], half))
-        for i in range(cfg.positions):
-            m.d.comb += b_wr.data[i].eq(Mux(add_position == i, acc_sum, acc[i]))
-        m.d.comb += b_wr.en.eq(add_valid & add_last)
-        with m.If(clear_acc):
-            m.d.sync += [a.eq(0) for a in acc]
+        with m.If(clear_acc | (add_valid & add_flush)):
+            m.d.sync += acc.eq(0)
         with m.Elif(add_valid):
-            with m.If(add_last):
-                m.d.sync += [a.eq(0) for a in acc]
-            with m.Else():
-                with m.Switch(add_position):
-                    for i in range(cfg.positions):
-                        with m.Case(i):
-                            m.d.sync += acc[i].eq(acc_sum)
+            m.d.sync += acc.eq(acc_sum)
+
+        slot = Signal(range(slots + 1))
+        one_hot = Signal(cfg.positions)
+        m.d.comb += one_hot.eq(1 << add_position)
+        # Positions of the channel with an entry so far; the others hold no sum (``bank_mask``).
+        touched = Signal(cfg.positions)
+        b_wr = bank.write_port(granularity=1)
+        mask_wr = mask_bank.write_port()
+        m.d.comb += [b_wr.addr.eq(Cat(slot[:slot_bits], half)), mask_wr.addr.eq(b_wr.addr),
+                     b_wr.en.eq(Mux(add_valid & add_flush, one_hot, 0)),
+                     mask_wr.data.eq(touched | one_hot), mask_wr.en.eq(add_valid & add_last)]
+        for i in range(cfg.positions):
+            m.d.comb += b_wr.data[i].eq(acc_sum)
+        with m.If(clear_acc | (add_valid & add_last)):
+            m.d.sync += touched.eq(0)
+        with m.Elif(add_valid):
+            m.d.sync += touched.eq(touched | one_hot)
         with m.If(self.start):
             m.d.sync += slot.eq(0)
         with m.Elif(add_valid & add_last):
@@ -304,7 +330,28 @@ class ProcessingElement(wiring.Component):
                                 | add_valid))
 
         # -- result bank read port for the collector ---------------------------------------
-        b_rd = bank.read_port(transparent_for=())
-        m.d.comb += [b_rd.addr.eq(self.bank_addr), b_rd.en.eq(self.bank_en),
-                     self.bank_data.eq(b_rd.data)]
+        # Data and mask read as 0 unless selected, so the collector ORs the PEs' outputs
+        # instead of muxing them: a register with a synchronous reset after an asynchronous
+        # read (a LUT-RAM's own read; free on FPGA flip-flops). One PE needs no zeroing.
+        # The reset is its own condition (not the enable's) so that it maps onto the
+        # flip-flops' reset input instead of a LUT per bit.
+        zero = Signal()
+        m.d.comb += zero.eq(self.bank_en & ~self.bank_select)
+        mask_rd = mask_bank.read_port(domain="comb")
+        m.d.comb += mask_rd.addr.eq(self.bank_addr)
+        with m.If(zero):
+            m.d.sync += self.bank_mask.eq(0)
+        with m.Elif(self.bank_en):
+            m.d.sync += self.bank_mask.eq(mask_rd.data)
+        if cfg.n_pe > 1:
+            b_rd = bank.read_port(domain="comb")
+            m.d.comb += b_rd.addr.eq(self.bank_addr)
+            with m.If(zero):
+                m.d.sync += self.bank_data.eq(0)
+            with m.Elif(self.bank_en):
+                m.d.sync += self.bank_data.eq(b_rd.data)
+        else:
+            b_rd = bank.read_port(transparent_for=())
+            m.d.comb += [b_rd.addr.eq(self.bank_addr), b_rd.en.eq(self.bank_en),
+                         self.bank_data.eq(b_rd.data)]
         return m

@@ -48,6 +48,7 @@ async def _run(dut, job):
         getattr(dut, name).value = 0
     dut.entry.value = 0
     dut.bank_addr.value = 0
+    dut.bank_select.value = 1                      # the bench reads as the owner
     dut.v_in__addr.value = 0
     dut.v_in__last.value = 0
     dut.v_in__data.value = 0
@@ -120,7 +121,7 @@ async def _run(dut, job):
             await FallingEdge(dut.clk)
             dut.bank_en.value = 0
             await ReadOnly()
-            bank.append(format(_uint(dut.bank_data), "x"))
+            bank.append([format(_uint(dut.bank_data), "x"), _uint(dut.bank_mask)])
             await FallingEdge(dut.clk)
         out["halves"][half] = {"busy": busy, "bank": bank}
     return out

@@ -1,6 +1,6 @@
 """One processing element (``hw.pe.ProcessingElement``) alone, driven from Python by
 :mod:`sim.pe_bench`: its result bank must hold ``M_k = sum_c U[k, c] * V[c]`` bit-exactly for
-both buffer halves, the V chain must pass every word on, and a tile must take one cycle per
+both buffer halves (where ``bank_mask`` is set, exactly at the positions with a weight), the V chain must pass every word on, and a tile must take one cycle per
 entry plus ``golden.cycles.PE_PIPELINE_DEPTH`` (its start cycle and the cycles ``done`` is
 low)."""
 
@@ -66,7 +66,12 @@ def test_pe_alone(simulator, tile, case):
     assert result["v_out"] == sent, "the V chain lost, duplicated or changed a word"
     for h in (0, 1):
         expected = np.einsum("kcxy,cxy->kxy", U, V[h]).reshape(k, -1)
-        got = unpack_array(m_spec(config), [int(w, 16) for w in result["halves"][str(h)]["bank"]])
-        np.testing.assert_array_equal(got, expected, err_msg=f"result bank, half {h}")
+        rows = result["halves"][str(h)]["bank"]
+        got = unpack_array(m_spec(config), [int(w, 16) for w, _ in rows])
+        masks = np.array([[(mask >> i) & 1 for i in range(a * a)] for _, mask in rows])
+        np.testing.assert_array_equal(masks, np.any(U != 0, axis=1).reshape(k, -1),
+                                      err_msg=f"bank mask, half {h}")
+        np.testing.assert_array_equal(np.where(masks, got, 0), expected,
+                                      err_msg=f"result bank, half {h}")
         # The start cycle and the busy ones: one per entry plus the pipeline depth.
         assert 1 + result["halves"][str(h)]["busy"] == sparse.nnz + PE_PIPELINE_DEPTH

@@ -19,9 +19,9 @@ def _reference_entries(U):
     k_n, c_n, a, _ = U.shape
     out = []
     for k in range(k_n):
-        for c in range(c_n):
-            for i in range(a):
-                for j in range(a):
+        for i in range(a):
+            for j in range(a):
+                for c in range(c_n):
                     if U[k, c, i, j] != 0:
                         out.append((k, c, i * a + j, int(U[k, c, i, j])))
     return out

@@ -1,4 +1,5 @@
-"""The collector on its own: channel order, owners' banks and halves, empty-channel zeroing,
+"""The collector on its own: channel order, owners' banks and halves, empty-channel and
+bank-mask zeroing,
 bias [and requant parameters] passed through, under random backpressure; drain timing as
 golden.cycles models it."""
 
@@ -33,7 +34,7 @@ def _random_table(config, k, rng):
 
 def run_collector(config, rows, tiles, *, stall, seed):
     """Write ``rows`` into the table, then drain one tile per ``(half, banks)`` of ``tiles``;
-    ``banks[p][address]`` is PE p's result bank (raw M words). Returns the output beats
+    ``banks[p][address]`` is PE p's result bank: a raw M word and its ``bank_mask``. Returns the output beats
     (unpacked) and the busy cycles of each drain."""
     dut = Collector(config)
     rng = np.random.default_rng(seed)
@@ -42,11 +43,15 @@ def run_collector(config, rows, tiles, *, stall, seed):
     state = {"banks": None, "beats": [], "busy": []}
 
     async def banks(ctx):
-        # Each PE's result bank read port: data one cycle after the address, held without en.
-        async for _, _, addr, en in ctx.tick().sample(dut.bank_addr, dut.bank_en):
+        # Each PE's result bank read port: data and mask one cycle after the address (0 unless
+        # the PE is selected), held without en.
+        async for _, _, addr, en, select in ctx.tick().sample(dut.bank_addr, dut.bank_en,
+                                                              dut.bank_select):
             if en and state["banks"] is not None:
                 for p in range(config.n_pe):
-                    ctx.set(dut.bank_data[p].as_value(), state["banks"][p][addr])
+                    word, mask = state["banks"][p][addr] if select >> p & 1 else (0, 0)
+                    ctx.set(dut.bank_data[p].as_value(), word)
+                    ctx.set(dut.bank_mask[p], mask)
 
     async def bench(ctx):
         ctx.set(dut.out_channels, k)
@@ -99,7 +104,11 @@ def test_collector_order_banks_and_empty_channels(small_config, requant, stall):
     rows[0]["empty"], rows[-1]["empty"] = 1, 0      # an empty channel and a full one at the ends
     depth = 2 << index_bits(result_slots(config))
     words = random.Random(k + config.alpha)
-    tiles = [(half, [[words.getrandbits(m_spec(config).size) for _ in range(depth)]
+    # Masks: all positions, none, and random ones.
+    masks = [(1 << config.positions) - 1, 0]
+    tiles = [(half, [[(words.getrandbits(m_spec(config).size),
+                       masks[a % 2] if a < 2 else words.getrandbits(config.positions))
+                      for a in range(depth)]
                      for _ in range(config.n_pe)]) for half in (0, 1, 1, 0)]
     got, busy = run_collector(config, rows, tiles, stall=stall, seed=3)
     slot_bits = index_bits(result_slots(config))
@@ -107,8 +116,10 @@ def test_collector_order_banks_and_empty_channels(small_config, requant, stall):
         assert len(beats) == k
         for row, beat in zip(rows, beats):
             address = row["slot"] | (half << slot_bits)
-            want = 0 if row["empty"] else banks[row["owner"]][address]
-            np.testing.assert_array_equal(beat["m"], m_spec(config).unpack(want))
+            word, mask = banks[row["owner"]][address]
+            want = np.array(m_spec(config).unpack(word))
+            want[[not (mask >> i) & 1 for i in range(config.positions)]] = 0
+            np.testing.assert_array_equal(beat["m"], 0 * want if row["empty"] else want)
             for name in ("bias", "mult", "shift", "relu"):
                 if name in row:
                     assert beat[name] == row[name], (name, row, beat)
@@ -124,10 +135,11 @@ def test_collector_one_channel(small_config):
     rows = _random_table(config, 1, rng)
     rows[0]["empty"] = 0
     depth = 2 << index_bits(result_slots(config))
-    banks = [[(p * depth + a) * 7919 for a in range(depth)] for p in range(config.n_pe)]
+    full = (1 << config.positions) - 1
+    banks = [[((p * depth + a) * 7919, full) for a in range(depth)] for p in range(config.n_pe)]
     got, busy = run_collector(config, rows, [(1, banks), (0, banks)], stall=0.0, seed=0)
     slot_bits = index_bits(result_slots(config))
     for half, beats in zip((1, 0), got):
-        want = banks[rows[0]["owner"]][rows[0]["slot"] | (half << slot_bits)]
+        want, _ = banks[rows[0]["owner"]][rows[0]["slot"] | (half << slot_bits)]
         np.testing.assert_array_equal(beats[0]["m"], m_spec(config).unpack(want))
     assert busy == [1 + COLLECTOR_DEPTH - 1] * 2

@@ -32,16 +32,25 @@ def run_loader(config, streams, *, gap=0.0, seed=0, finish_after=3, cycles=None)
 
     async def pes(ctx):
         entries, channels = [0] * config.n_pe, [0] * config.n_pe
+        # The PE's order check: (previous position, channel open, ordered) per PE.
+        order = [(0, False, True)] * config.n_pe
+        ctx.set(dut.pe_ordered, (1 << config.n_pe) - 1)
         async for _, _, clear, write, *entry in ctx.tick().sample(
                 dut.pe_clear, dut.pe_write, *(e.as_value() for e in lane_entries)):
             for p in range(config.n_pe):
-                last = entry_spec(config).unpack(entry[p % lanes])["last"]
+                fields = entry_spec(config).unpack(entry[p % lanes])
+                last, position = fields["last"], fields["position"]
                 if clear:
                     entries[p] = channels[p] = 0
+                    order[p] = (0, False, True)
                 elif write >> p & 1 and entries[p] < depth:
                     entries[p] += 1
                     channels[p] += bool(last) and channels[p] != slots
+                    previous, open_channel, ordered = order[p]
+                    order[p] = (position, not last,
+                                ordered and not (open_channel and position < previous))
                 ctx.set(dut.pe_channels[p], channels[p])
+            ctx.set(dut.pe_ordered, sum(1 << p for p in range(config.n_pe) if order[p][2]))
             ctx.set(dut.pe_full, sum(1 << p for p in range(config.n_pe) if entries[p] == depth))
 
     async def monitor(ctx):
@@ -186,6 +195,8 @@ REFUSALS = {
     "owner disagrees": (_cfg(), [_row()], [_weight(pe=1)], 1, 1),
     "owned twice": (_cfg(out_channels=2, n_entries=1), [_row(), _row(slot=1)], [_weight()],
                     2, 1),
+    "position goes back": (_cfg(n_entries=2), [_row()],
+                           [_weight(position=5, last=0), _weight(position=4)], 1, 2),
 }
 
 

@@ -30,6 +30,15 @@ def _random_v(rng, config, c, extreme=False):
     return rng.integers(lo, hi + 1, (c, config.positions))
 
 
+def _bank_row(ctx, dut, config):
+    """M of the slot read last: ``bank_data`` where ``bank_mask`` is set, else 0 (the
+    collector's reading); also checks that the mask is a ``positions``-bit word."""
+    row = np.array(m_spec(config).unpack(ctx.get(dut.bank_data.as_value())))
+    mask = ctx.get(dut.bank_mask)
+    assert 0 <= mask < 1 << config.positions
+    return np.where([(mask >> i) & 1 for i in range(config.positions)], row, 0)
+
+
 def _run_pe(config, u, tiles, seed=0):
     """Load u's channels, then compute each V tile in ``tiles`` (alternating halves, the next
     tile streaming into the other half while the current one computes). Returns the bank
@@ -84,9 +93,10 @@ def _run_pe(config, u, tiles, seed=0):
             bank = []
             for slot in range(slots):
                 ctx.set(dut.bank_en, 1)
+                ctx.set(dut.bank_select, 1)
                 ctx.set(dut.bank_addr, slot | (half << index_bits(slots)))
                 await ctx.tick()
-                bank.append(m_spec(config).unpack(ctx.get(dut.bank_data.as_value())))
+                bank.append(_bank_row(ctx, dut, config))
             results.append(np.array(bank[:k_count]))
 
     sim = Simulator(dut)
@@ -225,9 +235,10 @@ def test_pe_two_banks_load_while_computing(small_config):
             bank_rows = []
             for slot in range(slots):
                 ctx.set(dut.bank_en, 1)
+                ctx.set(dut.bank_select, 1)
                 ctx.set(dut.bank_addr, slot | (tile << index_bits(slots)))
                 await ctx.tick()
-                bank_rows.append(m_spec(config).unpack(ctx.get(dut.bank_data.as_value())))
+                bank_rows.append(_bank_row(ctx, dut, config))
             got.append(np.array(bank_rows))
 
     sim = Simulator(dut)
@@ -239,3 +250,135 @@ def test_pe_two_banks_load_while_computing(small_config):
         np.testing.assert_array_equal(rows[:len(want)], want)
     assert durations[1] == len(words[1]) + PIPELINE_DEPTH
     assert durations[0] == max(len(words[0]) + PIPELINE_DEPTH, 2 + len(words[1]) + 1)
+
+
+def _load(ctx, dut, words):
+    """Clear the PE and write ``words`` (an async helper of the tests below)."""
+    async def run():
+        ctx.set(dut.clear, 1)
+        await ctx.tick()
+        ctx.set(dut.clear, 0)
+        for w in words:
+            ctx.set(dut.write, 1)
+            ctx.set(dut.entry.as_value(), w)
+            await ctx.tick()
+        ctx.set(dut.write, 0)
+    return run()
+
+
+def test_pe_mask_hides_the_previous_layer(small_config):
+    """A dense layer leaves sums at every position of every slot; the next layer has weights
+    at a few positions only. Its ``bank_mask`` is exactly those positions, so the stale sums of
+    the previous layer under the cleared bits read as 0."""
+    config = small_config
+    rng = np.random.default_rng(5)
+    slots, c = result_slots(config), config.max_in_channels
+    u_dense = _random_u(rng, slots, c, config.alpha, 1.0)
+    u_sparse = np.zeros_like(u_dense).reshape(slots, c, config.positions)
+    for k in range(slots):
+        kept = rng.choice(config.positions, size=1 + k % 3, replace=False)
+        u_sparse[k][:, kept] = rng.integers(1, 128, (c, kept.size))
+    u_sparse = u_sparse.reshape(u_dense.shape)
+    v = _random_v(rng, config, c)
+    dut = ProcessingElement(config)
+    rows, masks = [], []
+
+    async def bench(ctx):
+        for row_c, row in enumerate(v):
+            ctx.set(dut.v_in.valid, 1)
+            ctx.set(dut.v_in.addr, row_c)
+            ctx.set(dut.v_in.data.as_value(), v_spec(config).pack(row))
+            await ctx.tick()
+        ctx.set(dut.v_in.valid, 0)
+        for u in (u_dense, u_sparse):
+            await _load(ctx, dut, pack_entries(encode(u), entry_spec(config)))
+            ctx.set(dut.start, 1)
+            ctx.set(dut.half, 0)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            while not ctx.get(dut.done):
+                await ctx.tick()
+        for slot in range(slots):
+            ctx.set(dut.bank_en, 1)
+            ctx.set(dut.bank_select, 1)
+            ctx.set(dut.bank_addr, slot)
+            await ctx.tick()
+            rows.append(_bank_row(ctx, dut, config))
+            masks.append(ctx.get(dut.bank_mask))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    np.testing.assert_array_equal(np.array(rows), _expected(u_sparse, v, config))
+    nonzero = np.any(u_sparse.reshape(slots, c, -1) != 0, axis=1)
+    assert masks == [sum(1 << int(i) for i in np.flatnonzero(row)) for row in nonzero]
+
+
+@pytest.mark.parametrize("positions, ordered", [
+    ((3, 3, 5), True), ((0, 2, 1), False), ((2, 0), False)])
+def test_pe_ordered_flags_a_position_going_back(small_config, positions, ordered):
+    """``ordered`` falls when an entry's position is below the previous one of its channel
+    (the single accumulator could not sum it); ``last`` starts a new channel and ``clear``
+    raises the flag again."""
+    config = small_config
+    spec = entry_spec(config)
+    dut = ProcessingElement(config)
+    words = [spec.pack({"value": 1, "position": p, "channel": 0, "last": 0})
+             for p in positions[:-1]]
+    words.append(spec.pack({"value": 1, "position": positions[-1], "channel": 0, "last": 1}))
+    # A new channel may start at any position.
+    words.append(spec.pack({"value": 1, "position": 0, "channel": 0, "last": 1}))
+    seen = []
+
+    async def bench(ctx):
+        await _load(ctx, dut, words)
+        seen.append(ctx.get(dut.ordered))
+        await _load(ctx, dut, [])
+        seen.append(ctx.get(dut.ordered))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [int(ordered), 1]
+
+
+def test_pe_not_selected_reads_zero(small_config):
+    """A PE that does not own the channel read (``bank_select`` low with ``bank_en``) outputs 0
+    data and mask, so the collector ORs the PEs; without ``bank_en`` both hold."""
+    config = small_config
+    assert config.n_pe > 1
+    rng = np.random.default_rng(9)
+    slots, c = result_slots(config), 2
+    u = _random_u(rng, slots, c, config.alpha, 1.0)
+    v = _random_v(rng, config, c)
+    dut = ProcessingElement(config)
+    seen = []
+
+    async def bench(ctx):
+        for row_c, row in enumerate(v):
+            ctx.set(dut.v_in.valid, 1)
+            ctx.set(dut.v_in.addr, row_c)
+            ctx.set(dut.v_in.data.as_value(), v_spec(config).pack(row))
+            await ctx.tick()
+        ctx.set(dut.v_in.valid, 0)
+        await _load(ctx, dut, pack_entries(encode(u), entry_spec(config)))
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        while not ctx.get(dut.done):
+            await ctx.tick()
+        for en, select in ((1, 1), (0, 0), (1, 0), (0, 1), (1, 1)):
+            ctx.set(dut.bank_en, en)
+            ctx.set(dut.bank_select, select)
+            await ctx.tick()
+            seen.append((_bank_row(ctx, dut, config).tolist(), ctx.get(dut.bank_mask)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    full = (_expected(u, v, config)[0].tolist(), (1 << config.positions) - 1)
+    zero = ([0] * config.positions, 0)
+    assert seen == [full, full, zero, zero, full]
