@@ -177,8 +177,10 @@ class ProcessingElement(wiring.Component):
                                                            init=[])
         m.submodules.v_memory = vmem = Memory(shape=v_layout, depth=2 << chan_bits, init=[])
         m.submodules.result_bank = bank = Memory(shape=m_layout, depth=2 << slot_bits, init=[])
-        m.submodules.mask_bank = mask_bank = Memory(shape=cfg.positions, depth=2 << slot_bits,
-                                                    init=[])
+        # The mask depends on the layer's weights only, not on the tile: one per slot, both
+        # halves (a layer's tiles all write the same). Flip-flops: a block RAM would be wasted.
+        m.submodules.mask_bank = mask_bank = Memory(shape=cfg.positions, depth=1 << slot_bits,
+                                                    init=[], attrs={"ram_style": "logic"})
 
         # -- loading: weights appended in execution order; V from the chain ----------------
         m.d.comb += self.full.eq(self.entries == depth)
@@ -312,7 +314,7 @@ class ProcessingElement(wiring.Component):
         touched = Signal(cfg.positions)
         b_wr = bank.write_port(granularity=1)
         mask_wr = mask_bank.write_port()
-        m.d.comb += [b_wr.addr.eq(Cat(slot[:slot_bits], half)), mask_wr.addr.eq(b_wr.addr),
+        m.d.comb += [b_wr.addr.eq(Cat(slot[:slot_bits], half)), mask_wr.addr.eq(slot[:slot_bits]),
                      b_wr.en.eq(Mux(add_valid & add_flush, one_hot, 0)),
                      mask_wr.data.eq(touched | one_hot), mask_wr.en.eq(add_valid & add_last)]
         for i in range(cfg.positions):
@@ -338,7 +340,7 @@ class ProcessingElement(wiring.Component):
         zero = Signal()
         m.d.comb += zero.eq(self.bank_en & ~self.bank_select)
         mask_rd = mask_bank.read_port(domain="comb")
-        m.d.comb += mask_rd.addr.eq(self.bank_addr)
+        m.d.comb += mask_rd.addr.eq(self.bank_addr[:slot_bits])
         with m.If(zero):
             m.d.sync += self.bank_mask.eq(0)
         with m.Elif(self.bank_en):
