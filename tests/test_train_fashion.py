@@ -137,12 +137,10 @@ def test_pruning_table_jobs_match_one_process_and_share_spatial_pruning(tmp_path
     """--jobs 2 gives the records of one process (CPU, one thread each: the same arithmetic),
     and spatial magnitude pruning runs once for both tiles."""
     table = _table_module()
-    data = tmp_path / "data"
-    write_fashion(data)
 
     def run(name, jobs):
         out = tmp_path / f"{name}.json"
-        argv = ["--dataset", "fashion-mnist", "--data-dir", str(data), "--tiles", "4x4,6x6",
+        argv = ["--dataset", "digits", "--limit", "300", "--tiles", "4x4,6x6",
                 "--methods", "spatial-magnitude,winograd-magnitude", "--targets", "0.6",
                 "--seeds", "0", "--dense-epochs", "1", "--prune-epochs", "1",
                 "--jobs", str(jobs), "--json", str(out)]

@@ -107,6 +107,40 @@ def test_output_aware_rounding_beats_nearest_and_keeps_zeros(tile):
     assert cost(q) < 0.9 * cost(round_nearest(U, scale, shift))
 
 
+@pytest.mark.parametrize("tile", TILES)
+def test_output_aware_rounding_is_a_local_optimum_whatever_the_chunk(tile):
+    """Filters are rounded independently: any chunk size gives the same weights, and no
+    single or paired one-step move lowers a filter's expected output error."""
+    _, U = _dense_U(tile, seed=5)
+    U = U[:6, :5]
+    U[np.random.default_rng(5).random(U.shape) < 0.4] = 0.0
+    scale, shift = choose_steps(U, tile)
+    q = round_for_output(U, scale, shift, tile)
+    for chunk in (1, 7, 1000):
+        assert np.array_equal(round_for_output(U, scale, shift, tile, chunk=chunk), q)
+    H = output_hessian(tile)
+    step = (scale[:, None, None, None] * np.exp2(-shift.astype(np.float64))
+            * np.ones_like(U)).reshape(-1, H.shape[0])
+    Q, W = q.reshape(step.shape), U.reshape(step.shape)
+    for f in range(len(Q)):
+        def cost(qf, f=f):
+            e = W[f] - qf * step[f]
+            return e @ H @ e
+        base, live = cost(Q[f]), np.flatnonzero(W[f])
+        for j in live:
+            for l in live:
+                for dj in (1, -1):
+                    for dl in (0, 1, -1):
+                        moved = Q[f].copy()
+                        moved[j] += dj
+                        if l != j:
+                            moved[l] += dl
+                        if np.abs(moved).max() <= 127:
+                            assert cost(moved) >= base - 1e-9 * abs(base)
+    with pytest.raises(ValueError, match="chunk must be a positive integer, not 0"):
+        round_for_output(U, scale, shift, tile, chunk=0)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_dense_6x6_layer_error_against_torch(seed):
     """Per channel only: 60-90 % of the signal; with tap shifts and output-aware rounding

@@ -137,68 +137,99 @@ def output_hessian(tile: str) -> np.ndarray:
 
 
 def round_for_output(U: np.ndarray, scale: np.ndarray, tap_shift: np.ndarray,
-                      tile: str) -> np.ndarray:
+                     tile: str, chunk: int = 256) -> np.ndarray:
     """Integer weights on the given steps that minimise the expected output error
     (:func:`output_hessian`) rather than each weight's own: every filter's positions are
     rounded one at a time, most important first, and the rounding error of each is
     compensated on the filter's positions not yet rounded (optimal brain quantisation, as in
     GPTQ); then single and paired one-step moves that lower the expected error are taken
-    until none is left. Pruned weights take no part and stay zero."""
+    until none is left. Pruned weights take no part and stay zero.
+
+    Filters are independent, so they are worked on ``chunk`` at a time (arrays that stay in
+    the cache); the result does not depend on ``chunk``.
+    """
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer, not {chunk!r}")
     k, c, a, _ = U.shape
     n = a * a
     H = output_hessian(tile)
     W0 = U.reshape(k * c, n)
-    W = W0.copy()
     step = np.broadcast_to(step_sizes(scale, tap_shift), U.shape).reshape(k * c, n)
-    keep = W != 0
+    Q = np.zeros_like(W0)
+    order = np.argsort(-np.diag(H), kind="stable")
+    for lo in range(0, k * c, chunk):
+        rows = slice(lo, lo + chunk)
+        Q[rows] = _round_filters(H, order, W0[rows], np.ascontiguousarray(step[rows]))
+    return Q.reshape(U.shape)
+
+
+def _round_filters(H, order, W0, step) -> np.ndarray:
+    """:func:`round_for_output` of the filters W0 [f, n] on their steps [f, n]."""
+    n = H.shape[0]
+    keep = W0 != 0
     both = keep[:, :, None] & keep[:, None, :]
     Hinv = np.linalg.inv(np.where(both, H, 0.0) + np.eye(n) * ~keep[:, :, None])
-    Q = np.zeros_like(W)
-    for j in np.argsort(-np.diag(H), kind="stable"):
-        Q[:, j] = np.clip(np.rint(W[:, j] / step[:, j]), -QMAX, QMAX)
-        d = Hinv[:, j, j]
-        err = (W[:, j] - Q[:, j] * step[:, j]) / d
-        W -= err[:, None] * Hinv[:, j, :]
-        Hinv -= Hinv[:, :, j, None] * Hinv[:, None, j, :] / d[:, None, None]
+    # In rounding order, the positions still to round are a suffix: only it is updated.
+    Hinv = Hinv[:, order][:, :, order]
+    W, s = W0[:, order], step[:, order]
+    q = np.zeros_like(W)
+    for i in range(n):
+        q[:, i] = np.clip(np.rint(W[:, i] / s[:, i]), -QMAX, QMAX)
+        d = Hinv[:, i, i]
+        err = (W[:, i] - q[:, i] * s[:, i]) / d
+        W[:, i + 1:] -= err[:, None] * Hinv[:, i, i + 1:]
+        Hinv[:, i + 1:, i + 1:] -= (Hinv[:, i + 1:, i, None] * Hinv[:, None, i, i + 1:]
+                                    / d[:, None, None])
+    Q = np.zeros_like(q)
+    Q[:, order] = q
     Q = np.where(keep, Q, 0.0)
     _local_search(H, Q, W0, step, keep)
-    return Q.reshape(U.shape)
+    return Q
 
 
 def _local_search(H, Q, W, step, keep, sweeps: int = 50) -> None:
     """Improve the rounding ``Q`` [filters, n] in place: move one weight, or two together, by
-    one step wherever that lowers ``e^T H e`` (``e = W - Q * step``), until no move does."""
+    one step wherever that lowers ``e^T H e`` (``e = W - Q * step``), until no move does.
+
+    Works on [n, filters] copies (a position's values contiguous) of the filters still
+    moving: a filter that made no move in a sweep is at its optimum and leaves the set.
+    """
     n = H.shape[0]
-    e = W - Q * step
-    g = e @ H                                       # half the gradient of e^T H e per weight
+    g_rows = (W - Q * step) @ H                     # half the gradient of e^T H e per weight
+    active = np.arange(len(Q))
+    q, s, kp, g = Q.T.copy(), step.T.copy(), keep.T.copy(), g_rows.T.copy()
+    diag = np.diag(H)
 
     def apply(ok, moves):
         for j, d in moves:
-            Q[ok, j] += d
-            e[ok, j] -= d * step[ok, j]
-            g[ok] -= (d * step[ok, j])[:, None] * H[j][None, :]
+            q[j, ok] += d
+            g[:, ok] -= H[j][:, None] * (d * s[j, ok])[None, :]
 
     def room(j, d):
-        return keep[:, j] & (np.abs(Q[:, j] + d) <= QMAX)
+        return kp[j] & (np.abs(q[j] + d) <= QMAX)
 
     for _ in range(sweeps):
-        moved = 0
+        moved = np.zeros(len(active), dtype=bool)
         for j in range(n):
             for d in (1, -1):
-                gain = -2 * d * step[:, j] * g[:, j] + step[:, j] ** 2 * H[j, j]
+                gain = -2 * d * s[j] * g[j] + s[j] ** 2 * diag[j]
                 ok = (gain < -1e-15) & room(j, d)
                 apply(ok, [(j, d)])
-                moved += int(ok.sum())
+                moved |= ok
         for j in range(n):
             for l in range(j + 1, n):
                 for d1 in (1, -1):
                     for d2 in (1, -1):
-                        gain = (-2 * d1 * step[:, j] * g[:, j] - 2 * d2 * step[:, l] * g[:, l]
-                                + step[:, j] ** 2 * H[j, j] + step[:, l] ** 2 * H[l, l]
-                                + 2 * d1 * d2 * step[:, j] * step[:, l] * H[j, l])
+                        gain = (-2 * d1 * s[j] * g[j] - 2 * d2 * s[l] * g[l]
+                                + s[j] ** 2 * diag[j] + s[l] ** 2 * diag[l]
+                                + 2 * d1 * d2 * s[j] * s[l] * H[j, l])
                         ok = (gain < -1e-15) & room(j, d1) & room(l, d2)
                         if ok.any():
                             apply(ok, [(j, d1), (l, d2)])
-                            moved += int(ok.sum())
-        if not moved:
+                            moved |= ok
+        Q[active] = q.T
+        if not moved.any():
             return
+        active, q, s, kp, g = (active[moved], q[:, moved], s[:, moved], kp[:, moved],
+                               g[:, moved])
+    Q[active] = q.T
