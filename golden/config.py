@@ -214,8 +214,9 @@ class AcceleratorConfig:
         default: ``a<R>x<C>`` array, ``c<N>`` channels (``c<C>_k<K>`` when the input and output
         limits differ), ``d<bits>`` data, ``w<bits>`` weight and ``b<bits>`` bias widths,
         ``wd<N>`` weight depth, ``rq`` requant stage, ``ts<S>`` tap shift stage, ``wl<N>`` weight
-        lanes, ``wb2`` two weight banks, ``sc`` split channels. The default design of each tile keeps the short name
-        (``sparse_winograd_4x4``); different configurations never share a name.
+        lanes, ``wb2`` two weight banks, ``sc`` split channels. The default design of each tile
+        keeps the short name (``sparse_winograd_4x4``); different configurations never share a
+        name.
         """
         default = AcceleratorConfig(tile=self.tile)
         tokens = [f"sparse_winograd_{self.tile}"]

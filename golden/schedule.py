@@ -198,8 +198,8 @@ def _lpt(counts, n_pe, depth, slots, layer_name) -> Schedule:
 
 def _wrap(counts, order, n_pe, slots, cap) -> Schedule | None:
     """The channels of ``order`` wrapped around the PEs in order, at most ``cap`` entries each
-    (a channel cut in two where a PE fills up); None if they do not all fit. ``cap`` is at most LPT's
-    makespan, so every PE's entries fit its weight memory."""
+    (a channel cut in two where a PE fills up); None if they do not all fit. ``cap`` is below
+    LPT's makespan, so every PE's entries fit its weight memory."""
     load = np.zeros(n_pe, dtype=np.int64)
     lists: list[list[int]] = [[] for _ in range(n_pe)]
     owner = np.full(counts.size, -1, dtype=np.int64)

@@ -12,8 +12,8 @@ from golden.config import DEFAULT, AcceleratorConfig
 from golden.cycles import layer_cycles
 from golden.encoding import encode
 from golden.layout import unpack_array
-from golden.program import compile_layer, expected_output, expected_output_q, unpack_results, \
-    unpack_results_q
+from golden.program import (compile_layer, expected_output, expected_output_q, unpack_results,
+                            unpack_results_q)
 from golden.protocol import cfg_spec, table_spec, weight_spec
 from golden.schedule import result_slots, schedule_layer
 from golden.synthetic import synthetic_layer
