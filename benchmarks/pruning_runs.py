@@ -241,7 +241,8 @@ def run_pool(jobs: int, dataset: str, data_dir, limit, device: str, tasks: list[
                     else:
                         on_records(what, result)
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            for process in list(getattr(pool, "_processes", {}).values()):
+            # The executor forgets its processes on shutdown: stop the running tasks first.
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
                 process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
             raise
