@@ -86,6 +86,24 @@ def test_winograd_forward_equals_direct_conv(tile, h, w, padding):
 
 
 @pytest.mark.parametrize("tile", TILES)
+def test_winograd_gradients_equal_the_direct_convolutions(tile):
+    """Gradients of x, of U (taken through U = G g G^T, so that the direct convolution's
+    gradient of g is the reference) and of the bias, on a ragged tiling with K != C."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 3, 7, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(4, 3, 3, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(4, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(2, 4, 7, 5, generator=gen, dtype=torch.float64)
+    AT, BT, _ = transform_tensors(tile, torch.float64)
+    wino = torch.autograd.grad((winograd_conv2d(x, spatial_to_winograd(g, tile), AT, BT, 1,
+                                                bias) * weight).sum(), (x, g, bias))
+    direct = torch.autograd.grad((F.conv2d(x, g, bias, padding=1) * weight).sum(),
+                                 (x, g, bias))
+    for got, want in zip(wino, direct):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("tile", TILES)
 def test_winograd_layer_from_spatial_keeps_the_function(tile):
     torch.manual_seed(0)
     conv = MaskedConv2d(4, 6)

@@ -98,6 +98,7 @@ def winograd_conv2d(x: torch.Tensor, U: torch.Tensor, AT: torch.Tensor, BT: torc
     """
     n, c, h, w = x.shape
     m, a = AT.shape
+    k = U.shape[0]
     r = a - m + 1
     out_h, out_w = h + 2 * padding - r + 1, w + 2 * padding - r + 1
     if out_h < 1 or out_w < 1:
@@ -105,12 +106,16 @@ def winograd_conv2d(x: torch.Tensor, U: torch.Tensor, AT: torch.Tensor, BT: torc
     tiles_h, tiles_w = -(-out_h // m), -(-out_w // m)
     full_h, full_w = (tiles_h - 1) * m + a, (tiles_w - 1) * m + a
     xp = F.pad(x, (padding, full_w - w - padding, padding, full_h - h - padding))
+    # Three large products over all tiles (t = n, ti, tj) instead of many tiny ones:
+    # V = kron(BT, BT) d per flattened patch, M[p] = V[p] U[p]^T per position p, and
+    # Y = kron(AT, AT) M (the same sums as BT d BT^T, U * V summed over c, AT M AT^T).
     d = xp.unfold(2, a, m).unfold(3, a, m)                      # [N, C, th, tw, a, a]
-    V = BT @ d @ BT.T
-    M = torch.einsum("kcij,nctsij->nktsij", U, V)
-    Y = AT @ M @ AT.T                                           # [N, K, th, tw, m, m]
-    y = Y.permute(0, 1, 2, 4, 3, 5).reshape(n, U.shape[0], tiles_h * m, tiles_w * m)
-    y = y[:, :, :out_h, :out_w]
+    d = d.permute(4, 5, 0, 2, 3, 1).reshape(a * a, -1)          # [a*a, T*C]
+    V = (torch.kron(BT, BT) @ d).reshape(a * a, -1, c)          # [a*a, T, C]
+    M = torch.bmm(V, U.reshape(k, c, a * a).permute(2, 1, 0))   # [a*a, T, K]
+    Y = torch.kron(AT, AT) @ M.reshape(a * a, -1)               # [m*m, T*K]
+    y = Y.reshape(m, m, n, tiles_h, tiles_w, k).permute(2, 5, 3, 0, 4, 1)
+    y = y.reshape(n, k, tiles_h * m, tiles_w * m)[:, :, :out_h, :out_w]
     if bias is not None:
         y = y + bias[None, :, None, None]
     return y
