@@ -159,7 +159,9 @@ class ProgramLoader(BlockComponent):
         cfg_in, t_in, w_in = self.cfg.payload, self.table.payload, self.weights.payload
 
         beat = Signal(range(max(cfg.max_out_channels, 1) + 1))     # table beat counter
-        entries_seen = Signal.like(layer.n_entries)
+        # Weight beats still to come, counted down: the last one is ``== 1`` (no subtractor
+        # between the layer register and the state machine).
+        entries_left = Signal.like(layer.n_entries)
         owned = [Signal(range(slots + 1), name=f"owned_{p}") for p in range(n_pe)]
         pending = [Signal(name=f"pending_{p}") for p in range(n_pe)]
 
@@ -196,7 +198,7 @@ class ProgramLoader(BlockComponent):
                         refused |= Cat(cfg_in.tap_left[p] > cfg.max_tap_shift
                                        for p in range(cfg.positions)).any()
                     m.d.sync += [self.error.eq(refused), layer.eq(cfg_in),
-                                 beat.eq(0), entries_seen.eq(0)]
+                                 beat.eq(0), entries_left.eq(cfg_in.n_entries)]
                     m.d.sync += [o.eq(0) for o in owned] + [p.eq(0) for p in pending]
                     m.d.comb += self.pe_clear.eq(1)
                     with m.If(~refused):
@@ -234,8 +236,8 @@ class ProgramLoader(BlockComponent):
                             with m.If(selected):
                                 m.d.comb += self.pe_write[p].eq(1)
                                 m.d.sync += pending[p].eq(~last)
-                        m.d.sync += entries_seen.eq(entries_seen + 1)
-                        with m.If(entries_seen == layer.n_entries - 1):
+                        m.d.sync += entries_left.eq(entries_left - 1)
+                        with m.If(entries_left == 1):
                             m.next = "CHECK"
             if cfg.weight_banks == 1:
                 with m.State("CHECK"):
