@@ -1,0 +1,7 @@
+"""``python -m hw.explore``: see :mod:`hw.explore.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
