@@ -5,7 +5,8 @@
 synthesises one design: exactly the one of a manifest written by ``hw.generate`` with
 ``--config``, else the default design changed by the options given. Without a subcommand the
 arguments are those of ``run``. ``python -m hw.synth sweep ...`` synthesises a grid of tiles,
-arrays and channel limits. Bad arguments print one line ``hw.synth: error: ...`` and exit 2; a
+arrays and channel limits as Dask tasks (:mod:`hw.explore`; ``--workers``, ``--scheduler``,
+reports cached in ``OUT/cache``). Bad arguments print one line ``hw.synth: error: ...`` and exit 2; a
 tool failure exits 1; a design that does not fit its board prints ``DOES NOT FIT ...`` and
 exits 1. The summary goes to stdout, progress to stderr.
 """
@@ -73,6 +74,12 @@ def _list_of(kind):
     return parse
 
 
+def _workers(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return int(text)
+
+
 def _tile_name(text: str) -> str:
     parse_tile(text)
     return text
@@ -123,6 +130,15 @@ def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     _add_flow_arguments(p)
     p.add_argument("--out", default="build/synth-sweep", help="output directory")
     p.add_argument("--plot", default=None, help="plot path (default OUT/synth-sweep.png)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="run the designs on the Dask scheduler at ADDRESS instead of a "
+                            "local cluster")
+    where.add_argument("--workers", type=_workers, default=None,
+                       help="worker processes of the local cluster (default: the CPU count)")
+    p.add_argument("--force", action="store_true",
+                   help="synthesise again the designs whose report is cached in OUT/cache")
+    p.add_argument("--quiet", action="store_true", help="no progress lines or bar")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -224,7 +240,11 @@ def _sweep(args: argparse.Namespace) -> int:
         _buildable(config)
     try:
         rows = run_sweep(configs, args.target, args.out, pnr=args.pnr, sparsity=args.sparsity,
-                         plot=args.plot)
+                         plot=args.plot, workers=args.workers, scheduler=args.scheduler,
+                         force=args.force, quiet=args.quiet)
+    except ConnectionError as exc:
+        raise CliError(f"--scheduler {args.scheduler}: cannot connect ({one_line(exc)})") \
+            from None
     except OSError as exc:
         raise CliError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
     print(sweep_table(rows, args.target))

@@ -1,5 +1,10 @@
-"""Sweeps: the flow over many configurations, a markdown table, JSON and a plot of resources and
-Fmax against multipliers."""
+"""Sweeps: the flow over many configurations on one target, a markdown table, JSON and a plot
+of resources and Fmax against multipliers.
+
+A sweep is a synthesis-only exploration (:mod:`hw.explore`): the designs run as Dask tasks on a
+local cluster (or the scheduler given), their reports are cached in ``out_dir/cache``, and the
+rows keep the sweep's own format.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,13 @@ from golden.cli import atomic_output, progress, write_text
 from golden.config import AcceleratorConfig
 from hw.boards import BOARDS
 
-from .flow import run
-from .tools import SynthError
-
 __all__ = ["plot_sweep", "run_sweep", "sweep_table"]
 
 
 def run_sweep(configs: list[AcceleratorConfig], target: str, out_dir, *, pnr: bool = False,
-          sparsity: float = 0.74, plot: str | None = None) -> list[dict]:
+              sparsity: float = 0.74, plot: str | None = None, workers: int | None = None,
+              scheduler: str | None = None, force: bool = False, cache=None,
+              quiet: bool = False) -> list[dict]:
     """Run the flow on every config; write ``sweep.json``, ``sweep.md`` and the plot.
 
     Parameters
@@ -34,26 +38,48 @@ def run_sweep(configs: list[AcceleratorConfig], target: str, out_dir, *, pnr: bo
         Sparsity of the throughput reference layer.
     plot : str, optional
         Plot path; default ``out_dir/synth-sweep.png``.
+    workers, scheduler : optional
+        Where the designs run (:func:`hw.explore.runner.dask_client`): a local cluster of
+        ``workers`` processes (default the CPU count) or the scheduler at this address.
+    force : bool
+        Synthesise again designs whose report is cached.
+    cache : path-like, optional
+        The report cache (default ``out_dir/cache``).
+    quiet : bool
+        No progress lines or bar.
 
     Returns
     -------
     list of dict
         One row per design: ``name``, ``config`` and ``report``, or ``error`` when a tool
-        failed (the sweep goes on).
+        failed or the design cannot be built (the sweep goes on).
+
+    Raises
+    ------
+    ConnectionError
+        The scheduler cannot be reached.
     """
+    from hw.explore.cache import Cache
+    from hw.explore.points import DesignPoint
+    from hw.explore.study import run_study
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    points = [DesignPoint(config, target) for config in configs]
+    study = run_study(points, cache=Cache(out / "cache" if cache is None else cache),
+                      work_dir=lambda point: out.resolve() / point.config.name, pnr=pnr,
+                      sparsity=sparsity, force=force, workers=workers, scheduler=scheduler,
+                      quiet=quiet)
     rows = []
-    for n, config in enumerate(configs, 1):
-        name = config.name
-        progress(f"== design {n}/{len(configs)}: {name}")
-        try:
-            report = run(config, target, out / name, pnr=pnr, sparsity=sparsity)
-        except SynthError as exc:
-            progress(f"   failed: {exc}")
-            rows.append({"name": name, "config": config.as_dict(), "error": str(exc)})
-            continue
-        rows.append({"name": name, "config": config.as_dict(), "report": report})
+    for point, row in zip(points, study.rows):
+        name, config = point.config.name, point.config.as_dict()
+        report = study.synth.get(point.name) or {"error": row["reason"]}
+        if "error" in report:
+            if not quiet:
+                progress(f"{name}: failed: {report['error']}")
+            rows.append({"name": name, "config": config, "error": report["error"]})
+        else:
+            rows.append({"name": name, "config": config, "report": report})
     write_text(out / "sweep.json", json.dumps(rows, indent=2) + "\n")
     write_text(out / "sweep.md", sweep_table(rows, target) + "\n")
     plot_sweep(rows, target, Path(plot) if plot else out / "synth-sweep.png")
