@@ -16,7 +16,6 @@ import argparse
 import csv
 import io
 import os
-import sys
 from pathlib import Path
 
 from golden.cli import (CliError, OneLineParser, check_output_dir, claim_output, one_line,
