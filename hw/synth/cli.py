@@ -6,9 +6,9 @@ synthesises one design: exactly the one of a manifest written by ``hw.generate``
 ``--config``, else the default design changed by the options given. Without a subcommand the
 arguments are those of ``run``. ``python -m hw.synth sweep ...`` synthesises a grid of tiles,
 arrays and channel limits as Dask tasks (:mod:`hw.explore`; ``--workers``, ``--scheduler``,
-reports cached in ``OUT/cache``). Bad arguments print one line ``hw.synth: error: ...`` and exit 2; a
-tool failure exits 1; a design that does not fit its board prints ``DOES NOT FIT ...`` and
-exits 1. The summary goes to stdout, progress to stderr.
+reports cached in ``OUT/cache``). Bad arguments print one line ``hw.synth: error: ...`` and
+exit 2; a tool failure exits 1; a design that does not fit its board prints ``DOES NOT FIT ...``
+and exits 1. The summary goes to stdout, progress to stderr.
 """
 
 from __future__ import annotations
