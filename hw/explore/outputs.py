@@ -215,6 +215,8 @@ def plot_pareto(rows: list[dict], target: str, path) -> bool:
         ax.set(xlabel=heading, ylabel="us per image" if key == "latency_us"
                else "cycles per image", title=f"latency vs {heading} ({target})")
         ax.set_yscale("log")
+        if column == "luts":        # from one PE to hundreds: spread the small designs
+            ax.set_xscale("log")
         ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_output(path) as tmp:         # same extension: matplotlib keeps the format

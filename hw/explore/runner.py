@@ -25,7 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Task", "TaskOutcome", "dask_client", "run_tasks"]
+from distributed import WorkerPlugin
+
+__all__ = ["ReapChildren", "Task", "TaskOutcome", "dask_client", "run_tasks"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,19 @@ def _execute(func: Callable, *args) -> dict:
             "seconds": round(time.monotonic() - start, 3)}
 
 
+class ReapChildren(WorkerPlugin):
+    """Kill a worker's child processes (Yosys, nextpnr) when the worker closes: an interrupted
+    local exploration leaves no tool running."""
+
+    name = "hw-explore-reap-children"
+
+    def teardown(self, worker):
+        import psutil
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+
+
 @contextlib.contextmanager
 def dask_client(*, workers: int | None = None, scheduler: str | None = None,
                 timeout: float = 30.0):
@@ -119,6 +134,7 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None,
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
+        client.register_plugin(ReapChildren())
         yield client
 
 

@@ -13,6 +13,7 @@ reported in its point's row and is not cached: the next run tries it again.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +136,7 @@ def run_study(points: list[DesignPoint], *, cache: Cache,
     if not quiet:
         refused = sum(s == "refused" for s, _ in screened.values())
         where = (f"the scheduler at {scheduler}" if scheduler else
-                 f"a local cluster of {workers or 'CPU count'} worker processes")
+                 f"a local cluster of {workers or os.cpu_count() or 1} worker processes")
         progress(f"{len(study.points)} points ({len(screened) - refused} unusable, {refused} "
                  f"refused); {len(needed)} tasks: {len(needed) - len(todo)} from the cache, "
                  f"{len(todo)} to run" + (f" on {where}" if todo else ""))
