@@ -309,3 +309,15 @@ def test_weights_digest_is_the_file_bytes(network):
     assert explore_cache.file_digest(path) == __import__("hashlib").sha256(data).hexdigest()
     assert tasks.weights_from_bytes(data) is tasks.weights_from_bytes(bytes(data))
     assert np.array_equal(tasks.weights_from_bytes(data)["conv0"].U, network[1]["conv0"].U)
+
+
+def test_a_closing_worker_kills_its_tool_processes():
+    """What an interrupted local exploration's workers do with a running Yosys."""
+    import signal
+    import subprocess
+    import sys
+
+    from hw.explore.runner import ReapChildren
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    ReapChildren().teardown(None)
+    assert child.wait(timeout=10) == -signal.SIGKILL
