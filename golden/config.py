@@ -82,6 +82,12 @@ class AcceleratorConfig:
         second part first in the next PE); the collector adds the two partial sums. A layer
         with few output channels per PE then balances like a large one
         (``golden.schedule.schedule_layer``).
+    pipelined : bool
+        Registers for the clock: the V word straight out of each PE's V memory and the
+        collector's output (one cycle more per tile in each PE and per drain,
+        ``golden.cycles``; ``positions * widths.v`` flip-flops per PE and one collector output
+        beat, ``golden.protocol.pipeline_register_bits``). False builds without them, for
+        small devices.
     """
 
     tile: str = "4x4"
@@ -97,6 +103,7 @@ class AcceleratorConfig:
     weight_lanes: int = 1
     weight_banks: int = 1
     split_channels: bool = False
+    pipelined: bool = True
 
     def __post_init__(self):
         parse_tile(self.tile)
@@ -130,6 +137,8 @@ class AcceleratorConfig:
             raise ValueError(f"weight_banks must be 1 or 2, not {self.weight_banks!r}")
         if not isinstance(self.split_channels, bool):
             raise ValueError(f"split_channels must be a bool, not {self.split_channels!r}")
+        if not isinstance(self.pipelined, bool):
+            raise ValueError(f"pipelined must be a bool, not {self.pipelined!r}")
 
     # -- derived ---------------------------------------------------------------------------------
 
@@ -214,9 +223,9 @@ class AcceleratorConfig:
         default: ``a<R>x<C>`` array, ``c<N>`` channels (``c<C>_k<K>`` when the input and output
         limits differ), ``d<bits>`` data, ``w<bits>`` weight and ``b<bits>`` bias widths,
         ``wd<N>`` weight depth, ``rq`` requant stage, ``ts<S>`` tap shift stage, ``wl<N>`` weight
-        lanes, ``wb2`` two weight banks, ``sc`` split channels. The default design of each tile
-        keeps the short name (``sparse_winograd_4x4``); different configurations never share a
-        name.
+        lanes, ``wb2`` two weight banks, ``sc`` split channels, ``np`` not pipelined. The default
+        design of each tile keeps the short name (``sparse_winograd_4x4``); different
+        configurations never share a name.
         """
         default = AcceleratorConfig(tile=self.tile)
         tokens = [f"sparse_winograd_{self.tile}"]
@@ -241,6 +250,8 @@ class AcceleratorConfig:
             tokens.append(f"wb{self.weight_banks}")
         if self.split_channels:
             tokens.append("sc")
+        if not self.pipelined:
+            tokens.append("np")
         return "_".join(tokens)
 
     def to_dict(self) -> dict:
@@ -276,11 +287,13 @@ class AcceleratorConfig:
             if key not in names:
                 raise ValueError(f"config key {key!r} is unknown; keys are {', '.join(names)}")
         values = dict(d)
-        # Designs from before the tap shift stage, the weight lanes and banks and the split.
+        # Designs from before the tap shift stage, the weight lanes and banks, the split and
+        # the timing registers.
         values.setdefault("max_tap_shift", 0)
         values.setdefault("weight_lanes", 1)
         values.setdefault("weight_banks", 1)
         values.setdefault("split_channels", False)
+        values.setdefault("pipelined", False)
         for key in names:
             if key not in values:
                 raise ValueError(f"config key {key!r} is missing")

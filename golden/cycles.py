@@ -15,7 +15,11 @@ computes tile s - 1 (1 <= s <= T) and drains tile s - 2 (s >= 2); a step starts 
 
     load    = C + L_in + n_pe              (C patches, input transform, V chain of n_pe hops)
     compute = makespan + PE_PIPELINE_DEPTH (1 when the layer has no nonzero weight)
-    drain   = K + COLLECTOR_DEPTH          (table read, result-bank read, one beat per channel)
+              + COMPUTE_SYNC               (registered start to the PEs and done back)
+    drain   = K + COLLECTOR_DEPTH          (table and result-bank reads, one beat per channel)
+
+(``PE_PIPELINE_DEPTH`` and ``COLLECTOR_DEPTH`` one cycle less each for a design that is not
+``pipelined``: :func:`pe_pipeline_depth`, :func:`collector_depth`)
     S_s     = 1 + max(active terms of step s)
 
 and the layer takes ``cycles = sum(S_s, s = 0 .. T) + K + COLLECTOR_DEPTH - 1 + L_out``: the
@@ -45,26 +49,45 @@ from .config import AcceleratorConfig
 
 __all__ = [
     "COLLECTOR_DEPTH",
+    "COMPUTE_SYNC",
     "CycleReport",
     "LAYER_SWITCH",
     "PE_PIPELINE_DEPTH",
     "PassesCycles",
+    "collector_depth",
     "drain_tail_cycles",
     "exposed_load_cycles",
     "input_transform_latency",
     "layer_cycles",
     "output_transform_latency",
     "passes_cycles",
+    "pe_pipeline_depth",
     "sequence_cycles",
     "step_lengths",
     "utilisation",
 ]
 
-#: Cycles a PE needs beyond one per entry: issue, latch, fetch, select, multiply, add, then
-#: ``done``.
-PE_PIPELINE_DEPTH = 6
-#: Cycles the collector needs beyond one per channel: issue, table read, bank read, ``done``.
-COLLECTOR_DEPTH = 3
+#: Cycles a PE needs beyond one per entry: issue, latch, fetch, read, hold (the V word
+#: registered), select, multiply, add, then ``done`` (``hw.pe``); one less without the hold
+#: stage (``pipelined`` False, :func:`pe_pipeline_depth`).
+PE_PIPELINE_DEPTH = 7
+#: Cycles the array adds to a compute step: the registered start broadcast to the PEs and the
+#: registered AND of their ``done`` back to the sequencer.
+COMPUTE_SYNC = 2
+#: Cycles the collector needs beyond one per channel: issue, table read, bank read, the
+#: output register (``done`` with the last beat's transfer); one less without the output
+#: register (``pipelined`` False, :func:`collector_depth`).
+COLLECTOR_DEPTH = 4
+
+
+def pe_pipeline_depth(config: AcceleratorConfig) -> int:
+    """``PE_PIPELINE_DEPTH`` of ``config``'s PEs (without the hold stage unless pipelined)."""
+    return PE_PIPELINE_DEPTH if config.pipelined else PE_PIPELINE_DEPTH - 1
+
+
+def collector_depth(config: AcceleratorConfig) -> int:
+    """``COLLECTOR_DEPTH`` of ``config``'s collector (no output register unless pipelined)."""
+    return COLLECTOR_DEPTH if config.pipelined else COLLECTOR_DEPTH - 1
 #: With two weight banks: cycles from a layer's last ``results`` transfer to the next (loaded)
 #: layer's first ``patches`` transfer (sequencer finished, idle with ``start``, step 0 start).
 LAYER_SWITCH = 4
@@ -131,7 +154,7 @@ class CycleReport:
 def drain_tail_cycles(config: AcceleratorConfig, out_channels: int) -> int:
     """Cycles of ``cycles`` after the last step: the last tile's drain and output transform,
     ``K + COLLECTOR_DEPTH - 1 + L_out`` (the rest of ``cycles`` is the steps ``0 .. T``)."""
-    return out_channels + COLLECTOR_DEPTH - 1 + output_transform_latency(config)
+    return out_channels + collector_depth(config) - 1 + output_transform_latency(config)
 
 
 def utilisation(nonzero_macs: int, multipliers: int, cycles: int) -> float:
@@ -145,9 +168,9 @@ def step_lengths(config: AcceleratorConfig, in_channels: int, out_channels: int,
     """Length ``S_s`` of every step s = 0 .. T + 1 (module docstring), int64 [T + 2]."""
     s = np.arange(n_tiles + 2)
     load = np.where(s < n_tiles, in_channels + input_transform_latency(config) + config.n_pe, 0)
-    compute_time = makespan + PE_PIPELINE_DEPTH if makespan else 1
+    compute_time = (makespan + pe_pipeline_depth(config) if makespan else 1) + COMPUTE_SYNC
     compute = np.where((s >= 1) & (s <= n_tiles), compute_time, 0)
-    drain = np.where(s >= 2, out_channels + COLLECTOR_DEPTH, 0)
+    drain = np.where(s >= 2, out_channels + collector_depth(config), 0)
     return 1 + np.maximum(np.maximum(load, compute), drain)
 
 

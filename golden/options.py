@@ -115,6 +115,10 @@ _OPTIONS = {
     "--max-tap-shift": ("max_tap_shift", "S", non_negative_int_type,
                         "largest tap shift span of a layer (weight file v2 tap_shift); 0 "
                         "builds no tap shift stage", DEFAULT.max_tap_shift),
+    "--unpipelined": ("pipelined", None, None,
+                      "leave out the registers after the V memories and at the collector "
+                      "output: fewer flip-flops, a cycle less per tile in the PEs and per "
+                      "drain, a lower clock (small devices)", "pipelined"),
 }
 #: The accelerator options :func:`add_config_arguments` knows, in help order.
 CONFIG_OPTIONS = tuple(_OPTIONS)
@@ -140,11 +144,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, options=CONFIG_OPTIONS
     group = parser.add_argument_group("accelerator design")
     for option in options:
         field, metavar, parse, text, default = _OPTIONS[option]
-        shown = chosen if chosen is not None and option != "--requant" else default
+        shown = chosen if chosen is not None and parse is not None else default
         # Absent from the namespace unless given (config_from_args then keeps base's value);
         # a dest of their own keeps them apart from a tool's like-named options.
-        if parse is None:
-            group.add_argument(option, action="store_const", const=True, dest=_dest(option),
+        if parse is None:       # a flag: sets the field to the opposite of the default
+            group.add_argument(option, action="store_const",
+                               const=not getattr(DEFAULT, field), dest=_dest(option),
                                default=argparse.SUPPRESS, help=f"{text} (default: {shown})")
         else:
             group.add_argument(option, type=parse, dest=_dest(option),

@@ -49,6 +49,7 @@ __all__ = [
     "memory_bits",
     "output_transform_input_spec",
     "patch_spec",
+    "pipeline_register_bits",
     "q_spec",
     "requant_fields",
     "result_spec",
@@ -208,6 +209,21 @@ def memory_bits(config: AcceleratorConfig) -> dict:
         "results": n_pe * (2 << index_bits(result_slots(config))) * m_spec(config).size,
         "table": table_depth * table_spec(config).size,
     }
+    bits["total"] = sum(bits.values())
+    return bits
+
+
+def pipeline_register_bits(config: AcceleratorConfig) -> dict:
+    """Flip-flops of the ``pipelined`` timing registers (``hw.pe``, ``hw.collector``), by kind:
+    ``v_hold`` (every PE's registered V word), ``collector_output`` (the collector's output
+    register: M, bias [and requant parameters]) and ``total``; all 0 when the design is not
+    pipelined."""
+    bits = {
+        "v_hold": config.n_pe * v_spec(config).size,
+        "collector_output": collector_output_spec(config).size,
+    }
+    if not config.pipelined:
+        bits = dict.fromkeys(bits, 0)
     bits["total"] = sum(bits.values())
     return bits
 

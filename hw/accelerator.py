@@ -28,7 +28,7 @@ steps that load tile s, compute tile s - 1 and drain tile s - 2 concurrently)::
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -127,7 +127,11 @@ class Accelerator(BlockComponent):
                      else self.busy.eq(loader.busy), self.error.eq(loader.error)]
         wiring.connect(m, loader.table_write, collector.table_write)
         for p, pe in enumerate(pes):
-            m.d.comb += [pe.clear.eq(loader.pe_clear), pe.write.eq(loader.pe_write[p]),
+            # ``clear`` one cycle late from a register per PE (it resets every accumulator):
+            # the first weight or check of the layer comes two cycles after the cfg beat.
+            clear = Signal(name=f"{self.pe_names[p]}_clear")
+            m.d.sync += clear.eq(loader.pe_clear)
+            m.d.comb += [pe.clear.eq(clear), pe.write.eq(loader.pe_write[p]),
                          pe.entry.eq(loader.entry_for(p)), loader.pe_full[p].eq(pe.full),
                          loader.pe_channels[p].eq(pe.channels),
                          loader.pe_ordered[p].eq(pe.ordered)]
@@ -140,13 +144,25 @@ class Accelerator(BlockComponent):
             for pe in pes:
                 m.d.comb += [pe.load_bank.eq(loader.load_bank), pe.run_bank.eq(loader.run_bank)]
 
+        # The array's control is registered both ways (golden.cycles.COMPUTE_SYNC): the compute
+        # start reaches every PE one cycle late, from a register of its own (no chip-wide
+        # fan-out), and the sequencer sees the AND of all PEs' ``done`` one cycle late, held
+        # busy over the two cycles before the PEs' own ``done`` falls.
+        computing = Signal()
+        starts = [Signal(name=f"{name}_start") for name in self.pe_names]
+        halves = [Signal(name=f"{name}_half") for name in self.pe_names]
+        m.d.sync += [start.eq(sequencer.compute) for start in starts]
+        m.d.sync += [half.eq(sequencer.compute_half) for half in halves]
+        m.d.sync += computing.eq(sequencer.compute | starts[0]
+                                 | ~Cat(pe.done for pe in pes).all())
+
         # Steps: the sequencer runs the loaded layer and starts the three concurrent tasks.
         layer = loader.run_layer if banked else loader.layer
         m.d.comb += [sequencer.start.eq(loader.start), loader.finished.eq(sequencer.finished),
                      sequencer.n_tiles.eq(layer.n_tiles),
                      sequencer.out_channels.eq(layer.out_channels),
                      sequencer.loading.eq(feeder.busy),
-                     sequencer.computing.eq(~Cat(pe.done for pe in pes).all()),
+                     sequencer.computing.eq(computing),
                      sequencer.draining.eq(collector.busy),
                      sequencer.result.eq(self.results.valid & self.results.ready)]
 
@@ -163,8 +179,8 @@ class Accelerator(BlockComponent):
                      feeder.chain_end.eq(tail.valid & tail.last)]
 
         # Compute: every PE walks its entries of the tile.
-        for pe in pes:
-            m.d.comb += [pe.start.eq(sequencer.compute), pe.half.eq(sequencer.compute_half)]
+        for pe, start, half in zip(pes, starts, halves):
+            m.d.comb += [pe.start.eq(start), pe.half.eq(half)]
 
         # Drain: the collector reads the result banks into the output transform.
         m.d.comb += [collector.start.eq(sequencer.drain), collector.half.eq(sequencer.drain_half),

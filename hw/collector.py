@@ -4,8 +4,9 @@ sends them, with each channel's bias [and requant parameters], to the output tra
 The channel table (one row per output channel, written by the program loader) says which PE
 owns channel ``k`` and in which slot of its result bank ``M_k`` lies; an ``empty`` channel (all
 weights pruned) has no owner and sends ``M = 0``, so its output is the bias alone. Reads are
-pipelined (table read, bank read, output register) and advance only while the output register
-is empty or taken, so backpressure on ``o`` stalls the whole pipeline without losing a beat.
+pipelined (table read, bank read, the banks' registered words and, with ``pipelined``, an
+output register after their OR) and advance only while ``o`` is empty or taken, so
+backpressure on ``o`` stalls the whole pipeline without losing a beat.
 With ``weight_banks`` 2 the table has two banks: the loader writes bank ``table_bank`` while the
 running layer's rows are read from bank ``run_bank``. With ``split_channels`` a row marked
 ``split`` has its second part in slot 0 of PE ``owner + 1``: that PE is read there in the same
@@ -118,7 +119,8 @@ class Collector(BlockComponent):
         m.d.comb += [t_wr.addr.eq(write_addr), t_wr.data.eq(self.table_write.data),
                      t_wr.en.eq(self.table_write.en)]
 
-        # Pipeline: issue k (table read) -> read (bank read) -> out (register to ``o``).
+        # Pipeline: issue k (table read) -> read (bank read) -> out (the banks' registered
+        # words) [-> the output register, with ``pipelined``] -> ``o``.
         draining = Signal()
         issue_k = Signal.like(self.out_channels)
         half = Signal()
@@ -126,10 +128,10 @@ class Collector(BlockComponent):
         advance = Signal()
         t_rd = tmem.read_port(transparent_for=())
         row = t_rd.data
-        m.d.comb += [advance.eq(~out_valid | self.o.ready),
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready),
                      t_rd.addr.eq(Cat(issue_k[:addr_bits], self.run_bank) if banked
                                   else issue_k), t_rd.en.eq(advance),
-                     self.busy.eq(draining | read_valid | out_valid)]
+                     self.busy.eq(draining | read_valid | out_valid | self.o.valid)]
         with m.If(self.start):
             m.d.sync += [draining.eq(1), issue_k.eq(0), half.eq(self.half)]
         with m.Elif(advance & draining):
@@ -169,18 +171,23 @@ class Collector(BlockComponent):
             # Element i where the mask says it holds a sum (a stale one reads 0).
             return Mux(mask[i], word[i * width:(i + 1) * width].as_signed(), 0)
 
+        # With ``pipelined`` the OR, the mask and the split sum go into an output register
+        # (one more stage under the same ``advance``), not straight into the output transform.
         o = self.o.payload
-        m.d.comb += [self.o.valid.eq(out_valid), o.bias.eq(out_row.bias)]
+        outputs = [o.bias.eq(out_row.bias)]
         if cfg.split_channels:
             even = merged(range(0, cfg.n_pe, 2))
             odd = merged(range(1, cfg.n_pe, 2))
-            for i in range(cfg.positions):
-                m.d.comb += o.m[i].eq(kept(*even, i) + kept(*odd, i))
+            outputs += [o.m[i].eq(kept(*even, i) + kept(*odd, i)) for i in range(cfg.positions)]
         else:
             word, mask = merged(range(cfg.n_pe))
-            for i in range(cfg.positions):
-                m.d.comb += o.m[i].eq(kept(word, mask, i))
+            outputs += [o.m[i].eq(kept(word, mask, i)) for i in range(cfg.positions)]
         if cfg.requant:
-            m.d.comb += [o.mult.eq(out_row.mult), o.shift.eq(out_row.shift),
-                         o.relu.eq(out_row.relu)]
+            outputs += [o.mult.eq(out_row.mult), o.shift.eq(out_row.shift),
+                        o.relu.eq(out_row.relu)]
+        if cfg.pipelined:
+            with m.If(advance):
+                m.d.sync += [self.o.valid.eq(out_valid)] + outputs
+        else:
+            m.d.comb += [self.o.valid.eq(out_valid)] + outputs
         return m

@@ -27,7 +27,8 @@ from golden.cli import CliError, OneLineParser, check_output_dir, claim_output, 
 from golden.options import add_config_arguments, config_from_args
 from golden.config import MANIFEST_VERSION, AcceleratorConfig
 from golden.cost import MAX_BUILD_PES, MAX_BUILD_WORDS, check_buildable
-from golden.protocol import memory_bits
+from golden.cycles import collector_depth, pe_pipeline_depth
+from golden.protocol import memory_bits, pipeline_register_bits
 
 __all__ = ["build_manifest", "generate", "generate_verilog", "main", "make_parser", "port_list",
            "top_name"]
@@ -117,6 +118,10 @@ def build_manifest(config: AcceleratorConfig, top: wiring.Component) -> dict:
         "weight_banks": config.weight_banks,
         "split_channels": config.split_channels,
         "memory_bits": memory_bits(config),
+        "pipelined": config.pipelined,
+        "pipeline_registers": {"bits": pipeline_register_bits(config),
+                               "pe_pipeline_depth": pe_pipeline_depth(config),
+                               "collector_depth": collector_depth(config)},
         "requant": config.requant,
         "data_width": config.data_width,
         "weight_width": config.weight_width,

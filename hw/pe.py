@@ -22,7 +22,11 @@ Pipeline of the multiply-accumulate (one entry per cycle)::
     issue    weight memory read (address = entry counter)
     latch    register the entry (keeps the block RAM's slow read off the V memory address)
     fetch    V memory read (address = half, entry.channel)
-    select   register V[position] and value (the multiplier's operands)
+    read     the V word leaves the memory
+    hold     register the V word (nothing between the memory and this register; only
+             when ``config.pipelined``)
+    select   V[position] and value into the multiplier's operand registers
+             (``hw.multiplier.RegisteredMultiplier``: a registered DSP block on ECP5)
     multiply product = value * V[position] (registered); flush: the position's run ends
     add      acc += product; on flush: write acc + product to the bank slot's element
              ``position``, restart acc at 0
@@ -41,6 +45,7 @@ from golden.protocol import entry_spec, index_bits, m_spec, v_spec
 from golden.schedule import result_slots
 
 from .layouts import to_layout
+from .multiplier import RegisteredMultiplier
 
 __all__ = ["PIPELINE_DEPTH", "ProcessingElement", "VChainSignature"]
 
@@ -201,8 +206,16 @@ class ProcessingElement(wiring.Component):
             clear, write = self.clear, self.write & ~self.full
             if banked:
                 clear, write = clear & (self.load_bank == b), write & (self.load_bank == b)
+            # The memory write one cycle late, from registers: the loader's entry bus reaches
+            # every PE, and a block RAM's inputs then have a whole cycle of routing. The
+            # counters stay immediate; no entry is read back within a cycle of its write.
             w_wr = memory.write_port()
-            m.d.comb += [w_wr.addr.eq(count), w_wr.data.eq(self.entry), w_wr.en.eq(write)]
+            write_addr = Signal.like(count, name=f"write_addr_{b}")
+            write_data = Signal(entry_layout, name=f"write_data_{b}")
+            write_en = Signal(name=f"write_en_{b}")
+            m.d.sync += [write_addr.eq(count), write_data.eq(self.entry), write_en.eq(write)]
+            m.d.comb += [w_wr.addr.eq(write_addr), w_wr.data.eq(write_data),
+                         w_wr.en.eq(write_en)]
             # A channel's entries must come position by position (one accumulator per run):
             # a position below the previous entry's of the same channel clears ``ordered``.
             previous = Signal.like(self.entry.position, name=f"previous_position_{b}")
@@ -264,24 +277,42 @@ class ProcessingElement(wiring.Component):
         v_rd = vmem.read_port(transparent_for=())
         m.d.comb += v_rd.addr.eq(Cat(entry.channel[:chan_bits], half))
 
-        # -- select: register V[channel][position] and the weight, so the multiplier has
-        # registered operands and the alpha**2:1 mux stays out of the multiply path ---------
-        sel_valid = Signal()
-        sel_value = Signal(signed(widths.weight))
-        sel_position = Signal.like(entry.position)
-        sel_last = Signal()
-        m.d.sync += [sel_valid.eq(fetch_valid), sel_value.eq(entry.value),
-                     sel_position.eq(entry.position), sel_last.eq(entry.last)]
-        v_word = data.View(v_layout, v_rd.data)
-        v_selected = Array(v_word[i] for i in range(cfg.positions))[sel_position]
+        # -- read: the V word leaves the memory; the entry's fields keep pace --------------
+        read_valid = Signal()
+        read_value = Signal(signed(widths.weight))
+        read_position = Signal.like(entry.position)
+        read_last = Signal()
+        m.d.sync += [read_valid.eq(fetch_valid), read_value.eq(entry.value),
+                     read_position.eq(entry.position), read_last.eq(entry.last)]
 
+        # -- hold: register the V word straight out of its memory (a block RAM's read is slow;
+        # the alpha**2:1 position mux comes after the register); not ``pipelined``, the read
+        # stage feeds the mux --------------------------------------------------------------
+        if cfg.pipelined:
+            hold_valid = Signal()
+            hold_value = Signal.like(read_value)
+            hold_position = Signal.like(read_position)
+            hold_last = Signal()
+            hold_v = Signal(v_layout)
+            m.d.sync += [hold_valid.eq(read_valid), hold_value.eq(read_value),
+                         hold_position.eq(read_position), hold_last.eq(read_last),
+                         hold_v.eq(v_rd.data)]
+        else:
+            hold_valid, hold_value, hold_position, hold_last = (read_valid, read_value,
+                                                                read_position, read_last)
+            hold_v = data.View(v_layout, v_rd.data)
+        v_selected = Array(hold_v[i] for i in range(cfg.positions))[hold_position]
+
+        # -- select: V[channel][position] and the weight into the registered multiplier
+        # (operand registers, then the product register: a DSP block's own on ECP5) --------
+        m.submodules.multiplier = multiplier = RegisteredMultiplier(signed(widths.weight),
+                                                                    signed(widths.v))
+        m.d.comb += [multiplier.a.eq(hold_value), multiplier.b.eq(v_selected)]
         mul_valid = Signal()
-        mul_weight = Signal(signed(widths.weight))
-        mul_v = Signal(signed(widths.v))
-        mul_position = Signal.like(sel_position)
+        mul_position = Signal.like(hold_position)
         mul_last = Signal()
-        m.d.sync += [mul_valid.eq(sel_valid), mul_weight.eq(sel_value), mul_v.eq(v_selected),
-                     mul_position.eq(sel_position), mul_last.eq(sel_last)]
+        m.d.sync += [mul_valid.eq(hold_valid), mul_position.eq(hold_position),
+                     mul_last.eq(hold_last)]
 
         # -- multiply: one product per cycle (the PE's only multiplier). Entries of a channel
         # come position by position (golden.encoding), so one accumulator serves them all:
@@ -292,8 +323,9 @@ class ProcessingElement(wiring.Component):
         add_flush = Signal()
         product = Signal(signed(widths.product))
         m.d.sync += [add_valid.eq(mul_valid), add_position.eq(mul_position),
-                     add_last.eq(mul_last & mul_valid), product.eq(mul_weight * mul_v),
-                     add_flush.eq(mul_last | (sel_position != mul_position))]
+                     add_last.eq(mul_last & mul_valid),
+                     add_flush.eq(mul_last | (hold_position != mul_position))]
+        m.d.comb += product.eq(multiplier.p)
 
         # -- add: acc + product; at the end of a position's run the sum goes straight into
         # that position of the result bank slot and the accumulator restarts at 0 ----------
@@ -328,8 +360,8 @@ class ProcessingElement(wiring.Component):
         with m.Elif(add_valid & add_last):
             m.d.sync += slot.eq(slot + 1)
 
-        m.d.comb += self.done.eq(~(running | latch_valid | fetch_valid | sel_valid | mul_valid
-                                | add_valid))
+        m.d.comb += self.done.eq(~(running | latch_valid | fetch_valid | read_valid | hold_valid
+                                   | mul_valid | add_valid))
 
         # -- result bank read port for the collector ---------------------------------------
         # Data and mask read as 0 unless selected, so the collector ORs the PEs' outputs

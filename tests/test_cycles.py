@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from golden.config import DEFAULT, PRESETS
-from golden.cycles import (COLLECTOR_DEPTH, PE_PIPELINE_DEPTH, input_transform_latency,
-                           layer_cycles, output_transform_latency, step_lengths)
+from golden.cycles import (COLLECTOR_DEPTH, COMPUTE_SYNC, PE_PIPELINE_DEPTH, collector_depth,
+                           input_transform_latency, layer_cycles, output_transform_latency,
+                           pe_pipeline_depth, step_lengths)
 from golden.program import compile_layer
 from golden.synthetic import layer_from_u, synthetic_layer
 from helpers import small_config
@@ -24,7 +25,7 @@ def test_single_tile_by_hand():
     program = compile_layer(CFG, layer_from_u(CFG, u, padding=0), 4, 4)
     assert program.n_tiles == 1 and program.schedule.makespan == 40
     load = 1 + 5 + input_transform_latency(CFG) + CFG.n_pe
-    compute = 1 + 40 + PE_PIPELINE_DEPTH
+    compute = 1 + 40 + PE_PIPELINE_DEPTH + COMPUTE_SYNC
     drain_and_flush = 3 + COLLECTOR_DEPTH - 1 + output_transform_latency(CFG)
     report = layer_cycles(program)
     assert report.cycles == load + compute + drain_and_flush
@@ -39,9 +40,20 @@ def test_steps_overlap_load_compute_drain():
     compute."""
     steps = step_lengths(CFG, in_channels=8, out_channels=3, n_tiles=4, makespan=100)
     load = 8 + input_transform_latency(CFG) + CFG.n_pe
-    assert steps.tolist() == [1 + load] + [1 + 100 + PE_PIPELINE_DEPTH] * 4 + [1 + 3 + 3]
+    assert steps.tolist() == ([1 + load] + [1 + 100 + PE_PIPELINE_DEPTH + COMPUTE_SYNC] * 4
+                              + [1 + 3 + COLLECTOR_DEPTH])
     empty = step_lengths(CFG, in_channels=8, out_channels=8, n_tiles=2, makespan=0)
-    assert empty.tolist() == [1 + load, 1 + load, 1 + 8 + COLLECTOR_DEPTH, 1 + 8 + 3]
+    assert empty.tolist() == [1 + load, 1 + load] + [1 + 8 + COLLECTOR_DEPTH] * 2
+
+
+def test_unpipelined_designs_have_one_pe_and_one_collector_cycle_less():
+    plain = CFG.replace(pipelined=False)
+    assert (pe_pipeline_depth(CFG), collector_depth(CFG)) == (PE_PIPELINE_DEPTH, COLLECTOR_DEPTH)
+    assert (pe_pipeline_depth(plain), collector_depth(plain)) == (PE_PIPELINE_DEPTH - 1,
+                                                                  COLLECTOR_DEPTH - 1)
+    steps = step_lengths(CFG, in_channels=8, out_channels=3, n_tiles=4, makespan=100)
+    fewer = step_lengths(plain, in_channels=8, out_channels=3, n_tiles=4, makespan=100)
+    assert (steps - fewer).tolist() == [0, 1, 1, 1, 1, 1]
 
 
 def test_report_counters_are_consistent_and_json():

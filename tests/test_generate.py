@@ -205,3 +205,23 @@ def test_manifest_memory_bits(tmp_path):
     two = json.load(open(generate(banked, tmp_path)[1]))["memory_bits"]
     assert two["weights"] == 2 * bits["weights"] and two["table"] == 2 * bits["table"]
     assert (two["v"], two["results"]) == (bits["v"], bits["results"])
+
+
+def test_manifest_pipeline_registers_and_the_unpipelined_option(tmp_path):
+    """pipeline_registers: the timing registers' flip-flops by kind and the PE and collector
+    depths they cost; --unpipelined builds without them (name token np)."""
+    man = json.load(open(generate(SMALL, tmp_path)[1]))
+    regs = man["pipeline_registers"]
+    acc, v = SMALL.widths.accumulator, SMALL.widths.v
+    assert man["pipelined"] is True
+    assert regs["bits"]["v_hold"] == 4 * 16 * v
+    assert regs["bits"]["collector_output"] == 16 * acc + SMALL.bias_width
+    assert regs["bits"]["total"] == sum(b for k, b in regs["bits"].items() if k != "total")
+    assert (regs["pe_pipeline_depth"], regs["collector_depth"]) == (7, 4)
+    plain = config_from_args(make_parser().parse_args(["--array", "2x2", "--max-channels",
+                                                       "16", "--unpipelined"]))
+    assert plain == SMALL.replace(pipelined=False) and plain.name.endswith("_np")
+    man = json.load(open(generate(plain, tmp_path)[1]))
+    assert man["pipelined"] is False and man["pipeline_registers"]["bits"]["total"] == 0
+    assert (man["pipeline_registers"]["pe_pipeline_depth"],
+            man["pipeline_registers"]["collector_depth"]) == (6, 3)

@@ -35,6 +35,8 @@ from golden.widths import datapath_widths
     ({"weight_banks": 3}, r"^weight_banks must be 1 or 2, not 3$"),
     ({"weight_banks": True}, r"^weight_banks must be 1 or 2, not True$"),
     ({"split_channels": 1}, r"^split_channels must be a bool, not 1$"),
+    ({"pipelined": 1}, r"^pipelined must be a bool, not 1$"),
+    ({"pipelined": None}, r"^pipelined must be a bool, not None$"),
 ])
 def test_invalid_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -113,6 +115,8 @@ def test_default_designs_keep_short_names():
     ({"weight_lanes": 16, "weight_banks": 2}, "sparse_winograd_4x4_wl16_wb2"),
     ({"weight_lanes": 16, "weight_banks": 2, "split_channels": True},
      "sparse_winograd_4x4_wl16_wb2_sc"),
+    ({"array": (1, 1), "pipelined": False}, "sparse_winograd_4x4_a1x1_np"),
+    ({"weight_banks": 2, "pipelined": False}, "sparse_winograd_4x4_wb2_np"),
 ])
 def test_name_encodes_every_non_default_option(changes, name):
     assert DEFAULT.replace(**changes).name == name
@@ -124,7 +128,8 @@ def test_one_name_per_configuration():
                 "max_in_channels": [8, 48, 4096], "max_out_channels": [8, 48, 4096],
                 "data_width": [2, 16], "weight_width": [2, 16], "bias_width": [1, 16],
                 "weight_depth": [1, 64, 4096], "requant": [True], "max_tap_shift": [1, 15],
-                "weight_lanes": [2, 4, 16], "weight_banks": [2], "split_channels": [True]}
+                "weight_lanes": [2, 4, 16], "weight_banks": [2], "split_channels": [True],
+                "pipelined": [False]}
     assert set(variants) == {f.name for f in dataclasses.fields(AcceleratorConfig)}
     singles = [{k: v} for k, values in variants.items() for v in values]
     configs = {DEFAULT} | {DEFAULT.replace(**c) for c in singles}
@@ -142,7 +147,7 @@ def test_one_name_per_configuration():
 ROUND_TRIP = [DEFAULT, SMALL, DEFAULT.replace(tile="6x6", array=(1, 3), max_in_channels=5,
                                               max_out_channels=7, data_width=6, weight_width=4,
                                               bias_width=20, weight_depth=33, requant=True,
-                                              max_tap_shift=7)]
+                                              max_tap_shift=7, pipelined=False)]
 
 
 @pytest.mark.parametrize("config", ROUND_TRIP, ids=lambda c: c.name)
@@ -169,6 +174,10 @@ def test_from_dict_reads_a_design_from_before_the_tap_shift_stage():
 @pytest.mark.parametrize("key", ["weight_lanes", "weight_banks", "split_channels"])
 def test_from_dict_reads_a_design_from_before_weight_lanes_and_banks(key):
     assert AcceleratorConfig.from_dict(_without(key)) == DEFAULT
+
+
+def test_from_dict_reads_a_design_from_before_the_timing_registers_as_unpipelined():
+    assert AcceleratorConfig.from_dict(_without("pipelined")) == DEFAULT.replace(pipelined=False)
 
 
 @pytest.mark.parametrize("d, message", [

@@ -124,11 +124,15 @@ CASES = [
     (CFG_Q, 3, 3, 5, 4, 0.5, 1),
     (CFG_ODD, 3, 7, 5, 6, 0.6, 1),
     (CFG_ONE, 2, 3, 5, 3, 0.5, 1),
+    # Not pipelined (no V hold, bank-word or collector output registers), requant too.
+    (CFG_4.replace(pipelined=False), 3, 5, 5, 3, 0.4, 1),
+    (CFG_Q.replace(tile="6x6", pipelined=False), 3, 3, 5, 4, 0.5, 1),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].tile}-C{c[1]}K{c[2]}-"
-                         f"{c[3]}x{c[4]}-d{c[5]}-p{c[6]}{'-q' if c[0].requant else ''}")
+                         f"{c[3]}x{c[4]}-d{c[5]}-p{c[6]}{'-q' if c[0].requant else ''}"
+                         f"{'' if c[0].pipelined else '-np'}")
 def test_accelerator_bit_exact_with_gaps_and_backpressure(case):
     config, c, k, h, w, density, padding = case
     seed = c * 100 + k * 10 + h
@@ -161,7 +165,8 @@ def test_accelerator_extremes_at_max_channels(config):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].tile}-C{c[1]}K{c[2]}-"
-                         f"{c[3]}x{c[4]}-d{c[5]}{'-q' if c[0].requant else ''}")
+                         f"{c[3]}x{c[4]}-d{c[5]}{'-q' if c[0].requant else ''}"
+                         f"{'' if c[0].pipelined else '-np'}")
 def test_accelerator_cycles_match_model_when_unstalled(case):
     config, c, k, h, w, density, padding = case
     seed = c + k + h

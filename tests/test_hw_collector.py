@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from golden.cycles import COLLECTOR_DEPTH
+from golden.cycles import collector_depth
 from golden.protocol import index_bits, m_spec, output_transform_input_spec, table_spec
 from golden.schedule import result_slots
 from helpers import stream_get
@@ -94,10 +94,11 @@ def run_collector(config, rows, tiles, *, stall, seed):
     return [[spec.unpack(w) for w in beats] for beats in state["beats"]], state["busy"]
 
 
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "np"])
 @pytest.mark.parametrize("requant", [False, True], ids=["plain", "requant"])
 @pytest.mark.parametrize("stall", [0.0, 0.5], ids=["unstalled", "backpressure"])
-def test_collector_order_banks_and_empty_channels(small_config, requant, stall):
-    config = small_config.replace(requant=requant)
+def test_collector_order_banks_and_empty_channels(small_config, requant, stall, pipelined):
+    config = small_config.replace(requant=requant, pipelined=pipelined)
     rng = np.random.default_rng(int(stall * 10) + requant + config.alpha)
     k = config.max_out_channels
     rows = _random_table(config, k, rng)
@@ -125,7 +126,7 @@ def test_collector_order_banks_and_empty_channels(small_config, requant, stall):
                     assert beat[name] == row[name], (name, row, beat)
     if stall == 0:
         # golden.cycles: a drain step lasts 1 + K + COLLECTOR_DEPTH cycles (start, then busy).
-        assert busy == [k + COLLECTOR_DEPTH - 1] * len(tiles)
+        assert busy == [k + collector_depth(config) - 1] * len(tiles)
 
 
 def test_collector_one_channel(small_config):
@@ -142,4 +143,4 @@ def test_collector_one_channel(small_config):
     for half, beats in zip((1, 0), got):
         want, _ = banks[rows[0]["owner"]][rows[0]["slot"] | (half << slot_bits)]
         np.testing.assert_array_equal(beats[0]["m"], m_spec(config).unpack(want))
-    assert busy == [1 + COLLECTOR_DEPTH - 1] * 2
+    assert busy == [1 + collector_depth(config) - 1] * 2

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from golden.cycles import (COLLECTOR_DEPTH, PE_PIPELINE_DEPTH, input_transform_latency,
-                           step_lengths)
+from golden.cycles import (COLLECTOR_DEPTH, COMPUTE_SYNC, PE_PIPELINE_DEPTH,
+                           input_transform_latency, step_lengths)
 from hw.sequencer import StepSequencer
 
 TASKS = ("load", "compute", "drain")
@@ -77,7 +77,7 @@ def test_sequencer_steps_match_golden_cycles(small_config, n_tiles, c, k, makesp
     """Task durations as the RTL blocks have them: the steps are golden.cycles.step_lengths."""
     config = small_config
     terms = {"load": c + input_transform_latency(config) + config.n_pe,
-             "compute": makespan + PE_PIPELINE_DEPTH if makespan else 1,
+             "compute": (makespan + PE_PIPELINE_DEPTH if makespan else 1) + COMPUTE_SYNC,
              "drain": k + COLLECTOR_DEPTH}
     lengths = step_lengths(config, c, k, n_tiles, makespan)
     want, flush = _expected_starts(n_tiles, lengths)
