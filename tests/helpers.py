@@ -4,9 +4,23 @@ gives it for both tiles)."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 from sim.testing import small_config
 
-__all__ = ["replace_keys", "small_config", "stream_get", "stream_put"]
+__all__ = ["load_benchmark", "replace_keys", "small_config", "stream_get", "stream_put"]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_benchmark(name: str):
+    """The script ``benchmarks/<name>.py`` imported as a module (benchmarks is no package)."""
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 async def stream_put(ctx, port, words, *, rng=None, gap: float = 0.0, on_transfer=None):

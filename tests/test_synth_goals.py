@@ -1,21 +1,14 @@
 """benchmarks/synth_goals.py: the designs it measures, its table and goal lines (from made-up
 rows, no tool run), and its one-line argument errors."""
 
-import importlib.util
-import os
-
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def goals():
-    spec = importlib.util.spec_from_file_location(
-        "synth_goals", os.path.join(ROOT, "benchmarks", "synth_goals.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("synth_goals")
 
 
 def _row(design, **fields):

@@ -1,7 +1,6 @@
 """The Fashion-MNIST training path: BatchNorm folding, presets, first-layer cap, --device, and
 benchmarks/pruning_table.py (resumable, cycles from golden's cycle model)."""
 
-import importlib.util
 import json
 import os
 
@@ -19,6 +18,7 @@ from train.settings import PruneSettings, default_settings, layer_targets  # noq
 from train.prune import main as prune_main  # noqa: E402
 
 from fashion_files import write_fashion  # noqa: E402
+from helpers import load_benchmark  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -86,11 +86,7 @@ def test_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
 
 
 def _table_module():
-    spec = importlib.util.spec_from_file_location(
-        "pruning_table", os.path.join(ROOT, "benchmarks", "pruning_table.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("pruning_table")
 
 
 def test_pruning_table_runs_resumes_and_counts_cycles(tmp_path, capsys, monkeypatch):
