@@ -7,11 +7,25 @@ from __future__ import annotations
 import importlib.util
 import os
 
+import numpy as np
+
+from golden.encoding import encode
 from sim.testing import small_config
 
-__all__ = ["load_benchmark", "replace_keys", "small_config", "stream_get", "stream_put"]
+__all__ = ["load_benchmark", "replace_keys", "small_config", "sparse_with_counts",
+           "stream_get", "stream_put"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sparse_with_counts(counts, c: int = 4, alpha: int = 4):
+    """Encoded weights (``golden.encoding.encode``) whose output channel k has exactly
+    ``counts[k]`` nonzeros among its ``c`` input channels, at random places."""
+    u = np.zeros((len(counts), c * alpha * alpha), dtype=np.int64)
+    rng = np.random.default_rng(len(counts))
+    for k, n in enumerate(counts):
+        u[k, rng.choice(u.shape[1], n, replace=False)] = rng.choice([-3, 5], n)
+    return encode(u.reshape(len(counts), c, alpha, alpha))
 
 
 def load_benchmark(name: str):

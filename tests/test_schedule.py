@@ -9,17 +9,9 @@ from golden.config import DEFAULT, AcceleratorConfig
 from golden.encoding import encode
 from golden.schedule import result_slots, schedule_layer
 from golden.synthetic import synthetic_layer
+from helpers import sparse_with_counts
 
 SMALL = AcceleratorConfig(array=(2, 3), max_in_channels=4, max_out_channels=13)
-
-
-def _sparse_with_counts(counts, c=4, alpha=4):
-    """SparseWeights whose output channel k has exactly counts[k] nonzeros."""
-    u = np.zeros((len(counts), c * alpha * alpha), dtype=np.int64)
-    rng = np.random.default_rng(len(counts))
-    for k, n in enumerate(counts):
-        u[k, rng.choice(u.shape[1], n, replace=False)] = rng.choice([-3, 5], n)
-    return encode(u.reshape(len(counts), c, alpha, alpha))
 
 
 def _check_invariants(sched, sparse, config):
@@ -43,7 +35,7 @@ def _check_invariants(sched, sparse, config):
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 64), min_size=1, max_size=13))
 def test_schedule_is_a_valid_assignment_within_the_lpt_bound(counts):
-    sparse = _sparse_with_counts(counts)
+    sparse = sparse_with_counts(counts)
     sched = schedule_layer(sparse, SMALL)
     _check_invariants(sched, sparse, SMALL)
     total, n_pe = sum(counts), SMALL.n_pe
@@ -67,7 +59,7 @@ def test_schedule_balances_position_skewed_default_layer():
 
 
 def test_schedule_all_zero_layer():
-    sparse = _sparse_with_counts([0, 0, 0])
+    sparse = sparse_with_counts([0, 0, 0])
     sched = schedule_layer(sparse, SMALL)
     assert sched.makespan == 0 and sched.balance == 1.0
     assert (sched.owner == -1).all()
@@ -76,24 +68,24 @@ def test_schedule_all_zero_layer():
 def test_schedule_refuses_too_many_output_channels():
     with pytest.raises(ValueError, match="layer 'conv9' has 14 output channels; the "
                                          "accelerator's max_out_channels is 13"):
-        schedule_layer(_sparse_with_counts([1] * 14), SMALL, "conv9")
+        schedule_layer(sparse_with_counts([1] * 14), SMALL, "conv9")
 
 
 def test_schedule_refuses_channel_larger_than_weight_memory():
     config = SMALL.replace(weight_depth=10)
     with pytest.raises(ValueError, match="output channel 1 has 11 weight entries; a PE holds "
                                          "at most pe_weight_depth = 10"):
-        schedule_layer(_sparse_with_counts([3, 11]), config, "c")
+        schedule_layer(sparse_with_counts([3, 11]), config, "c")
 
 
 def test_schedule_refuses_when_memories_overflow():
     config = SMALL.replace(weight_depth=10)        # 6 PEs x 10 entries < 7 x 9
     with pytest.raises(ValueError, match="does not fit any PE"):
-        schedule_layer(_sparse_with_counts([9] * 7), config, "c")
+        schedule_layer(sparse_with_counts([9] * 7), config, "c")
 
 
 def test_schedule_type_errors():
     with pytest.raises(TypeError, match="sparse must be a SparseWeights"):
         schedule_layer(np.zeros((1, 1, 4, 4)), SMALL)
     with pytest.raises(TypeError, match="config must be an AcceleratorConfig"):
-        schedule_layer(_sparse_with_counts([1]), "4x4")
+        schedule_layer(sparse_with_counts([1]), "4x4")

@@ -17,6 +17,7 @@ from golden.program import (compile_layer, expected_output, expected_output_q, u
 from golden.protocol import cfg_spec, table_spec, weight_spec
 from golden.schedule import result_slots, schedule_layer
 from golden.synthetic import synthetic_layer
+from helpers import sparse_with_counts
 from test_hw_accelerator import _input, _layer, _refusal_sim, _requant, run_layers
 
 #: Four PEs, room for two channels each: splits happen for K up to 8.
@@ -35,14 +36,6 @@ def test_config_field_name_and_message():
     assert AcceleratorConfig.from_dict(legacy).split_channels is False
     with pytest.raises(ValueError, match=r"^split_channels must be a bool, not 1$"):
         DEFAULT.replace(split_channels=1)
-
-
-def _sparse_with_counts(counts, c=4, alpha=4):
-    u = np.zeros((len(counts), c * alpha * alpha), dtype=np.int64)
-    rng = np.random.default_rng(len(counts))
-    for k, n in enumerate(counts):
-        u[k, rng.choice(u.shape[1], n, replace=False)] = rng.choice([-3, 5], n)
-    return encode(u.reshape(len(counts), c, alpha, alpha))
 
 
 def _check_split_schedule(sched, sparse, config):
@@ -73,7 +66,7 @@ def _check_split_schedule(sched, sparse, config):
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.integers(0, 64), min_size=1, max_size=8))
 def test_split_schedule_is_valid_and_never_worse_than_lpt(counts):
-    sparse = _sparse_with_counts(counts)
+    sparse = sparse_with_counts(counts)
     sched = schedule_layer(sparse, CFG)
     _check_split_schedule(sched, sparse, CFG)
     lpt = schedule_layer(sparse, CFG.replace(split_channels=False))
