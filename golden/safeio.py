@@ -27,7 +27,8 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 __all__ = ["MAX_ARCHIVE_BYTES", "MAX_ARRAY_BYTES", "MAX_MEMBERS", "ArrayReadError",
-           "BoundedNpz", "check_torch_file", "is_npy_file", "read_npy", "read_npy_header"]
+           "BoundedNpz", "check_torch_file", "is_npy_file", "printable", "read_npy",
+           "read_npy_header"]
 
 #: Largest array any reader allocates: 256 MiB (a 1024 x 1024-channel F(4x4,3x3) layer's
 #: ``U_float`` is 144 MiB; a 16 x 2048 x 2048 int8 input is 64 MiB).
@@ -42,13 +43,19 @@ _CHUNK = 2**22
 _CORRUPT = (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
 
 
+def printable(text: str) -> str:
+    """``text`` with every unprintable character (newline, control, separator) escaped as in
+    a Python string literal: a name taken from a file stays on the error's one line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 class ArrayReadError(ValueError):
     """A ``.npy`` file or ``.npz`` member that cannot be read safely; ``key`` names the member
     (None for a plain ``.npy`` file)."""
 
     def __init__(self, message: str, key: str | None = None):
         self.key, self.reason = key, message
-        super().__init__(message)
+        super().__init__(printable(message))
 
 
 def _mib(n: int) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 from .conv import tap_left_shifts
 from .netfile import (Network, check_keys, parse_ops, validate_network, validate_requant,
                       validate_tap_shift)
-from .safeio import ArrayReadError, BoundedNpz, is_npy_file
+from .safeio import ArrayReadError, BoundedNpz, is_npy_file, printable
 from .transforms import check_triple
 
 __all__ = [
@@ -70,7 +70,8 @@ class WeightFileError(ValueError):
             where.append(f"layer '{layer}'")
         if key is not None:
             where.append(f"key '{key}'")
-        super().__init__(f"{': '.join([', '.join(where)])}: {message}")
+        # Names come from the file: a newline in a member name must not split the line.
+        super().__init__(printable(f"{', '.join(where)}: {message}"))
 
 
 @dataclass

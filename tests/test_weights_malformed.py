@@ -391,3 +391,19 @@ def test_weight_file_lookup():
     assert isinstance(wf, WeightFile) and "conv1" in wf and "conv3" not in wf
     with pytest.raises(KeyError, match=r"no layer 'conv3'; layers are: conv1, conv2"):
         wf["conv3"]
+
+
+def test_a_member_name_with_a_newline_is_named_on_one_line(tmp_path):
+    """A byte of a member's name damaged into a newline (found by the fuzz test): the error
+    escapes it instead of breaking its line."""
+    path = _write(tmp_path / "w.npz", valid_arrays())
+    with zipfile.ZipFile(path) as src:
+        members = {info.filename: src.read(info) for info in src.infolist()}
+    members["conv1/requant_shift.\npy"] = members["conv1/bias.npy"]
+    with zipfile.ZipFile(path, "w") as dst:
+        for name, data in members.items():
+            dst.writestr(name, data)
+    with pytest.raises(WeightFileError) as info:
+        load_weights(path)
+    text = str(info.value)
+    assert "\n" not in text and "requant_shift.\\npy" in text, text
