@@ -33,8 +33,8 @@ from train.pipeline import (accuracy, build_model, prune, quantise_network, spar
                             train_dense, winograd_weights)
 from train.settings import resolve_device
 
-__all__ = ["QUANTISERS", "Task", "cycles_per_image", "dense_model", "run_pool", "run_task",
-           "tasks_for"]
+__all__ = ["QUANTISERS", "DenseModelMismatch", "Task", "cycles_per_image", "dense_model",
+           "run_pool", "run_task", "tasks_for"]
 
 #: The two int8 columns: settings changes of each quantisation.
 QUANTISERS = {"int8_per_channel": {"tap_shifts": False, "qat_epochs": 0},
@@ -58,6 +58,10 @@ def cycles_per_image(weights) -> dict:
             layers[op.name] = passes_cycles(compile_passes(plan, *shape[1:])).total_cycles
         shape = network.shapes[index]
     return {"design": config.name, "total": sum(layers.values()), "layers": layers}
+
+
+class DenseModelMismatch(ValueError):
+    """A saved dense model was trained with other settings than the table's."""
 
 
 class Task:
@@ -158,14 +162,14 @@ def dense_model(dataset: str, data, settings, limit, path: str, device: str):
 
     Raises
     ------
-    ValueError
+    DenseModelMismatch
         If ``path`` holds a model made with other settings.
     """
     made_with = dense_made_with(dataset, settings, limit)
     if os.path.isfile(path):
         saved = torch.load(path, map_location="cpu", weights_only=True)
         if saved.get("made_with") != made_with:
-            raise ValueError(f"{path}: dense model made with other settings "
+            raise DenseModelMismatch(f"{path}: dense model made with other settings "
                              f"({saved.get('made_with')}); remove it or use another --json")
         model = build_model(dataset)
         model.load_state_dict(saved["state_dict"])

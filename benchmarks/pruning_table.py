@@ -47,8 +47,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from benchmarks.pruning_runs import (dense_model, run_pool, run_task,  # noqa: E402
-                                     tasks_for)
+from benchmarks.pruning_runs import (DenseModelMismatch, dense_model, run_pool,  # noqa: E402
+                                     run_task, tasks_for)
 from golden.cli import atomic_output  # noqa: E402
 from train.data import DATASETS, load_dataset  # noqa: E402
 from train.settings import DEVICES, METHODS, default_settings  # noqa: E402
@@ -263,7 +263,7 @@ def main(argv=None) -> int:
             for task in (task for task in tasks if task.seed == seed):
                 records_done(task, run_task(dataset, data, dense, task, args.device,
                                             args.limit, args.weights_dir))
-    except ValueError as exc:           # a dense model file made with other settings
+    except DenseModelMismatch as exc:
         print(f"{json_path}: {exc}", file=sys.stderr)
         return 2
     ran, trained_now = counts["ran"], counts["dense"]

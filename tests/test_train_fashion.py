@@ -156,3 +156,14 @@ def test_pruning_table_jobs_match_one_process_and_share_spatial_pruning(tmp_path
     assert shared["4x4"]["accuracy"]["pruned"] == shared["6x6"]["accuracy"]["pruned"]
     assert "pruning_shared_with" not in one[("6x6", "winograd-magnitude")]
     assert table.main(["--jobs", "0"]) == 2
+
+
+def test_pruning_table_refuses_a_dense_model_of_other_settings(tmp_path, capsys):
+    table = load_benchmark("pruning_table")
+    torch.save({"state_dict": {}, "made_with": "other"}, tmp_path / "t.dense-seed0.pt")
+    argv = ["--dataset", "digits", "--limit", "100", "--tiles", "4x4", "--methods",
+            "spatial-magnitude", "--targets", "0.5", "--seeds", "0", "--json",
+            str(tmp_path / "t.json")]
+    assert table.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "t.dense-seed0.pt: dense model made with other settings (other)" in err, err
