@@ -39,6 +39,18 @@ def _bank_row(ctx, dut, config):
     return np.where([(mask >> i) & 1 for i in range(config.positions)], row, 0)
 
 
+async def _read_bank(ctx, dut, config, slots, bank):
+    """Every slot of result bank ``bank``, read through the bank port: [slots, ...] rows."""
+    rows = []
+    for slot in range(slots):
+        ctx.set(dut.bank_en, 1)
+        ctx.set(dut.bank_select, 1)
+        ctx.set(dut.bank_addr, slot | (bank << index_bits(slots)))
+        await ctx.tick()
+        rows.append(_bank_row(ctx, dut, config))
+    return np.array(rows)
+
+
 def _run_pe(config, u, tiles, seed=0):
     """Load u's channels, then compute each V tile in ``tiles`` (alternating halves, the next
     tile streaming into the other half while the current one computes). Returns the bank
@@ -90,14 +102,8 @@ def _run_pe(config, u, tiles, seed=0):
                 await ctx.tick()
                 cycles += 1
             durations.append(cycles)
-            bank = []
-            for slot in range(slots):
-                ctx.set(dut.bank_en, 1)
-                ctx.set(dut.bank_select, 1)
-                ctx.set(dut.bank_addr, slot | (half << index_bits(slots)))
-                await ctx.tick()
-                bank.append(_bank_row(ctx, dut, config))
-            results.append(np.array(bank[:k_count]))
+            bank = await _read_bank(ctx, dut, config, slots, half)
+            results.append(bank[:k_count])
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -232,14 +238,7 @@ def test_pe_two_banks_load_while_computing(small_config):
                 await ctx.tick()
                 cycles += 1
             durations.append(cycles)
-            bank_rows = []
-            for slot in range(slots):
-                ctx.set(dut.bank_en, 1)
-                ctx.set(dut.bank_select, 1)
-                ctx.set(dut.bank_addr, slot | (tile << index_bits(slots)))
-                await ctx.tick()
-                bank_rows.append(_bank_row(ctx, dut, config))
-            got.append(np.array(bank_rows))
+            got.append(await _read_bank(ctx, dut, config, slots, tile))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
