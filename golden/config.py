@@ -104,6 +104,7 @@ class AcceleratorConfig:
     weight_banks: int = 1
     split_channels: bool = False
     pipelined: bool = True
+    drain_positions: int | None = None
 
     def __post_init__(self):
         parse_tile(self.tile)
@@ -139,6 +140,18 @@ class AcceleratorConfig:
             raise ValueError(f"split_channels must be a bool, not {self.split_channels!r}")
         if not isinstance(self.pipelined, bool):
             raise ValueError(f"pipelined must be a bool, not {self.pipelined!r}")
+        if self.drain_positions is not None:
+            positions = self.positions
+            if (not isinstance(self.drain_positions, int) or isinstance(self.drain_positions, bool)
+                    or self.drain_positions < 1 or positions % self.drain_positions):
+                divisors = [d for d in range(1, positions + 1) if positions % d == 0]
+                raise ValueError(f"drain_positions must be a divisor of the {self.tile} tile's "
+                                 f"{positions} positions ({', '.join(map(str, divisors))}) or "
+                                 f"None, not {self.drain_positions!r}")
+            if self.drain_positions < positions and self.max_tap_shift:
+                raise ValueError(f"drain_positions must be {positions} (the whole tile) with a "
+                                 f"tap shift stage (max_tap_shift {self.max_tap_shift}), not "
+                                 f"{self.drain_positions!r}")
 
     # -- derived ---------------------------------------------------------------------------------
 
@@ -166,6 +179,16 @@ class AcceleratorConfig:
     def positions(self) -> int:
         """Winograd positions per tile, alpha**2."""
         return self.alpha * self.alpha
+
+    @property
+    def drain_width(self) -> int:
+        """Winograd positions per result bank word and drain beat (``drain_positions``)."""
+        return self.positions if self.drain_positions is None else self.drain_positions
+
+    @property
+    def drain_beats(self) -> int:
+        """Drain beats per output channel, ``alpha**2 / drain_width`` (1: a whole tile)."""
+        return self.positions // self.drain_width
 
     @property
     def AT(self) -> np.ndarray:
@@ -223,7 +246,8 @@ class AcceleratorConfig:
         default: ``a<R>x<C>`` array, ``c<N>`` channels (``c<C>_k<K>`` when the input and output
         limits differ), ``d<bits>`` data, ``w<bits>`` weight and ``b<bits>`` bias widths,
         ``wd<N>`` weight depth, ``rq`` requant stage, ``ts<S>`` tap shift stage, ``wl<N>`` weight
-        lanes, ``wb2`` two weight banks, ``sc`` split channels, ``np`` not pipelined. The default
+        lanes, ``wb2`` two weight banks, ``sc`` split channels, ``np`` not pipelined, ``dp<P>``
+        drain positions. The default
         design of each tile keeps the short name (``sparse_winograd_4x4``); different
         configurations never share a name.
         """
@@ -252,6 +276,8 @@ class AcceleratorConfig:
             tokens.append("sc")
         if not self.pipelined:
             tokens.append("np")
+        if self.drain_positions is not None:
+            tokens.append(f"dp{self.drain_positions}")
         return "_".join(tokens)
 
     def to_dict(self) -> dict:
@@ -288,12 +314,13 @@ class AcceleratorConfig:
                 raise ValueError(f"config key {key!r} is unknown; keys are {', '.join(names)}")
         values = dict(d)
         # Designs from before the tap shift stage, the weight lanes and banks, the split and
-        # the timing registers.
+        # the timing registers, and the drain positions.
         values.setdefault("max_tap_shift", 0)
         values.setdefault("weight_lanes", 1)
         values.setdefault("weight_banks", 1)
         values.setdefault("split_channels", False)
         values.setdefault("pipelined", False)
+        values.setdefault("drain_positions", None)
         for key in names:
             if key not in values:
                 raise ValueError(f"config key {key!r} is missing")

@@ -16,16 +16,17 @@ computes tile s - 1 (1 <= s <= T) and drains tile s - 2 (s >= 2); a step starts 
     load    = C + L_in + n_pe              (C patches, input transform, V chain of n_pe hops)
     compute = makespan + PE_PIPELINE_DEPTH (1 when the layer has no nonzero weight)
               + COMPUTE_SYNC               (registered start to the PEs and done back)
-    drain   = K + COLLECTOR_DEPTH          (table and result-bank reads, one beat per channel)
+    drain   = K * G + COLLECTOR_DEPTH      (table and result-bank reads, G beats per channel)
 
 (``PE_PIPELINE_DEPTH`` and ``COLLECTOR_DEPTH`` one cycle less each for a design that is not
-``pipelined``: :func:`pe_pipeline_depth`, :func:`collector_depth`)
+``pipelined``: :func:`pe_pipeline_depth`, :func:`collector_depth`; ``G`` is
+``config.drain_beats``, 1 unless ``drain_positions`` is below ``alpha**2``)
     S_s     = 1 + max(active terms of step s)
 
-and the layer takes ``cycles = sum(S_s, s = 0 .. T) + K + COLLECTOR_DEPTH - 1 + L_out``: the
-first patch transfers one cycle after step 0 starts, the last drain beat enters the output
-transform ``K + COLLECTOR_DEPTH - 1`` cycles after step T + 1 starts and leaves it ``L_out``
-cycles later. ``makespan`` is the largest per-PE entry count of :mod:`golden.schedule`.
+and the layer takes ``cycles = sum(S_s, s = 0 .. T) + K * G + COLLECTOR_DEPTH - 1 + L_out``:
+the first patch transfers one cycle after step 0 starts, the last drain beat enters the output
+transform ``K * G + COLLECTOR_DEPTH - 1`` cycles after step T + 1 starts and leaves it
+``L_out`` cycles later. ``makespan`` is the largest per-PE entry count of :mod:`golden.schedule`.
 
 Consecutive layers (``weight_banks`` 2, :func:`sequence_cycles`): layer i + 1's ``cfg`` is taken
 the cycle after layer i's program is handed to the sequencer (one cycle before layer i's first
@@ -100,8 +101,10 @@ def input_transform_latency(config: AcceleratorConfig) -> int:
 
 def output_transform_latency(config: AcceleratorConfig) -> int:
     """Pipeline latency of ``hw.transform.OutputTransform`` (row, column stage, and three
-    requant stages when present)."""
-    return 5 if config.requant else 2
+    requant stages when present; one accumulator stage instead of the row and column stages
+    with ``drain_positions`` below ``alpha**2``), from the transfer of a channel's last beat."""
+    transform = 2 if config.drain_beats == 1 else 1
+    return transform + 3 if config.requant else transform
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,9 @@ class CycleReport:
 
 def drain_tail_cycles(config: AcceleratorConfig, out_channels: int) -> int:
     """Cycles of ``cycles`` after the last step: the last tile's drain and output transform,
-    ``K + COLLECTOR_DEPTH - 1 + L_out`` (the rest of ``cycles`` is the steps ``0 .. T``)."""
-    return out_channels + collector_depth(config) - 1 + output_transform_latency(config)
+    ``K * G + COLLECTOR_DEPTH - 1 + L_out`` (the rest of ``cycles`` is the steps ``0 .. T``)."""
+    return (out_channels * config.drain_beats + collector_depth(config) - 1
+            + output_transform_latency(config))
 
 
 def utilisation(nonzero_macs: int, multipliers: int, cycles: int) -> float:
@@ -170,7 +174,7 @@ def step_lengths(config: AcceleratorConfig, in_channels: int, out_channels: int,
     load = np.where(s < n_tiles, in_channels + input_transform_latency(config) + config.n_pe, 0)
     compute_time = (makespan + pe_pipeline_depth(config) if makespan else 1) + COMPUTE_SYNC
     compute = np.where((s >= 1) & (s <= n_tiles), compute_time, 0)
-    drain = np.where(s >= 2, out_channels + collector_depth(config), 0)
+    drain = np.where(s >= 2, out_channels * config.drain_beats + collector_depth(config), 0)
     return 1 + np.maximum(np.maximum(load, compute), drain)
 
 

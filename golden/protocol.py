@@ -41,6 +41,8 @@ from .schedule import result_slots
 __all__ = [
     "CHANNEL_FIELD_BITS",
     "COUNT_FIELD_BITS",
+    "bank_word_spec",
+    "beat_bits",
     "cfg_spec",
     "collector_output_spec",
     "entry_spec",
@@ -100,10 +102,18 @@ def m_spec(config: AcceleratorConfig) -> ArraySpec:
     return ArraySpec(config.widths.accumulator, config.positions, signed=True)
 
 
+def bank_word_spec(config: AcceleratorConfig) -> ArraySpec:
+    """One result bank word and drain beat: ``config.drain_width`` consecutive positions of an
+    output channel's M tile (positions ``g * drain_width ..`` of beat ``g``; the whole
+    :func:`m_spec` tile with the default ``drain_positions``)."""
+    return ArraySpec(config.widths.accumulator, config.drain_width, signed=True)
+
+
 def shifted_spec(config: AcceleratorConfig) -> ArraySpec:
     """One output channel's M tile after the tap shift stage, ``M * 2**tap_left``, row-major
-    (the accumulator's layout when ``config.max_tap_shift`` is 0)."""
-    return ArraySpec(config.widths.shifted, config.positions, signed=True)
+    (the accumulator's layout when ``config.max_tap_shift`` is 0; one drain beat's positions,
+    :func:`bank_word_spec`, with ``drain_positions`` below ``alpha**2``)."""
+    return ArraySpec(config.widths.shifted, config.drain_width, signed=True)
 
 
 def y_spec(config: AcceleratorConfig) -> ArraySpec:
@@ -206,7 +216,8 @@ def memory_bits(config: AcceleratorConfig) -> dict:
     bits = {
         "weights": n_pe * banks * config.pe_weight_depth * entry_spec(config).size,
         "v": n_pe * (2 << index_bits(config.max_in_channels)) * v_spec(config).size,
-        "results": n_pe * (2 << index_bits(result_slots(config))) * m_spec(config).size,
+        "results": n_pe * (2 << (index_bits(result_slots(config)) + beat_bits(config)))
+        * bank_word_spec(config).size,
         "table": table_depth * table_spec(config).size,
     }
     bits["total"] = sum(bits.values())
@@ -231,8 +242,16 @@ def pipeline_register_bits(config: AcceleratorConfig) -> dict:
 # -- output ----------------------------------------------------------------------------------
 
 
+def beat_bits(config: AcceleratorConfig) -> int:
+    """Bits of a drain beat's index within its channel (0 with the default
+    ``drain_positions``: one beat per channel, no index)."""
+    return index_bits(config.drain_beats) if config.drain_beats > 1 else 0
+
+
 def _output_channel(config: AcceleratorConfig, m: ArraySpec) -> StructSpec:
     fields = (Field("m", spec=m), Field("bias", config.bias_width, signed=True))
+    if config.drain_beats > 1:
+        fields += (Field("beat", beat_bits(config)),)
     if config.requant:
         fields += requant_fields()
     return StructSpec(fields)
@@ -240,8 +259,9 @@ def _output_channel(config: AcceleratorConfig, m: ArraySpec) -> StructSpec:
 
 def collector_output_spec(config: AcceleratorConfig) -> StructSpec:
     """Output of the collector: one output channel's accumulated M tile, its bias and, with
-    the requant stage, its requantisation parameters."""
-    return _output_channel(config, m_spec(config))
+    the requant stage, its requantisation parameters; with ``drain_positions`` below
+    ``alpha**2`` one beat of the tile (:func:`bank_word_spec`) and its index ``beat``."""
+    return _output_channel(config, bank_word_spec(config))
 
 
 def output_transform_input_spec(config: AcceleratorConfig) -> StructSpec:

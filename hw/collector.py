@@ -14,6 +14,9 @@ cycle and the two partial sums are added (both are sums of some of the channel's
 the accumulator width holds them and their sum exactly); the drain takes no extra cycle. Only
 the PEs a row selects (``bank_select``) read their words and masks; the others read 0, so the
 collector ORs the banks instead of muxing them, and a position outside the mask reads 0.
+With ``drain_positions`` below ``alpha**2`` every channel is read in ``drain_beats`` beats of
+``drain_width`` positions each (beat ``g``: positions ``g * drain_width ..``), each with its
+index ``beat``; the output transform accumulates them.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.config import AcceleratorConfig
-from golden.protocol import collector_output_spec, index_bits, m_spec, table_spec
+from golden.protocol import (bank_word_spec, beat_bits, collector_output_spec, index_bits,
+                             table_spec)
 from golden.schedule import result_slots
 
 from .layouts import to_layout
@@ -55,19 +59,21 @@ class Collector(BlockComponent):
     out_channels : In(layer_field_shape(config, "out_channels"))
         Channels per tile; held while the layer runs.
     bank_addr : Out(unsigned)
-        Result bank read address ``Cat(slot, half)`` (to every PE); with ``split_channels``
-        an array, one per PE (:meth:`bank_addr_for`).
+        Result bank read address ``Cat(slot, half)`` (to every PE; ``Cat(beat, slot, half)``
+        with ``drain_positions`` below ``alpha**2``); with ``split_channels`` an array, one
+        per PE (:meth:`bank_addr_for`).
     bank_en : Out(1)
         Result bank read enable (to every PE).
-    bank_data : In(to_layout(golden.protocol.m_spec(config))).array(n_pe)
+    bank_data : In(to_layout(golden.protocol.bank_word_spec(config))).array(n_pe)
         Every PE's result bank read data, one cycle after the address.
     bank_select : Out(n_pe)
         With ``bank_en``, bit ``p``: PE ``p`` owns the channel read (none for an empty one).
-    bank_mask : In(positions).array(n_pe)
+    bank_mask : In(drain_width).array(n_pe)
         With ``bank_data``, every PE's mask of the positions that hold a sum (``M`` is 0 at the
         others); 0 from a PE not selected.
     o : Out(stream.Signature(to_layout(golden.protocol.collector_output_spec(config))))
-        ``M_k``, bias [and requant parameters] of k = 0..K-1, to the output transform (through
+        ``M_k``, bias [and requant parameters] of k = 0..K-1 (with ``drain_positions`` below
+        ``alpha**2``, ``drain_beats`` beats per channel), to the output transform (through
         the tap shift stage when the design has one).
     busy : Out(1)
         A tile is draining (from the cycle after ``start`` until its last beat is taken).
@@ -81,18 +87,18 @@ class Collector(BlockComponent):
 
         def __init__(self, config: AcceleratorConfig):
             check_config(config)
+            addr_bits = index_bits(result_slots(config)) + 1 + beat_bits(config)
             super().__init__({
                 "table_write": In(TableWriteSignature(config)),
                 "start": In(1),
                 "half": In(1),
                 "out_channels": In(layer_field_shape(config, "out_channels")),
-                "bank_addr": (Out(index_bits(result_slots(config)) + 1).array(config.n_pe)
-                              if config.split_channels
-                              else Out(index_bits(result_slots(config)) + 1)),
+                "bank_addr": (Out(addr_bits).array(config.n_pe) if config.split_channels
+                              else Out(addr_bits)),
                 "bank_en": Out(1),
-                "bank_data": In(to_layout(m_spec(config))).array(config.n_pe),
+                "bank_data": In(to_layout(bank_word_spec(config))).array(config.n_pe),
                 "bank_select": Out(config.n_pe),
-                "bank_mask": In(config.positions).array(config.n_pe),
+                "bank_mask": In(config.drain_width).array(config.n_pe),
                 "o": Out(stream.Signature(to_layout(collector_output_spec(config)))),
                 "busy": Out(1),
                 **({"table_bank": In(1), "run_bank": In(1)} if config.weight_banks == 2
@@ -106,7 +112,7 @@ class Collector(BlockComponent):
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
-        slot_bits = index_bits(result_slots(cfg))
+        slot_bits, g_bits = index_bits(result_slots(cfg)), beat_bits(cfg)
         table_layout = to_layout(table_spec(cfg))
         banked = cfg.weight_banks == 2
         addr_bits = len(self.table_write.addr)
@@ -132,17 +138,36 @@ class Collector(BlockComponent):
                      t_rd.addr.eq(Cat(issue_k[:addr_bits], self.run_bank) if banked
                                   else issue_k), t_rd.en.eq(advance),
                      self.busy.eq(draining | read_valid | out_valid | self.o.valid)]
+        if g_bits:
+            # The beat within the channel, and its copies down the pipeline.
+            issue_g, read_g, out_g = (Signal(g_bits, name=f"{s}_beat")
+                                      for s in ("issue", "read", "out"))
         with m.If(self.start):
             m.d.sync += [draining.eq(1), issue_k.eq(0), half.eq(self.half)]
+            if g_bits:
+                m.d.sync += issue_g.eq(0)
         with m.Elif(advance & draining):
-            m.d.sync += issue_k.eq(issue_k + 1)
-            with m.If(issue_k == self.out_channels - 1):
-                m.d.sync += draining.eq(0)
+            if g_bits:
+                # The channel advances after its last beat.
+                last_beat = issue_g == cfg.drain_beats - 1
+                m.d.sync += issue_g.eq(Mux(last_beat, 0, issue_g + 1))
+                with m.If(last_beat):
+                    m.d.sync += issue_k.eq(issue_k + 1)
+                    with m.If(issue_k == self.out_channels - 1):
+                        m.d.sync += draining.eq(0)
+            else:
+                m.d.sync += issue_k.eq(issue_k + 1)
+                with m.If(issue_k == self.out_channels - 1):
+                    m.d.sync += draining.eq(0)
         out_row = Signal(table_layout)
         with m.If(advance):
             m.d.sync += [read_valid.eq(draining), out_valid.eq(read_valid),
                          out_row.eq(row)]
+            if g_bits:
+                m.d.sync += [read_g.eq(issue_g), out_g.eq(read_g)]
         slot_addr = Cat(row.slot[:slot_bits], half)
+        if g_bits:
+            slot_addr = Cat(read_g, slot_addr)
         owners = [~row.empty & (row.owner == p) for p in range(cfg.n_pe)]
         if cfg.split_channels:
             # The second part of a split channel: slot 0 of the next PE, added to the first.
@@ -150,7 +175,8 @@ class Collector(BlockComponent):
                        for p in range(cfg.n_pe)]
             for p in range(cfg.n_pe):
                 m.d.comb += self.bank_addr[p].eq(
-                    Mux(seconds[p], Cat(Const(0, slot_bits), half), slot_addr))
+                    Mux(seconds[p], Cat(*([read_g] if g_bits else []), Const(0, slot_bits), half),
+                        slot_addr))
             m.d.comb += self.bank_select.eq(Cat(o | s for o, s in zip(owners, seconds)))
         else:
             m.d.comb += [self.bank_addr.eq(slot_addr), self.bank_select.eq(Cat(owners))]
@@ -165,7 +191,7 @@ class Collector(BlockComponent):
             return (functools.reduce(operator.or_, words),
                     functools.reduce(operator.or_, masks)) if words else (Const(0), Const(0))
 
-        width = len(self.bank_data[0].as_value()) // cfg.positions
+        width = len(self.bank_data[0].as_value()) // cfg.drain_width
 
         def kept(word, mask, i):
             # Element i where the mask says it holds a sum (a stale one reads 0).
@@ -178,10 +204,13 @@ class Collector(BlockComponent):
         if cfg.split_channels:
             even = merged(range(0, cfg.n_pe, 2))
             odd = merged(range(1, cfg.n_pe, 2))
-            outputs += [o.m[i].eq(kept(*even, i) + kept(*odd, i)) for i in range(cfg.positions)]
+            outputs += [o.m[i].eq(kept(*even, i) + kept(*odd, i))
+                        for i in range(cfg.drain_width)]
         else:
             word, mask = merged(range(cfg.n_pe))
-            outputs += [o.m[i].eq(kept(word, mask, i)) for i in range(cfg.positions)]
+            outputs += [o.m[i].eq(kept(word, mask, i)) for i in range(cfg.drain_width)]
+        if g_bits:
+            outputs.append(o.beat.eq(out_g))
         if cfg.requant:
             outputs += [o.mult.eq(out_row.mult), o.shift.eq(out_row.shift),
                         o.relu.eq(out_row.relu)]

@@ -41,7 +41,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import AcceleratorConfig
 from golden.cycles import PE_PIPELINE_DEPTH
-from golden.protocol import entry_spec, index_bits, m_spec, v_spec
+from golden.protocol import bank_word_spec, beat_bits, entry_spec, index_bits, v_spec
 from golden.schedule import result_slots
 
 from .layouts import to_layout
@@ -117,17 +117,19 @@ class ProcessingElement(wiring.Component):
         No tile in progress (low from the cycle after ``start`` until the last result is
         written).
     bank_addr : In(unsigned)
-        Result bank read address ``Cat(slot, half)``, read when ``bank_en``.
+        Result bank read address ``Cat(slot, half)``, read when ``bank_en``; with
+        ``drain_positions`` below ``alpha**2`` ``Cat(beat, slot, half)``, the word of positions
+        ``beat * drain_width ..`` of the slot.
     bank_en : In(1)
         Read enable; ``bank_data`` and ``bank_mask`` hold their values while low.
     bank_select : In(1)
         With ``bank_en``: this PE owns the addressed channel (else ``bank_mask`` reads 0).
-    bank_data : Out(to_layout(golden.protocol.m_spec(config)))
-        ``M`` of the addressed slot, one cycle after the address, valid where ``bank_mask``
-        is set.
-    bank_mask : Out(positions)
-        Bit ``xi``: the slot's channel has an entry at position ``xi`` (its element of
-        ``bank_data`` is the sum); with ``bank_data``, 0 unless ``bank_select`` was set.
+    bank_data : Out(to_layout(golden.protocol.bank_word_spec(config)))
+        ``M`` of the addressed slot (or beat), one cycle after the address, valid where
+        ``bank_mask`` is set.
+    bank_mask : Out(drain_width)
+        Bit ``i``: the slot's channel has an entry at the word's position ``i`` (its element
+        of ``bank_data`` is the sum); with ``bank_data``, 0 unless ``bank_select`` was set.
     load_bank, run_bank : In(1)
         With ``weight_banks`` 2 only: the weight bank ``clear`` / ``write`` / ``entries`` /
         ``channels`` / ``full`` refer to, and the one a tile computes from (sampled with
@@ -153,11 +155,11 @@ class ProcessingElement(wiring.Component):
             "start": In(1),
             "half": In(1),
             "done": Out(1),
-            "bank_addr": In(index_bits(slots) + 1),
+            "bank_addr": In(index_bits(slots) + 1 + beat_bits(config)),
             "bank_en": In(1),
             "bank_select": In(1),
-            "bank_data": Out(to_layout(m_spec(config))),
-            "bank_mask": Out(config.positions),
+            "bank_data": Out(to_layout(bank_word_spec(config))),
+            "bank_mask": Out(config.drain_width),
             **({"load_bank": In(1), "run_bank": In(1)} if config.weight_banks == 2 else {}),
         })
 
@@ -172,8 +174,10 @@ class ProcessingElement(wiring.Component):
         widths = cfg.widths
         depth, slots = cfg.pe_weight_depth, result_slots(cfg)
         entry_layout = to_layout(entry_spec(cfg))
-        v_layout, m_layout = to_layout(v_spec(cfg)), to_layout(m_spec(cfg))
+        v_layout, m_layout = to_layout(v_spec(cfg)), to_layout(bank_word_spec(cfg))
         chan_bits, slot_bits = index_bits(cfg.max_in_channels), index_bits(slots)
+        # ``drain_positions`` below alpha**2: narrow words, ``drain_beats`` per slot.
+        narrow, lanes, g_bits = cfg.drain_beats > 1, cfg.drain_width, beat_bits(cfg)
 
         banked = cfg.weight_banks == 2
         m.submodules.weight_memory = wmem = Memory(shape=entry_layout, depth=depth, init=[])
@@ -181,7 +185,8 @@ class ProcessingElement(wiring.Component):
             m.submodules.weight_memory_1 = wmem_1 = Memory(shape=entry_layout, depth=depth,
                                                            init=[])
         m.submodules.v_memory = vmem = Memory(shape=v_layout, depth=2 << chan_bits, init=[])
-        m.submodules.result_bank = bank = Memory(shape=m_layout, depth=2 << slot_bits, init=[])
+        m.submodules.result_bank = bank = Memory(shape=m_layout, depth=2 << (slot_bits + g_bits),
+                                                 init=[])
         # The mask depends on the layer's weights only, not on the tile: one per slot, both
         # halves (a layer's tiles all write the same). Flip-flops: a block RAM would be wasted.
         m.submodules.mask_bank = mask_bank = Memory(shape=cfg.positions, depth=1 << slot_bits,
@@ -346,10 +351,19 @@ class ProcessingElement(wiring.Component):
         touched = Signal(cfg.positions)
         b_wr = bank.write_port(granularity=1)
         mask_wr = mask_bank.write_port()
-        m.d.comb += [b_wr.addr.eq(Cat(slot[:slot_bits], half)), mask_wr.addr.eq(slot[:slot_bits]),
-                     b_wr.en.eq(Mux(add_valid & add_flush, one_hot, 0)),
+        if narrow:
+            # Position xi is element xi % lanes of word xi // lanes (constant tables: lanes
+            # need not be a power of two).
+            beat_of = Array(Const(xi // lanes, g_bits) for xi in range(cfg.positions))
+            lane_of = Array(Const(1 << (xi % lanes), lanes) for xi in range(cfg.positions))
+            m.d.comb += [b_wr.addr.eq(Cat(beat_of[add_position], slot[:slot_bits], half)),
+                         b_wr.en.eq(Mux(add_valid & add_flush, lane_of[add_position], 0))]
+        else:
+            m.d.comb += [b_wr.addr.eq(Cat(slot[:slot_bits], half)),
+                         b_wr.en.eq(Mux(add_valid & add_flush, one_hot, 0))]
+        m.d.comb += [mask_wr.addr.eq(slot[:slot_bits]),
                      mask_wr.data.eq(touched | one_hot), mask_wr.en.eq(add_valid & add_last)]
-        for i in range(cfg.positions):
+        for i in range(lanes):
             m.d.comb += b_wr.data[i].eq(acc_sum)
         with m.If(clear_acc | (add_valid & add_last)):
             m.d.sync += touched.eq(0)
@@ -372,12 +386,28 @@ class ProcessingElement(wiring.Component):
         zero = Signal()
         m.d.comb += zero.eq(self.bank_en & ~self.bank_select)
         mask_rd = mask_bank.read_port(domain="comb")
-        m.d.comb += mask_rd.addr.eq(self.bank_addr[:slot_bits])
+        m.d.comb += mask_rd.addr.eq(self.bank_addr[g_bits:g_bits + slot_bits])
+        mask_word = mask_rd.data
+        if narrow:
+            mask_word = Array(mask_rd.data[g * lanes:(g + 1) * lanes]
+                              for g in range(cfg.drain_beats))[self.bank_addr[:g_bits]]
         with m.If(zero):
             m.d.sync += self.bank_mask.eq(0)
         with m.Elif(self.bank_en):
-            m.d.sync += self.bank_mask.eq(mask_rd.data)
-        if cfg.n_pe > 1:
+            m.d.sync += self.bank_mask.eq(mask_word)
+        if narrow:
+            # A narrow bank is deep: block RAM, whose read is registered inside it, so the
+            # word of a PE not selected is zeroed after the read (a registered select).
+            b_rd = bank.read_port(transparent_for=())
+            m.d.comb += [b_rd.addr.eq(self.bank_addr), b_rd.en.eq(self.bank_en)]
+            if cfg.n_pe > 1:
+                selected = Signal()
+                with m.If(self.bank_en):
+                    m.d.sync += selected.eq(self.bank_select)
+                m.d.comb += self.bank_data.eq(Mux(selected, b_rd.data, 0))
+            else:
+                m.d.comb += self.bank_data.eq(b_rd.data)
+        elif cfg.n_pe > 1:
             b_rd = bank.read_port(domain="comb")
             m.d.comb += b_rd.addr.eq(self.bank_addr)
             with m.If(zero):

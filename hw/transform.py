@@ -5,13 +5,14 @@ registers the result, then a 1-D transform over the columns (``hw.arith`` shift-
 linear combinations; the integer matrices come from :class:`golden.config.AcceleratorConfig`).
 Every stage is a register with a valid bit; a stage loads when it is empty or its successor
 loads, so bubbles close up and ``ready`` ripples back combinationally while ``valid`` never
-depends on ``ready``.
+depends on ``ready``. With ``drain_positions`` below ``alpha**2`` the output transform takes a
+channel in ``drain_beats`` beats and accumulates ``Y`` over them instead.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -71,6 +72,14 @@ def _chain(m: Module, i: stream.Interface, o: stream.Interface, loads: list[list
         with m.If(load[k]):
             m.d.sync += valid[k].eq(valid[k - 1])
             m.d.sync += loads[k - 1]
+
+
+class _Handshake:
+    """The valid / ready pair of a register stage that is not a stream (the output
+    transform's accumulators), for :func:`_chain`."""
+
+    def __init__(self, valid, ready):
+        self.valid, self.ready = valid, ready
 
 
 class InputTransform(wiring.Component):
@@ -146,6 +155,13 @@ class OutputTransform(wiring.Component):
     shift ``t = (2 * product) >> shift``, then ``(t + 1) >> 1`` (the rounding) clamped to int8
     and the ReLU.
 
+    With ``config.drain_positions`` below ``alpha**2`` a channel comes in ``drain_beats``
+    beats of ``drain_width`` positions (beat ``g``: positions ``g * drain_width ..``) and one
+    stage of ``m**2`` accumulators replaces the row and column stages: beat ``g`` adds its
+    positions' terms ``AT[i, x] AT[j, y] M[x, y]`` to ``Y[i, j]`` (shifts and adds; the bias
+    with the first beat), and the last beat's sum is the output (or the requant stages'
+    input). Every sum is kept modulo ``2**widths.output``: exact, as ``Y`` fits that width.
+
     Parameters
     ----------
     config : golden.config.AcceleratorConfig
@@ -155,7 +171,8 @@ class OutputTransform(wiring.Component):
     -------
     i : In(stream.Signature(to_layout(golden.protocol.output_transform_input_spec(config))))
         One output channel's ``m`` tile (Winograd domain), ``bias`` and, with requant,
-        ``mult``, ``shift``, ``relu``.
+        ``mult``, ``shift``, ``relu``; with ``drain_positions`` below ``alpha**2`` one beat of
+        it and its index ``beat``.
     o : Out(stream.Signature(to_layout(golden.protocol.result_spec(config))))
         The output tile ``y`` (row-major, ``m x m``) and, with requant, ``q``.
     """
@@ -174,12 +191,17 @@ class OutputTransform(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from an input transfer to its output being valid when never stalled."""
-        return 5 if self._config.requant else 2
+        """Cycles from an input transfer (a channel's last beat) to its output being valid when
+        never stalled."""
+        transform = 2 if self._config.drain_beats == 1 else 1
+        return transform + 3 if self._config.requant else transform
 
     def elaborate(self, platform):
         m = Module()
         config = self._config
+        if config.drain_beats > 1:
+            self._accumulate_beats(m)
+            return m
         alpha, size, at = config.alpha, config.m, config.AT
         y_width = config.widths.output
         payload = self.i.payload
@@ -215,9 +237,64 @@ class OutputTransform(wiring.Component):
         _chain(m, self.i, self.o, stages)
         return m
 
+    def _accumulate_beats(self, m: Module) -> None:
+        """The accumulator stage of a design with ``drain_positions`` below ``alpha**2`` (see
+        the class docstring), then the requant stages when present."""
+        config = self._config
+        alpha, size, at = config.alpha, config.m, config.AT
+        lanes, beats, y_width = config.drain_width, config.drain_beats, config.widths.output
+        payload = self.i.payload
+        first, last = payload.beat == 0, payload.beat == beats - 1
+        acc = [Signal(signed(y_width), name=f"acc_{n}") for n in range(size * size)]
+        for n, reg in enumerate(acc):
+            i, j = divmod(n, size)
+            # The coefficients of beat g's lanes in Y[i, j]: the distinct coefficient rows
+            # become one shift-and-add sum each, and the beat selects one of them.
+            rows = [tuple(int(at[i, xi // alpha] * at[j, xi % alpha])
+                          for xi in range(g * lanes, (g + 1) * lanes)) for g in range(beats)]
+            distinct = sorted(set(rows))
+            sums = [_capped(v, y_width) for v in linear_transform(
+                m, distinct, [payload.m[p] for p in range(lanes)], name=f"beat{i}_{j}")]
+            if len(sums) == 1:
+                term = sums[0]
+            else:
+                choice = Array(Const(distinct.index(row), range(len(distinct))) for row in rows)
+                term = Array(sums)[choice[payload.beat]]
+            beat_term = Signal(signed(y_width), name=f"term_{n}")
+            m.d.comb += beat_term.eq(term)
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += reg.eq(_capped(Mux(first, payload.bias, reg) + beat_term, y_width))
+
+        # The accumulators hold a whole channel from its last beat until the next stage (the
+        # output, or the first requant stage) takes it.
+        full = Signal()
+        taken = Signal()
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += full.eq(last)
+        with m.Elif(taken):
+            m.d.sync += full.eq(0)
+        m.d.comb += self.i.ready.eq(~full | taken)
+        if not config.requant:
+            m.d.comb += [self.o.valid.eq(full), taken.eq(self.o.ready)]
+            m.d.comb += [self.o.payload.y[n].eq(reg) for n, reg in enumerate(acc)]
+            return
+        names = ("mult", "shift", "relu")
+        params = {f: Signal.like(payload[f], name=f"acc_{f}") for f in names}
+        with m.If(self.i.valid & self.i.ready & last):
+            m.d.sync += [params[f].eq(payload[f]) for f in names]
+        y_regs = [[Signal(signed(y_width), name=f"{stage}_y_{n}") for n in range(size * size)]
+                  for stage in ("product", "halves")]
+        carried = [{f: Signal.like(payload[f], name=f"{stage}_{f}") for f in names}
+                   for stage in ("product", "halves")]
+        stages = self._requant_tail(acc, [params, *carried], y_regs[1])
+        stages[0] += ([b.eq(a) for a, b in zip(acc, y_regs[0])]
+                      + [carried[0][f].eq(params[f]) for f in names])
+        stages[1] += ([b.eq(a) for a, b in zip(y_regs[0], y_regs[1])]
+                      + [carried[1][f].eq(carried[0][f]) for f in names])
+        _chain(m, _Handshake(full, taken), self.o, stages)
+
     def _requant_stages(self, payload, stage1, y_next) -> list[list]:
         """Stages 1-5 with requantisation: q = clamp((y * mult + round) >> shift), ReLU."""
-        out = self.o.payload
         count = len(y_next)
         names = ("mult", "shift", "relu")
 
@@ -235,24 +312,36 @@ class OutputTransform(wiring.Component):
         stages[1] += [reg.eq(expr) for reg, expr in zip(y_regs[0], y_next)]
         stages[2] += [b.eq(a) for a, b in zip(y_regs[0], y_regs[1])]
         stages[3] += [b.eq(a) for a, b in zip(y_regs[1], y_regs[2])]
+        tail = self._requant_tail(y_regs[0], params[1:], y_regs[2])
+        stages[2] += tail[0]
+        stages[3] += tail[1]
+        stages.append(tail[2])
+        return stages
+
+    def _requant_tail(self, y, params, y_final) -> list[list]:
+        """The loads of the three requant stages (product, halves, output) from ``y`` and
+        their parameters ``params`` (of the stage before the product, of the product stage
+        and of the halves stage); ``y_final`` is ``y`` carried to the output stage."""
+        out = self.o.payload
+        stages = [[], [], []]
 
         # Stage 3: the product (the only multipliers of the unit).
-        product_next = [y * params[1]["mult"] for y in y_regs[0]]
+        product_next = [value * params[0]["mult"] for value in y]
         products = _registers("product", product_next)
-        stages[2] += [reg.eq(expr) for reg, expr in zip(products, product_next)]
+        stages[0] += [reg.eq(expr) for reg, expr in zip(products, product_next)]
 
         # Stage 4: t = (2 * product) >> shift (arithmetic), so that golden's rounded
         # (product + 2**(shift-1)) >> shift equals (t + 1) >> 1 for every shift, 0 included:
         # a barrel shifter here, and only a narrow increment after it.
-        shift = params[2]["shift"]
+        shift = params[1]["shift"]
         halves_next = [(p.as_signed() << 1) >> shift for p in products]
         halves = _registers("halves", halves_next)
-        stages[3] += [reg.eq(expr) for reg, expr in zip(halves, halves_next)]
+        stages[1] += [reg.eq(expr) for reg, expr in zip(halves, halves_next)]
 
         # Stage 5: clamp (t + 1) >> 1 to int8, then ReLU (golden clamps first). The bounds
         # are tested on t itself: (t + 1) >> 1 > q_max iff t >= 2 * q_max + 1, and
         # (t + 1) >> 1 < q_min iff t < 2 * q_min - 1; in range, t's low bits suffice.
-        relu = params[3]["relu"]
+        relu = params[2]["relu"]
         q_shape = self.o.payload.q.shape().elem_shape
         q_min, q_max = signed_range(q_shape.width)
         final = []
@@ -263,6 +352,6 @@ class OutputTransform(wiring.Component):
                           Mux(half < Const(2 * q_min - 1, signed(width)), Const(q_min, q_shape),
                               rounded))
             final.append(out.q[n].eq(Mux(relu & clamped[-1], Const(0, q_shape), clamped)))
-            final.append(out.y[n].eq(y_regs[2][n]))
-        stages.append(final)
+            final.append(out.y[n].eq(y_final[n]))
+        stages[2] = final
         return stages
