@@ -119,6 +119,10 @@ _OPTIONS = {
                       "leave out the registers after the V memories and at the collector "
                       "output: fewer flip-flops, a cycle less per tile in the PEs and per "
                       "drain, a lower clock (small devices)", "pipelined"),
+    "--drain-positions": ("drain_positions", "P", positive_int_type,
+                          "Winograd positions drained from a result bank per cycle (a divisor "
+                          "of alpha**2): narrow, deep result banks (block RAM), alpha**2/P "
+                          "drain beats per output channel", "alpha**2, the whole tile"),
 }
 #: The accelerator options :func:`add_config_arguments` knows, in help order.
 CONFIG_OPTIONS = tuple(_OPTIONS)

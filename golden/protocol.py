@@ -54,6 +54,7 @@ __all__ = [
     "pipeline_register_bits",
     "q_spec",
     "requant_fields",
+    "result_bank_shape",
     "result_spec",
     "shifted_spec",
     "tap_left_spec",
@@ -205,6 +206,13 @@ def weight_spec(config: AcceleratorConfig) -> StructSpec:
 # -- memories --------------------------------------------------------------------------------
 
 
+def result_bank_shape(config: AcceleratorConfig) -> tuple[int, int]:
+    """(words, bits per word) of one PE's double-buffered result bank: ``Cat(beat, slot,
+    half)`` addresses (``hw.pe``) of :func:`bank_word_spec` words."""
+    depth = 2 << (index_bits(result_slots(config)) + beat_bits(config))
+    return depth, bank_word_spec(config).size
+
+
 def memory_bits(config: AcceleratorConfig) -> dict:
     """Bits of every on-chip memory of the design (``hw.pe``, ``hw.collector``), by kind:
     ``weights`` (every PE's weight memory, ``weight_banks`` of ``pe_weight_depth`` entries),
@@ -216,8 +224,7 @@ def memory_bits(config: AcceleratorConfig) -> dict:
     bits = {
         "weights": n_pe * banks * config.pe_weight_depth * entry_spec(config).size,
         "v": n_pe * (2 << index_bits(config.max_in_channels)) * v_spec(config).size,
-        "results": n_pe * (2 << (index_bits(result_slots(config)) + beat_bits(config)))
-        * bank_word_spec(config).size,
+        "results": n_pe * result_bank_shape(config)[0] * result_bank_shape(config)[1],
         "table": table_depth * table_spec(config).size,
     }
     bits["total"] = sum(bits.values())

@@ -41,7 +41,8 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import AcceleratorConfig
 from golden.cycles import PE_PIPELINE_DEPTH
-from golden.protocol import bank_word_spec, beat_bits, entry_spec, index_bits, v_spec
+from golden.protocol import (bank_word_spec, beat_bits, entry_spec, index_bits,
+                             result_bank_shape, v_spec)
 from golden.schedule import result_slots
 
 from .layouts import to_layout
@@ -185,7 +186,7 @@ class ProcessingElement(wiring.Component):
             m.submodules.weight_memory_1 = wmem_1 = Memory(shape=entry_layout, depth=depth,
                                                            init=[])
         m.submodules.v_memory = vmem = Memory(shape=v_layout, depth=2 << chan_bits, init=[])
-        m.submodules.result_bank = bank = Memory(shape=m_layout, depth=2 << (slot_bits + g_bits),
+        m.submodules.result_bank = bank = Memory(shape=m_layout, depth=result_bank_shape(cfg)[0],
                                                  init=[])
         # The mask depends on the layer's weights only, not on the tile: one per slot, both
         # halves (a layer's tiles all write the same). Flip-flops: a block RAM would be wasted.

@@ -37,6 +37,18 @@ from golden.widths import datapath_widths
     ({"split_channels": 1}, r"^split_channels must be a bool, not 1$"),
     ({"pipelined": 1}, r"^pipelined must be a bool, not 1$"),
     ({"pipelined": None}, r"^pipelined must be a bool, not None$"),
+    ({"drain_positions": 3}, r"^drain_positions must be a divisor of the 4x4 tile's 16 "
+                             r"positions \(1, 2, 4, 8, 16\) or None, not 3$"),
+    ({"drain_positions": 0}, r"^drain_positions must be a divisor of the 4x4 tile's 16 "),
+    ({"drain_positions": 32}, r"^drain_positions must be a divisor of the 4x4 tile's 16 "),
+    ({"drain_positions": True}, r"^drain_positions must be a divisor .* or None, not True$"),
+    ({"drain_positions": 2.0}, r"^drain_positions must be a divisor .* or None, not 2\.0$"),
+    ({"tile": "6x6", "drain_positions": 8},
+     r"^drain_positions must be a divisor of the 6x6 tile's 36 positions \(1, 2, 3, 4, 6, 9, "
+     r"12, 18, 36\) or None, not 8$"),
+    ({"max_tap_shift": 2, "drain_positions": 4},
+     r"^drain_positions must be 16 \(the whole tile\) with a tap shift stage \(max_tap_shift "
+     r"2\), not 4$"),
 ])
 def test_invalid_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -117,6 +129,9 @@ def test_default_designs_keep_short_names():
      "sparse_winograd_4x4_wl16_wb2_sc"),
     ({"array": (1, 1), "pipelined": False}, "sparse_winograd_4x4_a1x1_np"),
     ({"weight_banks": 2, "pipelined": False}, "sparse_winograd_4x4_wb2_np"),
+    ({"array": (1, 2), "pipelined": False, "drain_positions": 2},
+     "sparse_winograd_4x4_a1x2_np_dp2"),
+    ({"drain_positions": 16}, "sparse_winograd_4x4_dp16"),
 ])
 def test_name_encodes_every_non_default_option(changes, name):
     assert DEFAULT.replace(**changes).name == name
@@ -129,7 +144,7 @@ def test_one_name_per_configuration():
                 "data_width": [2, 16], "weight_width": [2, 16], "bias_width": [1, 16],
                 "weight_depth": [1, 64, 4096], "requant": [True], "max_tap_shift": [1, 15],
                 "weight_lanes": [2, 4, 16], "weight_banks": [2], "split_channels": [True],
-                "pipelined": [False]}
+                "pipelined": [False], "drain_positions": [1, 4, 16]}
     assert set(variants) == {f.name for f in dataclasses.fields(AcceleratorConfig)}
     singles = [{k: v} for k, values in variants.items() for v in values]
     configs = {DEFAULT} | {DEFAULT.replace(**c) for c in singles}
@@ -137,8 +152,14 @@ def test_one_name_per_configuration():
         rows, cols = changes.get("array", DEFAULT.array)
         return rows * cols % changes.get("weight_lanes", 1) == 0
 
+    def drain_fits(changes):    # a divisor of the tile's positions, the whole tile with ts
+        drain, tile = changes.get("drain_positions"), changes.get("tile", DEFAULT.tile)
+        positions = DEFAULT.replace(tile=tile).positions
+        return drain is None or (positions % drain == 0 and (
+            drain == positions or not changes.get("max_tap_shift")))
+
     configs |= {DEFAULT.replace(**a, **b) for a in singles for b in singles
-                if set(a) != set(b) and lanes_fit({**a, **b})}
+                if set(a) != set(b) and lanes_fit({**a, **b}) and drain_fits({**a, **b})}
     names = {c.name for c in configs}
     assert len(names) == len(configs)
     assert all(re.fullmatch(r"[a-z][a-z0-9_]*", n) for n in names)
@@ -147,7 +168,8 @@ def test_one_name_per_configuration():
 ROUND_TRIP = [DEFAULT, SMALL, DEFAULT.replace(tile="6x6", array=(1, 3), max_in_channels=5,
                                               max_out_channels=7, data_width=6, weight_width=4,
                                               bias_width=20, weight_depth=33, requant=True,
-                                              max_tap_shift=7, pipelined=False)]
+                                              max_tap_shift=7, pipelined=False),
+              DEFAULT.replace(tile="6x6", array=(1, 2), requant=True, drain_positions=9)]
 
 
 @pytest.mark.parametrize("config", ROUND_TRIP, ids=lambda c: c.name)
@@ -178,6 +200,19 @@ def test_from_dict_reads_a_design_from_before_weight_lanes_and_banks(key):
 
 def test_from_dict_reads_a_design_from_before_the_timing_registers_as_unpipelined():
     assert AcceleratorConfig.from_dict(_without("pipelined")) == DEFAULT.replace(pipelined=False)
+
+
+def test_from_dict_reads_a_design_from_before_the_drain_positions_as_whole_tiles():
+    assert AcceleratorConfig.from_dict(_without("drain_positions")) == DEFAULT
+
+
+@pytest.mark.parametrize("tile, drain, width, beats", [
+    ("4x4", None, 16, 1), ("4x4", 16, 16, 1), ("4x4", 2, 2, 8), ("4x4", 1, 1, 16),
+    ("6x6", None, 36, 1), ("6x6", 4, 4, 9), ("6x6", 12, 12, 3)])
+def test_drain_width_and_beats(tile, drain, width, beats):
+    config = DEFAULT.replace(tile=tile, drain_positions=drain)
+    assert (config.drain_width, config.drain_beats) == (width, beats)
+    assert width * beats == config.positions
 
 
 @pytest.mark.parametrize("d, message", [

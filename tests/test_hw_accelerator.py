@@ -127,12 +127,20 @@ CASES = [
     # Not pipelined (no V hold, bank-word or collector output registers), requant too.
     (CFG_4.replace(pipelined=False), 3, 5, 5, 3, 0.4, 1),
     (CFG_Q.replace(tile="6x6", pipelined=False), 3, 3, 5, 4, 0.5, 1),
+    # Result banks drained a few positions per cycle: one (4x4), four of 36 with requant
+    # (6x6, not a power of two beats), two on one PE, and one unpipelined with split channels.
+    (CFG_4.replace(drain_positions=1), 3, 5, 5, 3, 0.4, 1),
+    (CFG_Q.replace(tile="6x6", drain_positions=4), 3, 3, 5, 4, 0.5, 1),
+    (CFG_ONE.replace(drain_positions=12), 2, 3, 5, 3, 0.5, 1),
+    (CFG_4.replace(drain_positions=2, pipelined=False, split_channels=True), 4, 2, 4, 5, 0.6,
+     1),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].tile}-C{c[1]}K{c[2]}-"
                          f"{c[3]}x{c[4]}-d{c[5]}-p{c[6]}{'-q' if c[0].requant else ''}"
-                         f"{'' if c[0].pipelined else '-np'}")
+                         f"{'' if c[0].pipelined else '-np'}"
+                         f"{'' if c[0].drain_positions is None else f'-dp{c[0].drain_positions}'}")
 def test_accelerator_bit_exact_with_gaps_and_backpressure(case):
     config, c, k, h, w, density, padding = case
     seed = c * 100 + k * 10 + h
@@ -166,7 +174,8 @@ def test_accelerator_extremes_at_max_channels(config):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].tile}-C{c[1]}K{c[2]}-"
                          f"{c[3]}x{c[4]}-d{c[5]}{'-q' if c[0].requant else ''}"
-                         f"{'' if c[0].pipelined else '-np'}")
+                         f"{'' if c[0].pipelined else '-np'}"
+                         f"{'' if c[0].drain_positions is None else f'-dp{c[0].drain_positions}'}")
 def test_accelerator_cycles_match_model_when_unstalled(case):
     config, c, k, h, w, density, padding = case
     seed = c + k + h

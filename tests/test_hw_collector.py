@@ -10,7 +10,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from golden.cycles import collector_depth
-from golden.protocol import index_bits, m_spec, output_transform_input_spec, table_spec
+from golden.protocol import (bank_word_spec, beat_bits, index_bits, m_spec,
+                             output_transform_input_spec, result_bank_shape, table_spec)
 from golden.schedule import result_slots
 from helpers import stream_get
 from hw.collector import Collector
@@ -69,9 +70,9 @@ def run_collector(config, rows, tiles, *, stall, seed):
             await ctx.tick()
             ctx.set(dut.start, 0)
             ctx.set(dut.half, 1 - half)          # sampled with start only
-            beats = await stream_get(ctx, dut.o, k, rng=rng, stall=stall)
+            beats = await stream_get(ctx, dut.o, k * config.drain_beats, rng=rng, stall=stall)
             state["beats"].append(beats)
-        for _ in range(3):                          # no beat beyond K
+        for _ in range(3):                          # no beat beyond K (times the beats)
             await ctx.tick()
             assert not ctx.get(dut.o.valid) and not ctx.get(dut.busy)
 
@@ -97,36 +98,46 @@ def run_collector(config, rows, tiles, *, stall, seed):
 @pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "np"])
 @pytest.mark.parametrize("requant", [False, True], ids=["plain", "requant"])
 @pytest.mark.parametrize("stall", [0.0, 0.5], ids=["unstalled", "backpressure"])
-def test_collector_order_banks_and_empty_channels(small_config, requant, stall, pipelined):
-    config = small_config.replace(requant=requant, pipelined=pipelined)
+@pytest.mark.parametrize("narrow", [False, True], ids=["tile", "narrow"])
+def test_collector_order_banks_and_empty_channels(small_config, requant, stall, pipelined,
+                                                  narrow):
+    """With ``narrow`` a quarter of the positions per beat (``drain_positions``): each channel
+    in four beats, each from its own bank word."""
+    config = small_config.replace(requant=requant, pipelined=pipelined,
+                                  drain_positions=small_config.positions // 4 if narrow
+                                  else None)
     rng = np.random.default_rng(int(stall * 10) + requant + config.alpha)
     k = config.max_out_channels
     rows = _random_table(config, k, rng)
     rows[0]["empty"], rows[-1]["empty"] = 1, 0      # an empty channel and a full one at the ends
-    depth = 2 << index_bits(result_slots(config))
+    depth = result_bank_shape(config)[0]
     words = random.Random(k + config.alpha)
     # Masks: all positions, none, and random ones.
-    masks = [(1 << config.positions) - 1, 0]
-    tiles = [(half, [[(words.getrandbits(m_spec(config).size),
-                       masks[a % 2] if a < 2 else words.getrandbits(config.positions))
+    lanes = config.drain_width
+    masks = [(1 << lanes) - 1, 0]
+    tiles = [(half, [[(words.getrandbits(bank_word_spec(config).size),
+                       masks[a % 2] if a < 2 else words.getrandbits(lanes))
                       for a in range(depth)]
                      for _ in range(config.n_pe)]) for half in (0, 1, 1, 0)]
     got, busy = run_collector(config, rows, tiles, stall=stall, seed=3)
-    slot_bits = index_bits(result_slots(config))
+    slot_bits, g_bits = index_bits(result_slots(config)), beat_bits(config)
     for (half, banks), beats in zip(tiles, got):
-        assert len(beats) == k
-        for row, beat in zip(rows, beats):
-            address = row["slot"] | (half << slot_bits)
+        assert len(beats) == k * config.drain_beats
+        for n, beat in enumerate(beats):
+            row, g = rows[n // config.drain_beats], n % config.drain_beats
+            address = g | (row["slot"] << g_bits) | (half << (g_bits + slot_bits))
             word, mask = banks[row["owner"]][address]
-            want = np.array(m_spec(config).unpack(word))
-            want[[not (mask >> i) & 1 for i in range(config.positions)]] = 0
+            want = np.array(bank_word_spec(config).unpack(word))
+            want[[not (mask >> i) & 1 for i in range(lanes)]] = 0
             np.testing.assert_array_equal(beat["m"], 0 * want if row["empty"] else want)
+            assert beat.get("beat", 0) == g
             for name in ("bias", "mult", "shift", "relu"):
                 if name in row:
                     assert beat[name] == row[name], (name, row, beat)
     if stall == 0:
-        # golden.cycles: a drain step lasts 1 + K + COLLECTOR_DEPTH cycles (start, then busy).
-        assert busy == [k + collector_depth(config) - 1] * len(tiles)
+        # golden.cycles: a drain step lasts 1 + K * G + COLLECTOR_DEPTH cycles (start, then
+        # busy; G beats per channel).
+        assert busy == [k * config.drain_beats + collector_depth(config) - 1] * len(tiles)
 
 
 def test_collector_one_channel(small_config):
