@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from golden.config import DEFAULT
+from golden.cycles import layer_cycles
 from golden.program import compile_layer
 from golden.synthetic import layer_from_u, random_tap_shift, synthetic_layer
 from golden.widths import signed_range
@@ -231,3 +232,24 @@ def test_wide_weight_loading(simulator, lanes):
     for program, plain in zip(programs, outcomes[::2]):
         beats = int(program.schedule.pe_entries.reshape(-1, lanes).max(axis=1).sum())
         assert plain.load_cycles == 1 + program.out_channels + beats
+
+
+@pytest.mark.simulators("verilator")
+@pytest.mark.parametrize("tile, drain", [("4x4", 2), ("6x6", 4)], ids=["4x4-dp2", "6x6-dp4"])
+def test_narrow_result_banks(simulator, tile, drain):
+    """drain_positions: every output channel drained in alpha**2 / P beats, the output
+    transform accumulating them; bit-exact, cycles exactly the model's unstalled (skewed,
+    dense and empty layers, the first at the channel limits)."""
+    config = small_config(tile).replace(drain_positions=drain)
+    rng = np.random.default_rng(drain)
+    c, k = config.max_in_channels, config.max_out_channels
+    layers = [synthetic_layer(config, c, k, 0.7, skewed=True, seed=21, name="skewed"),
+              synthetic_layer(config, 3, 5, 0.0, seed=22, name="dense"),
+              synthetic_layer(config, 4, 3, 1.0, seed=23, name="empty")]
+    programs = [compile_layer(config, layer, 6, 5) for layer in layers]
+    outcomes = _run(simulator, config, [(p, _input(rng, p)) for p in programs], seed=50)
+    # The empty layer's steps are its drains (alpha**2 / P beats per channel): longer than
+    # whole-tile drains, exactly as modelled.
+    empty = outcomes[4]
+    wide = layer_cycles(compile_layer(config.replace(drain_positions=None), layers[2], 6, 5))
+    assert empty.cycles == empty.model.cycles > wide.cycles

@@ -8,8 +8,8 @@ import pytest
 
 from golden.config import DEFAULT, PRESETS
 from golden.cycles import (COLLECTOR_DEPTH, COMPUTE_SYNC, PE_PIPELINE_DEPTH, collector_depth,
-                           input_transform_latency, layer_cycles, output_transform_latency,
-                           pe_pipeline_depth, step_lengths)
+                           drain_tail_cycles, input_transform_latency, layer_cycles,
+                           output_transform_latency, pe_pipeline_depth, step_lengths)
 from golden.program import compile_layer
 from golden.synthetic import layer_from_u, synthetic_layer
 from helpers import small_config
@@ -54,6 +54,31 @@ def test_unpipelined_designs_have_one_pe_and_one_collector_cycle_less():
     steps = step_lengths(CFG, in_channels=8, out_channels=3, n_tiles=4, makespan=100)
     fewer = step_lengths(plain, in_channels=8, out_channels=3, n_tiles=4, makespan=100)
     assert (steps - fewer).tolist() == [0, 1, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("tile, drain, beats", [("4x4", 1, 16), ("4x4", 4, 4), ("6x6", 9, 4),
+                                                ("6x6", 36, 1)])
+def test_narrow_drains_take_beats_per_channel(tile, drain, beats):
+    """drain_positions P: K * alpha**2 / P drain beats a tile, and one accumulator stage in
+    the output transform instead of the row and column stages (the requant stages stay)."""
+    wide = small_config(tile)
+    narrow = wide.replace(drain_positions=drain)
+    assert narrow.drain_beats == beats
+    steps = step_lengths(narrow, in_channels=8, out_channels=3, n_tiles=4, makespan=10)
+    assert steps[-1] == 1 + 3 * beats + COLLECTOR_DEPTH
+    assert steps.tolist() == np.maximum(
+        step_lengths(wide, in_channels=8, out_channels=3, n_tiles=4, makespan=10),
+        np.where(np.arange(6) >= 2, 1 + 3 * beats + COLLECTOR_DEPTH, 0)).tolist()
+    transform = 2 if beats == 1 else 1
+    assert output_transform_latency(narrow) == transform
+    assert output_transform_latency(narrow.replace(requant=True)) == transform + 3
+    u = np.zeros((3, 2, wide.alpha, wide.alpha), dtype=np.int64)
+    u[0, 0, 0, 0] = 1
+    program = compile_layer(narrow, layer_from_u(narrow, u, padding=0), wide.alpha,
+                            wide.alpha)
+    assert drain_tail_cycles(narrow, 3) == 3 * beats + COLLECTOR_DEPTH - 1 + transform
+    assert layer_cycles(program).cycles == int(step_lengths(
+        narrow, 2, 3, 1, program.schedule.makespan)[:2].sum()) + drain_tail_cycles(narrow, 3)
 
 
 def test_report_counters_are_consistent_and_json():

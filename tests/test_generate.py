@@ -225,3 +225,30 @@ def test_manifest_pipeline_registers_and_the_unpipelined_option(tmp_path):
     assert man["pipelined"] is False and man["pipeline_registers"]["bits"]["total"] == 0
     assert (man["pipeline_registers"]["pe_pipeline_depth"],
             man["pipeline_registers"]["collector_depth"]) == (6, 3)
+
+
+def test_manifest_drain_cost_and_the_drain_positions_option(tmp_path):
+    """--drain-positions P: name token dp<P>, the manifest's drain cost (beats per channel,
+    the result bank's words x bits, the output transform's latency) and a manifest that
+    reads back as the same design (``--config``); the default drains whole tiles."""
+    man = json.load(open(generate(SMALL, tmp_path)[1]))
+    acc = SMALL.widths.accumulator
+    assert man["drain_positions"] == 16 and man["config"]["drain_positions"] is None
+    assert man["drain"] == {"beats_per_channel": 1, "result_bank_words": 2 * 4,
+                            "result_bank_word_bits": 16 * acc, "output_transform_latency": 2}
+    narrow = config_from_args(make_parser().parse_args(["--array", "2x2", "--max-channels",
+                                                        "16", "--drain-positions", "2"]))
+    assert narrow == SMALL.replace(drain_positions=2) and narrow.name.endswith("_dp2")
+    path = generate(narrow, tmp_path)[1]
+    man = json.load(open(path))
+    assert man["drain_positions"] == 2
+    assert man["drain"] == {"beats_per_channel": 8, "result_bank_words": 2 * 4 * 8,
+                            "result_bank_word_bits": 2 * acc, "output_transform_latency": 1}
+    assert man["memory_bits"]["results"] == 4 * 2 * 4 * 16 * acc
+    assert man["pipeline_registers"]["bits"]["collector_output"] == (2 * acc + SMALL.bias_width
+                                                                     + 3)
+    assert AcceleratorConfig.from_dict(man) == narrow
+    bad = run_cli("--drain-positions", "5", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and bad.stderr == (
+        "hw.generate: error: drain_positions must be a divisor of the 4x4 tile's 16 positions "
+        "(1, 2, 4, 8, 16) or None, not 5\n")

@@ -9,7 +9,7 @@ from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
 from golden.encoding import encode, pack_entries
-from golden.protocol import entry_spec, index_bits, m_spec, v_spec
+from golden.protocol import bank_word_spec, beat_bits, entry_spec, index_bits, v_spec
 from golden.schedule import result_slots
 from hw.pe import PIPELINE_DEPTH, ProcessingElement
 
@@ -31,23 +31,29 @@ def _random_v(rng, config, c, extreme=False):
 
 
 def _bank_row(ctx, dut, config):
-    """M of the slot read last: ``bank_data`` where ``bank_mask`` is set, else 0 (the
-    collector's reading); also checks that the mask is a ``positions``-bit word."""
-    row = np.array(m_spec(config).unpack(ctx.get(dut.bank_data.as_value())))
+    """M of the slot (or beat) read last: ``bank_data`` where ``bank_mask`` is set, else 0
+    (the collector's reading); also checks that the mask is a ``drain_width``-bit word."""
+    lanes = config.drain_width
+    row = np.array(bank_word_spec(config).unpack(ctx.get(dut.bank_data.as_value())))
     mask = ctx.get(dut.bank_mask)
-    assert 0 <= mask < 1 << config.positions
-    return np.where([(mask >> i) & 1 for i in range(config.positions)], row, 0)
+    assert 0 <= mask < 1 << lanes
+    return np.where([(mask >> i) & 1 for i in range(lanes)], row, 0)
 
 
 async def _read_bank(ctx, dut, config, slots, bank):
-    """Every slot of result bank ``bank``, read through the bank port: [slots, ...] rows."""
+    """Every slot of result bank ``bank``, read through the bank port (``drain_beats``
+    words of a slot at ``Cat(beat, slot, bank)``): [slots, positions] rows."""
     rows = []
+    g_bits = beat_bits(config)
     for slot in range(slots):
-        ctx.set(dut.bank_en, 1)
-        ctx.set(dut.bank_select, 1)
-        ctx.set(dut.bank_addr, slot | (bank << index_bits(slots)))
-        await ctx.tick()
-        rows.append(_bank_row(ctx, dut, config))
+        words = []
+        for g in range(config.drain_beats):
+            ctx.set(dut.bank_en, 1)
+            ctx.set(dut.bank_select, 1)
+            ctx.set(dut.bank_addr, g | (slot << g_bits) | (bank << (g_bits + index_bits(slots))))
+            await ctx.tick()
+            words.append(_bank_row(ctx, dut, config))
+        rows.append(np.concatenate(words))
     return np.array(rows)
 
 
@@ -118,9 +124,13 @@ def _expected(u, v, config):
     return full[np.any(u.reshape(u.shape[0], -1) != 0, axis=1)]
 
 
+@pytest.mark.parametrize("narrow", [False, True], ids=["tile", "narrow"])
 @pytest.mark.parametrize("density", [1.0, 0.3, 0.0])
-def test_pe_matches_golden(small_config, density):
-    config = small_config
+def test_pe_matches_golden(small_config, density, narrow):
+    """With ``narrow`` the result bank holds a quarter of the positions per word
+    (``drain_positions``; 9 on the 6x6 tile: lanes not a power of two)."""
+    config = small_config.replace(drain_positions=small_config.positions // 4 if narrow
+                                  else None)
     rng = np.random.default_rng(int(density * 10) + config.alpha)
     slots = result_slots(config)
     c = config.max_in_channels - 1
@@ -343,10 +353,13 @@ def test_pe_ordered_flags_a_position_going_back(small_config, positions, ordered
     assert seen == [int(ordered), 1]
 
 
-def test_pe_not_selected_reads_zero(small_config):
+@pytest.mark.parametrize("narrow", [False, True], ids=["tile", "narrow"])
+def test_pe_not_selected_reads_zero(small_config, narrow):
     """A PE that does not own the channel read (``bank_select`` low with ``bank_en``) outputs 0
-    data and mask, so the collector ORs the PEs; without ``bank_en`` both hold."""
-    config = small_config
+    data and mask, so the collector ORs the PEs; without ``bank_en`` both hold (a narrow
+    bank's word too: block RAM, zeroed after its read)."""
+    config = small_config.replace(drain_positions=small_config.positions // 4 if narrow
+                                  else None)
     assert config.n_pe > 1
     rng = np.random.default_rng(9)
     slots, c = result_slots(config), 2
@@ -378,6 +391,7 @@ def test_pe_not_selected_reads_zero(small_config):
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    full = (_expected(u, v, config)[0].tolist(), (1 << config.positions) - 1)
-    zero = ([0] * config.positions, 0)
+    lanes = config.drain_width
+    full = (_expected(u, v, config)[0][:lanes].tolist(), (1 << lanes) - 1)
+    zero = ([0] * lanes, 0)
     assert seen == [full, full, zero, zero, full]

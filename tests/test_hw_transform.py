@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from golden.config import AcceleratorConfig
 from golden.conv import winograd_tiles_int
+from golden.cycles import output_transform_latency
 from golden.protocol import output_transform_input_spec, patch_spec, result_spec, v_spec
 from golden.quant import MAX_SHIFT, MULTIPLIER_BITS, requantize
 from golden.widths import bits_for_range, signed_range
@@ -512,24 +513,41 @@ def test_input_transform_other_data_widths(data_width):
 
 # -- output transform ------------------------------------------------------------------------------
 
+#: ``drain_positions`` of the output transforms tested: the whole tile, and beats of a few
+#: positions (16 beats of 1 position on the 4x4 tile, 9 of 4 on the 6x6 one).
+DRAINS = {"tile": {"4x4": None, "6x6": None}, "beats": {"4x4": 1, "6x6": 4}}
+
+
+def output_words(config: AcceleratorConfig, fields: dict) -> list[int]:
+    """The input beats of one output channel: one, or ``drain_beats`` of ``drain_width``
+    positions each with its ``beat`` index."""
+    spec, lanes = output_transform_input_spec(config), config.drain_width
+    if config.drain_beats == 1:
+        return [spec.pack(fields)]
+    m = np.asarray(fields["m"]).ravel()
+    return [spec.pack({**fields, "m": m[g * lanes:(g + 1) * lanes], "beat": g})
+            for g in range(config.drain_beats)]
+
+
+@pytest.mark.parametrize("drain", DRAINS)
 @pytest.mark.parametrize("traffic", ["full", "both"])
 @pytest.mark.parametrize("requant", [False, True])
 @pytest.mark.parametrize("tile", TILES)
-def test_output_transform_bit_exact(tile, requant, traffic):
-    config = AcceleratorConfig(tile=tile, requant=requant)
+def test_output_transform_bit_exact(tile, requant, traffic, drain):
+    config = AcceleratorConfig(tile=tile, requant=requant, drain_positions=DRAINS[drain][tile])
     tiles, biases, mult, shift, relu = output_beats(config, np.random.default_rng(11))
     expected = config.AT @ tiles @ config.AT.T + biases[:, None, None]
     # The bound tiles with extreme biases reach both ends of golden's output range.
     assert (expected.min(), expected.max()) == config.widths.output_range
-    in_spec, out_spec = output_transform_input_spec(config), result_spec(config)
+    out_spec = result_spec(config)
     words = []
     for n in range(len(tiles)):
         fields = {"m": tiles[n].ravel(), "bias": int(biases[n])}
         if requant:
             fields.update(mult=int(mult[n]), shift=int(shift[n]), relu=int(relu[n]))
-        words.append(in_spec.pack(fields))
+        words += output_words(config, fields)
     p_valid, p_ready = TRAFFIC[traffic]
-    got = run_stream(OutputTransform(config), words, len(words), p_valid=p_valid,
+    got = run_stream(OutputTransform(config), words, len(tiles), p_valid=p_valid,
                      p_ready=p_ready, seed=len(traffic) + requant)
     beats = [out_spec.unpack(word) for word in got]
     y = np.array([beat["y"] for beat in beats]).reshape(expected.shape)
@@ -545,17 +563,19 @@ def test_output_transform_bit_exact(tile, requant, traffic):
         assert np.any((q > -128) & (q < 127) & (q != 0))
 
 
+@pytest.mark.parametrize("drain", DRAINS)
 @pytest.mark.parametrize("requant", [False, True])
 @pytest.mark.parametrize("tile", TILES)
-def test_output_transform_latency_and_rate(tile, requant):
-    config = AcceleratorConfig(tile=tile, requant=requant)
+def test_output_transform_latency_and_rate(tile, requant, drain):
+    """From a channel's (last) beat to its output; one output per cycle when every beat is a
+    channel's last."""
+    config = AcceleratorConfig(tile=tile, requant=requant, drain_positions=DRAINS[drain][tile])
     unit = OutputTransform(config)
     fields = {"m": np.arange(config.positions) - 3, "bias": -5}
     if requant:
         fields.update(mult=3, shift=2, relu=1)
-    latency, cycles = measure_timing(unit, output_transform_input_spec(config).pack(fields),
-                                     beats=12)
-    assert latency == unit.latency
+    latency, cycles = measure_timing(unit, output_words(config, fields)[-1], beats=12)
+    assert latency == unit.latency == output_transform_latency(config)
     assert cycles == 12 + unit.latency
 
 

@@ -23,6 +23,9 @@ CONFIGS = {
     "odd": AcceleratorConfig(tile="4x4", array=(3, 2), max_in_channels=2, max_out_channels=5,
                              data_width=5, weight_width=6, bias_width=9, requant=True),
     "one-pe": AcceleratorConfig(tile="6x6", array=(1, 1), max_in_channels=1, max_out_channels=1),
+    # Narrow result banks: 9 beats of 4 positions (not a power of two beats), requant.
+    "6x6-narrow": AcceleratorConfig(tile="6x6", array=(1, 2), max_in_channels=3,
+                                    max_out_channels=5, requant=True, drain_positions=4),
 }
 
 
@@ -151,19 +154,26 @@ def test_every_spec_is_what_the_rtl_ports_and_memories_use(name):
     pe = ProcessingElement(config)
     _same(pe.signature.members["entry"].shape, protocol.entry_spec(config))
     _same(pe.signature.members["v_in"].signature.members["data"].shape, protocol.v_spec(config))
-    _same(pe.signature.members["bank_data"].shape, protocol.m_spec(config))
+    _same(pe.signature.members["bank_data"].shape, protocol.bank_word_spec(config))
     # Memory words, and address widths of the double-buffered memories: Cat(index, half).
     memories = pe.elaborate(None).submodules
     _same(memories.weight_memory.shape, protocol.entry_spec(config))
     _same(memories.v_memory.shape, protocol.v_spec(config))
-    _same(memories.result_bank.shape, protocol.m_spec(config))
+    _same(memories.result_bank.shape, protocol.bank_word_spec(config))
     chan_bits = protocol.index_bits(config.max_in_channels)
     slot_bits = protocol.index_bits(result_slots(config))
+    # Result bank addresses Cat(beat, slot, half); no beat index with whole-tile words.
+    beat_bits = protocol.index_bits(config.drain_beats) if config.drain_beats > 1 else 0
+    assert protocol.beat_bits(config) == beat_bits
     assert memories.v_memory.depth == 2 << chan_bits
-    assert memories.result_bank.depth == 2 << slot_bits
+    assert memories.result_bank.depth == 2 << (slot_bits + beat_bits)
+    assert protocol.result_bank_shape(config) == (2 << (slot_bits + beat_bits),
+                                                  config.drain_width * config.widths.accumulator)
     assert Shape.cast(pe.signature.members["v_in"].signature.members["addr"].shape).width == \
         chan_bits + 1
-    assert Shape.cast(pe.signature.members["bank_addr"].shape).width == slot_bits + 1
+    assert Shape.cast(pe.signature.members["bank_addr"].shape).width == \
+        slot_bits + 1 + beat_bits
+    assert protocol.bank_word_spec(config).count * config.drain_beats == config.positions
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
