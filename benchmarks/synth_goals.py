@@ -31,8 +31,11 @@ from hw.synth import SynthError, run  # noqa: E402
 WINOGEN_GOPS_PER_DSP = 3.80
 SPARSITY = 0.74
 
-#: The smallest UP5K designs: one and two PEs, 4 channels, 16-bit bias.
-_UP5K = DEFAULT.replace(max_in_channels=4, max_out_channels=4, bias_width=16)
+#: The smallest UP5K designs: one and two PEs, 4 channels, 16-bit bias, result banks drained
+#: two positions per cycle (``drain_positions``: 38-bit words, block RAM instead of flip-flops;
+#: what makes two PEs fit).
+_UP5K = DEFAULT.replace(max_in_channels=4, max_out_channels=4, bias_width=16,
+                        drain_positions=2)
 
 #: name -> (config, target)
 DESIGNS = {

@@ -26,6 +26,8 @@ def test_designs_are_the_issue_designs(goals):
     assert (config.tile, config.array, target) == ("6x6", (4, 4), "ecp5")
     config, target = goals.DESIGNS["up5k-2pe"]
     assert config.n_pe == 2 and target == "ice40"
+    # Narrow result banks (block RAM) are what fits two PEs.
+    assert config.drain_positions == 2 and goals.DESIGNS["up5k-1pe"][0].drain_positions == 2
 
 
 def test_table_and_goals(goals):
