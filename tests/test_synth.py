@@ -82,6 +82,19 @@ def test_tiny_accelerator_synthesises_within_baseline(target, tmp_path):
     _baseline_check("tiny", report)
 
 
+def test_narrow_result_bank_maps_to_block_ram_on_ice40(tmp_path):
+    """drain_positions 2: the tiny design's result bank, 64 x 2 accumulators instead of
+    8 x 16, takes a few block RAMs, and the whole design half of the 30 the whole-tile bank
+    fills (spilling into flip-flops); the output transform's accumulators replace its row and
+    column registers."""
+    config = TINY.replace(drain_positions=2)
+    report = _synth(config, "ice40", tmp_path)
+    res = report["resources"]
+    wide = json.loads((BASELINES / "synth_ice40_tiny.json").read_text())["resources"]
+    assert res["bram"] <= 16 < wide["bram"] and res["ffs"] < wide["ffs"]
+    _baseline_check("tiny_dp2", report)
+
+
 def test_input_transform_has_no_multiplier(tmp_path):
     config = AcceleratorConfig(tile="6x6")
     report = _synth(config, "generic", tmp_path, unit="input-transform")
@@ -415,6 +428,9 @@ def test_tiny_accelerator_other_targets(target, tmp_path):
      "requant"),
     (AcceleratorConfig(tile="6x6", array=(1, 1), max_in_channels=4, max_out_channels=4),
      "tiny6x6"),
+    # benchmarks/synth_goals.py's up5k-2pe: two PEs, narrow result banks (block RAM).
+    (AcceleratorConfig(array=(1, 2), max_in_channels=4, max_out_channels=4, bias_width=16,
+                       drain_positions=2), "up5k2pe"),
 ])
 def test_multiplier_count_and_baseline(config, name, tmp_path):
     report = _synth(config, "ice40", tmp_path)
@@ -434,6 +450,19 @@ def test_place_and_route_ecp5_tiny(tmp_path):
     tp = report["throughput"]
     assert tp["gops"] == pytest.approx(
         2 * tp["direct_macs"] * pnr["fmax_mhz"] * 1e6 / tp["cycles"] / 1e9, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_place_and_route_ice40_two_pes_fit_with_narrow_result_banks(tmp_path):
+    """The UP5K goal design (benchmarks/synth_goals.py up5k-2pe): with its result banks
+    drained two positions per cycle two PEs fit, their banks in block RAM."""
+    config = AcceleratorConfig(array=(1, 2), max_in_channels=4, max_out_channels=4,
+                               bias_width=16, drain_positions=2)
+    report = synth.run(config, "ice40", tmp_path, pnr=True, quiet=True)
+    pnr = report["pnr"]
+    assert pnr["fits"] is True and pnr["fmax_mhz"] > 10
+    assert pnr["utilisation"]["ICESTORM_RAM"]["used"] <= 30
+    assert pnr["utilisation"]["ICESTORM_DSP"]["used"] == config.multipliers == 2
 
 
 @pytest.mark.slow
