@@ -8,7 +8,9 @@ one accumulator sums the run of position ``xi`` and, when the position changes, 
 element ``xi`` of the channel's result bank slot; ``bank_mask`` marks the positions written (an
 unwritten one holds a stale sum and reads as 0 through the collector). Pruned weights have no
 entry and cost nothing. A layer whose positions go back inside a channel clears ``ordered``
-and the program loader refuses it.
+and the program loader refuses it. With ``drain_positions`` P below ``alpha**2`` a bank word
+holds P positions (word ``xi // P`` of the slot, element ``xi % P``): the bank is narrow and
+deep, read through a registered (block RAM) port.
 
 The transformed inputs ``V`` arrive on a systolic chain: each PE writes the beat on ``v_in``
 into its local V memory and passes it, one register later, to ``v_out`` (the next PE). V memory
