@@ -194,7 +194,10 @@ class ProgramLoader(BlockComponent):
                     refused = ((c == 0) | (c > cfg.max_in_channels) | (k == 0)
                                | (k > cfg.max_out_channels) | (cfg_in.n_tiles == 0)
                                | (cfg_in.n_entries > n_pe * cfg.pe_weight_depth))
-                    if cfg.max_tap_shift:
+                    # A field of max_tap_shift.bit_length() bits holds values above the
+                    # maximum only when the maximum is not all ones (a constant compare
+                    # otherwise, which Verilator's lint refuses).
+                    if cfg.max_tap_shift & (cfg.max_tap_shift + 1):
                         refused |= Cat(cfg_in.tap_left[p] > cfg.max_tap_shift
                                        for p in range(cfg.positions)).any()
                     m.d.sync += [self.error.eq(refused), layer.eq(cfg_in),

@@ -351,6 +351,15 @@ def test_small_design_lints_and_has_one_multiplier_per_pe(config, tmp_path, yosy
     assert yosys_cells(Accelerator(config)).get("$mul", 0) == config.multipliers
 
 
+@pytest.mark.parametrize("max_tap_shift", [1, 3, 5])
+def test_tap_shift_designs_lint_clean(max_tap_shift, tmp_path):
+    # 1 and 3 fill their tap_left field (the loader's range check would be a constant compare).
+    config = AcceleratorConfig(tile="6x6", array=(1, 2), max_in_channels=4, max_out_channels=4,
+                               requant=True, max_tap_shift=max_tap_shift)
+    code, log = verilator_lint(config, tmp_path)
+    assert code == 0, log
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", ["default", "default-6x6", "default-requant"])
 def test_default_designs_lint_clean(preset, tmp_path):
