@@ -34,7 +34,7 @@ from train.pipeline import (accuracy, build_model, prune, quantise_network, spar
 from train.settings import resolve_device
 
 __all__ = ["QUANTISERS", "DenseModelMismatch", "Task", "cycles_per_image", "dense_model",
-           "run_pool", "run_task", "tasks_for"]
+           "mps_running", "run_pool", "run_task", "tasks_for"]
 
 #: The two int8 columns: settings changes of each quantisation.
 QUANTISERS = {"int8_per_channel": {"tap_shifts": False, "qat_epochs": 0},
@@ -178,6 +178,16 @@ def dense_model(dataset: str, data, settings, limit, path: str, device: str):
     with atomic_output(path) as tmp:
         torch.save({"state_dict": model.state_dict(), "made_with": made_with}, tmp)
     return model, True
+
+
+def mps_running() -> bool:
+    """Whether a CUDA MPS control daemon is listening (its pipe, in ``CUDA_MPS_PIPE_DIRECTORY``
+    or the default ``/tmp/nvidia-mps``). Without one, processes sharing a GPU take turns on it
+    instead of running their kernels side by side, so a pool of small training runs gains
+    nothing (measured: 15 workers on one H200 finished no cell in 490 s; 14 under MPS ran
+    10.7 times one process)."""
+    pipe = os.environ.get("CUDA_MPS_PIPE_DIRECTORY") or "/tmp/nvidia-mps"
+    return os.path.exists(os.path.join(pipe, "control"))
 
 
 # Worker processes: the dataset is loaded once per process, dense models once per seed.

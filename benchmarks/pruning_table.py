@@ -47,8 +47,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from benchmarks.pruning_runs import (DenseModelMismatch, dense_model, run_pool,  # noqa: E402
-                                     run_task, tasks_for)
+from benchmarks.pruning_runs import (DenseModelMismatch, dense_model,  # noqa: E402
+                                     mps_running, run_pool, run_task, tasks_for)
 from golden.cli import atomic_output  # noqa: E402
 from train.data import DATASETS, load_dataset  # noqa: E402
 from train.settings import DEVICES, METHODS, default_settings  # noqa: E402
@@ -250,6 +250,10 @@ def main(argv=None) -> int:
         _write_json(json_path, {"runs": list(done.values()), "dense_wall_s": wall})
 
     tasks = tasks_for(pending)
+    if args.jobs > 1 and args.device == "cuda" and tasks and not mps_running():
+        print(f"pruning_table: note: {args.jobs} processes will share the GPU without the "
+              "CUDA MPS daemon and take turns on it; start it first "
+              "(nvidia-cuda-mps-control -d)", file=sys.stderr, flush=True)
     try:
         if args.jobs > 1 and tasks:
             run_pool(args.jobs, dataset, args.data_dir, args.limit, args.device, tasks, bases,

@@ -167,3 +167,13 @@ def test_pruning_table_refuses_a_dense_model_of_other_settings(tmp_path, capsys)
     assert table.main(argv) == 2
     err = capsys.readouterr().err
     assert "t.dense-seed0.pt: dense model made with other settings (other)" in err, err
+
+
+def test_mps_running_looks_for_the_daemons_control_pipe(tmp_path, monkeypatch):
+    from benchmarks.pruning_runs import mps_running
+    monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", str(tmp_path))
+    assert not mps_running()
+    (tmp_path / "control").touch()
+    assert mps_running()
+    monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", str(tmp_path / "elsewhere"))
+    assert not mps_running()
