@@ -11,8 +11,10 @@ cycles + exposed load cycles)) of one image, every conv pass in network order.
 
 Networks:
 
-* ``digits``: the network of ``python -m train.prune`` (``--weights``; without it the digits
-  network is trained first, about a minute), on its own tile;
+* ``digits``: the network of ``python -m train.prune`` (without ``--weights`` the digits
+  network is trained first, about a minute), on its own tile; ``--weights`` measures any
+  weight file v2 instead (named by its file), on its tile with the ``max_tap_shift`` its tap
+  shifts need (as ``sim.network`` picks);
 * ``vgg28``: a VGG-style network on 28x28 single-channel inputs, conv 32 - pool - conv 64 - pool
   - conv 128 (3x3, padding 1), random position-skewed Winograd weights at 70 % sparsity
   (``golden.synthetic``), on the 4x4 and the 6x6 tile.
@@ -40,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))    # run from a pla
 
 from golden.config import DEFAULT  # noqa: E402
 from golden.cycles import exposed_load_cycles, layer_cycles, utilisation  # noqa: E402
-from golden.passes import compile_passes, layer_requant, plan_passes  # noqa: E402
+from golden.network import load_network  # noqa: E402
+from golden.passes import compile_passes, layer_requant, network_design, plan_passes  # noqa: E402
 from golden.synthetic import synthetic_layer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,9 +51,9 @@ ROOT = Path(__file__).resolve().parents[1]
 VGG28 = [(1, 32, 28), (32, 64, 14), (64, 128, 7)]
 
 
-def designs(tile: str) -> dict:
+def designs(tile: str, max_tap_shift: int = 0) -> dict:
     """The compared designs for ``tile`` (module docstring)."""
-    base = DEFAULT.replace(tile=tile, requant=True)
+    base = DEFAULT.replace(tile=tile, requant=True, max_tap_shift=max_tap_shift)
     after = base.replace(weight_lanes=base.n_pe, weight_banks=2)
     return {"before": base, "lanes": base.replace(weight_lanes=base.n_pe), "after": after,
             "after, half depth": after.replace(weight_depth=base.pe_weight_depth // 2),
@@ -59,7 +62,6 @@ def designs(tile: str) -> dict:
 
 def digits_layers(path: str):
     """(layer, in_h, in_w) of every conv of a v2 weight file, in network order."""
-    from golden.network import load_network
     weights = load_network(path)
     network, shape, out = weights.network, weights.network.input_shape, []
     for index, op in enumerate(network.ops):
@@ -120,7 +122,7 @@ def table(results: list[dict]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", help="the digits network, a v2 weight file (default: train it)")
+    p.add_argument("--weights", help="a v2 weight file (default: train the digits network)")
     p.add_argument("--json", help="also write every figure to this JSON file")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,12 +132,12 @@ def main() -> int:
             subprocess.run([sys.executable, "-m", "train.prune", "--out", weights, "--quiet"],
                            cwd=ROOT, check=True)
         digits = digits_layers(weights)
+        picked = network_design(load_network(weights))
     results = []
-    alpha = digits[0][0].m + digits[0][0].r - 1
-    digits_tile = f"{alpha}x{alpha}"
-    for name, design in designs(digits_tile).items():
-        results.append({"network": "digits", "tile": digits_tile, "design": name,
-                        "figures": measure(design, digits)})
+    label = Path(args.weights).stem if args.weights else "digits"
+    for name, design in designs(picked.tile, picked.max_tap_shift).items():
+        results.append({"network": label, "tile": picked.tile, "design": name,
+                         "figures": measure(design, digits)})
     for tile in ("4x4", "6x6"):
         for name, design in designs(tile).items():
             results.append({"network": "vgg28", "tile": tile, "design": name,
