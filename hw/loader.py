@@ -127,11 +127,11 @@ class ProgramLoader(BlockComponent):
         lanes = self._config.weight_lanes
         return self.pe_entry if lanes == 1 else self.pe_entry[pe % lanes]
 
-    def _lane_checks(self, m):
+    def _lane_checks(self, m, channels_full):
         """``bad`` (some valid lane cannot be loaded) and, per PE, the write condition and
         the entry's ``last`` of a wide ``weights`` beat."""
         cfg = self._config
-        lanes, groups, slots = cfg.weight_lanes, cfg.weight_groups, result_slots(cfg)
+        lanes, groups = cfg.weight_lanes, cfg.weight_groups
         w_in, layer = self.weights.payload, self.layer
         group = Signal(range(max(groups, 2)))
         m.d.comb += group.eq(w_in.group)
@@ -143,10 +143,10 @@ class ProgramLoader(BlockComponent):
             m.d.comb += self.pe_entry[j].eq(entry)
             members = range(j, cfg.n_pe, lanes)
             pe_full = Array(self.pe_full[p] for p in members)[group]
-            pe_channels = Array(self.pe_channels[p] for p in members)[group]
+            pe_channels_full = Array(channels_full[p] for p in members)[group]
             bad.append(lane.valid & ((entry.channel >= layer.in_channels)
                                      | (entry.position >= cfg.positions) | pe_full
-                                     | (entry.last & (pe_channels == slots))))
+                                     | (entry.last & pe_channels_full)))
             writes += [(g * lanes + j, lane.valid & (group == g), entry.last)
                        for g in range(groups)]
         return Cat(*bad).any(), writes
@@ -164,20 +164,27 @@ class ProgramLoader(BlockComponent):
         entries_left = Signal.like(layer.n_entries)
         owned = [Signal(range(slots + 1), name=f"owned_{p}") for p in range(n_pe)]
         pending = [Signal(name=f"pending_{p}") for p in range(n_pe)]
+        # Compares precomputed a beat early, so that a beat's acceptance (which enables the
+        # state, the counters and every PE's write) starts from registers: the last table
+        # row, no weights, the last weight beat, and per PE ``pe_channels == slots`` (set
+        # with the write of the entry that ends the PE's last slot).
+        table_last, no_weights, weights_last = (Signal(name=name) for name in
+                                                ("table_last", "no_weights", "weights_last"))
+        channels_full = [Signal(name=f"channels_full_{p}") for p in range(n_pe)]
 
         if cfg.weight_lanes == 1:
             entry = w_in.entry
             w_pe = Signal(range(max(n_pe, 2)))
             m.d.comb += w_pe.eq(w_in.pe)
             pe_full = Array(self.pe_full[p] for p in range(n_pe))[w_pe]
-            pe_channels = Array(self.pe_channels)[w_pe]
+            pe_channels_full = Array(channels_full)[w_pe]
             bad_entry = ((w_in.pe >= n_pe) | (entry.channel >= layer.in_channels)
                          | (entry.position >= cfg.positions) | pe_full
-                         | (entry.last & (pe_channels == slots)))
+                         | (entry.last & pe_channels_full))
             writes = [(p, w_in.pe == p, entry.last) for p in range(n_pe)]
             m.d.comb += self.pe_entry.eq(entry)
         else:
-            bad_entry, writes = self._lane_checks(m)
+            bad_entry, writes = self._lane_checks(m, channels_full)
         bad_table = ~t_in.empty & ((t_in.owner >= n_pe) | (t_in.slot >= slots))
         if cfg.split_channels:
             # A split channel's second part is in the next PE: the last PE has none.
@@ -201,8 +208,11 @@ class ProgramLoader(BlockComponent):
                         refused |= Cat(cfg_in.tap_left[p] > cfg.max_tap_shift
                                        for p in range(cfg.positions)).any()
                     m.d.sync += [self.error.eq(refused), layer.eq(cfg_in),
-                                 beat.eq(0), entries_left.eq(cfg_in.n_entries)]
+                                 beat.eq(0), entries_left.eq(cfg_in.n_entries),
+                                 table_last.eq(k == 1), no_weights.eq(cfg_in.n_entries == 0),
+                                 weights_last.eq(cfg_in.n_entries == 1)]
                     m.d.sync += [o.eq(0) for o in owned] + [p.eq(0) for p in pending]
+                    m.d.sync += [f.eq(0) for f in channels_full]
                     m.d.comb += self.pe_clear.eq(1)
                     with m.If(~refused):
                         m.next = "TABLE"
@@ -222,9 +232,10 @@ class ProgramLoader(BlockComponent):
                                     owns |= t_in.split & (t_in.owner == p - 1)
                                 with m.If(owns):
                                     m.d.sync += owned[p].eq(owned[p] + 1)
-                        m.d.sync += beat.eq(beat + 1)
-                        with m.If(beat == layer.out_channels - 1):
-                            with m.If(layer.n_entries == 0):
+                        m.d.sync += [beat.eq(beat + 1),
+                                     table_last.eq(beat + 2 == layer.out_channels)]
+                        with m.If(table_last):
+                            with m.If(no_weights):
                                 m.next = "CHECK"
                             with m.Else():
                                 m.next = "WEIGHTS"
@@ -239,8 +250,12 @@ class ProgramLoader(BlockComponent):
                             with m.If(selected):
                                 m.d.comb += self.pe_write[p].eq(1)
                                 m.d.sync += pending[p].eq(~last)
-                        m.d.sync += entries_left.eq(entries_left - 1)
-                        with m.If(entries_left == 1):
+                                with m.If(last):
+                                    m.d.sync += channels_full[p].eq(
+                                        self.pe_channels[p] == slots - 1)
+                        m.d.sync += [entries_left.eq(entries_left - 1),
+                                     weights_last.eq(entries_left == 2)]
+                        with m.If(weights_last):
                             m.next = "CHECK"
             if cfg.weight_banks == 1:
                 with m.State("CHECK"):

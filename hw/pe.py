@@ -22,7 +22,8 @@ tiles compute from bank ``run_bank`` (the next layer loads while this one runs).
 Pipeline of the multiply-accumulate (one entry per cycle)::
 
     issue    weight memory read (address = entry counter)
-    latch    register the entry (keeps the block RAM's slow read off the V memory address)
+    latch    register the entry (keeps the block RAM's slow read off the V memory address;
+             ``hw.bram.RegisteredReadMemory``: the block RAM's output register on ECP5)
     fetch    V memory read (address = half, entry.channel)
     read     the V word leaves the memory
     hold     register the V word (nothing between the memory and this register; only
@@ -47,6 +48,7 @@ from golden.protocol import (bank_word_spec, beat_bits, entry_spec, index_bits,
                              result_bank_shape, v_spec)
 from golden.schedule import result_slots
 
+from .bram import RegisteredReadMemory
 from .layouts import to_layout
 from .multiplier import RegisteredMultiplier
 
@@ -183,10 +185,11 @@ class ProcessingElement(wiring.Component):
         narrow, lanes, g_bits = cfg.drain_beats > 1, cfg.drain_width, beat_bits(cfg)
 
         banked = cfg.weight_banks == 2
-        m.submodules.weight_memory = wmem = Memory(shape=entry_layout, depth=depth, init=[])
+        # Read through the block RAM's own output register: the ``latch`` stage.
+        m.submodules.weight_memory = wmem = RegisteredReadMemory(shape=entry_layout, depth=depth)
         if banked:
-            m.submodules.weight_memory_1 = wmem_1 = Memory(shape=entry_layout, depth=depth,
-                                                           init=[])
+            m.submodules.weight_memory_1 = wmem_1 = RegisteredReadMemory(shape=entry_layout,
+                                                                         depth=depth)
         m.submodules.v_memory = vmem = Memory(shape=v_layout, depth=2 << chan_bits, init=[])
         m.submodules.result_bank = bank = Memory(shape=m_layout, depth=result_bank_shape(cfg)[0],
                                                  init=[])
@@ -196,28 +199,29 @@ class ProcessingElement(wiring.Component):
                                                     init=[], attrs={"ram_style": "logic"})
 
         # -- loading: weights appended in execution order; V from the chain ----------------
-        m.d.comb += self.full.eq(self.entries == depth)
         if banked:
             # Per-bank counters; the outputs show the bank being loaded.
             entries = [Signal.like(self.entries, name=f"entries_{b}") for b in range(2)]
             channels = [Signal.like(self.channels, name=f"channels_{b}") for b in range(2)]
             ordered = [Signal(init=1, name=f"ordered_{b}") for b in range(2)]
+            fulls = [Signal(name=f"full_{b}") for b in range(2)]
             memories = [wmem, wmem_1]
             m.d.comb += [self.entries.eq(Array(entries)[self.load_bank]),
                          self.channels.eq(Array(channels)[self.load_bank]),
-                         self.ordered.eq(Array(ordered)[self.load_bank])]
+                         self.ordered.eq(Array(ordered)[self.load_bank]),
+                         self.full.eq(Array(fulls)[self.load_bank])]
         else:
             entries, channels, memories = [self.entries], [self.channels], [wmem]
-            ordered = [self.ordered]
-        for b, (count, owned, in_order, memory) in enumerate(zip(entries, channels, ordered,
-                                                                 memories)):
+            ordered, fulls = [self.ordered], [self.full]
+        for b, (count, owned, in_order, full, memory) in enumerate(
+                zip(entries, channels, ordered, fulls, memories)):
             clear, write = self.clear, self.write & ~self.full
             if banked:
                 clear, write = clear & (self.load_bank == b), write & (self.load_bank == b)
             # The memory write one cycle late, from registers: the loader's entry bus reaches
             # every PE, and a block RAM's inputs then have a whole cycle of routing. The
             # counters stay immediate; no entry is read back within a cycle of its write.
-            w_wr = memory.write_port()
+            w_wr = memory.write
             write_addr = Signal.like(count, name=f"write_addr_{b}")
             write_data = Signal(entry_layout, name=f"write_data_{b}")
             write_en = Signal(name=f"write_en_{b}")
@@ -228,11 +232,14 @@ class ProcessingElement(wiring.Component):
             # a position below the previous entry's of the same channel clears ``ordered``.
             previous = Signal.like(self.entry.position, name=f"previous_position_{b}")
             open_channel = Signal(name=f"open_channel_{b}")
+            # ``full`` is a register set with the last write, not a compare of the count: it
+            # feeds the loader's acceptance of the next beat.
             with m.If(clear):
-                m.d.sync += [count.eq(0), owned.eq(0), in_order.eq(1), open_channel.eq(0)]
+                m.d.sync += [count.eq(0), owned.eq(0), in_order.eq(1), open_channel.eq(0),
+                             full.eq(0)]
             with m.Elif(write):
                 m.d.sync += [count.eq(count + 1), previous.eq(self.entry.position),
-                             open_channel.eq(~self.entry.last)]
+                             open_channel.eq(~self.entry.last), full.eq(count == depth - 1)]
                 with m.If(open_channel & (self.entry.position < previous)):
                     m.d.sync += in_order.eq(0)
                 with m.If(self.entry.last & (owned != slots)):
@@ -252,18 +259,17 @@ class ProcessingElement(wiring.Component):
             # The computing bank and its entry count, fixed for the tile.
             run_bank = Signal()
             run_entries = Signal.like(self.entries)
-            reads = [memory.read_port(transparent_for=()) for memory in memories]
-            w_rd_data = Mux(run_bank, reads[1].data, reads[0].data)
-            for read in reads:
-                m.d.comb += read.addr.eq(pointer)
+            # The bank is fixed for the tile: its select after the output registers.
+            w_rd_data = Mux(run_bank, wmem_1.read.data, wmem.read.data)
+            for memory in memories:
+                m.d.comb += memory.read.addr.eq(pointer)
             with m.If(self.start):
                 m.d.sync += [run_bank.eq(self.run_bank),
                              run_entries.eq(Array(entries)[self.run_bank])]
             start_entries = Array(entries)[self.run_bank]
         else:
-            w_rd = wmem.read_port(transparent_for=())
-            m.d.comb += w_rd.addr.eq(pointer)
-            w_rd_data = w_rd.data
+            m.d.comb += wmem.read.addr.eq(pointer)
+            w_rd_data = wmem.read.data
             run_entries = start_entries = self.entries
         with m.If(self.start):
             m.d.sync += [running.eq(start_entries != 0), pointer.eq(0), half.eq(self.half)]
@@ -272,12 +278,12 @@ class ProcessingElement(wiring.Component):
             with m.If(pointer == run_entries - 1):
                 m.d.sync += running.eq(0)
 
-        # -- latch: register the entry out of the weight memory (a block RAM's read is slow;
-        # its output must not feed the V memory address directly) --------------------------
+        # -- latch: the entry registered out of the weight memory (a block RAM's read is slow;
+        # its output must not feed the V memory address directly): the second register of
+        # ``RegisteredReadMemory``, inside the block RAM on ECP5 ------------------------------
         latch_valid = Signal()
         m.d.sync += latch_valid.eq(running)
-        entry = Signal(entry_layout)
-        m.d.sync += entry.eq(w_rd_data)
+        entry = data.View(entry_layout, w_rd_data)
 
         # -- fetch: read V[channel] ---------------------------------------------------------
         fetch_valid = Signal()

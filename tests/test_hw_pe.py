@@ -395,3 +395,47 @@ def test_pe_not_selected_reads_zero(small_config, narrow):
     full = (_expected(u, v, config)[0][:lanes].tolist(), (1 << lanes) - 1)
     zero = ([0] * lanes, 0)
     assert seen == [full, full, zero, zero, full]
+
+
+@pytest.mark.parametrize("banks", [1, 2])
+def test_pe_full_at_the_depth_per_bank(small_config, banks):
+    """``full`` (a register set with the last write) and ``entries`` after every write, writes
+    beyond the depth ignored, ``clear``; with two banks each bank its own."""
+    config = small_config.replace(weight_depth=5, weight_banks=banks)
+    dut = ProcessingElement(config)
+    entry = pack_entries(encode(_random_u(np.random.default_rng(3), 1, 1, config.alpha, 1.0)),
+                         entry_spec(config))[0]
+    seen, want = [], []
+
+    async def bench(ctx):
+        async def write(n, bank=0):
+            if banks == 2:
+                ctx.set(dut.load_bank, bank)
+            ctx.set(dut.clear, 1)
+            await ctx.tick()
+            ctx.set(dut.clear, 0)
+            seen.append((ctx.get(dut.entries), ctx.get(dut.full)))
+            want.append((0, 0))
+            ctx.set(dut.entry.as_value(), entry)
+            for k in range(1, n + 1):
+                ctx.set(dut.write, 1)
+                await ctx.tick()
+                seen.append((ctx.get(dut.entries), ctx.get(dut.full)))
+                want.append((min(k, 5), int(k >= 5)))
+            ctx.set(dut.write, 0)
+
+        await write(7)
+        await write(3)
+        if banks == 2:
+            await write(6, bank=1)
+            await write(2, bank=0)
+            ctx.set(dut.load_bank, 1)
+            await ctx.tick()
+            seen.append((ctx.get(dut.entries), ctx.get(dut.full)))
+            want.append((5, 1))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == want
