@@ -33,7 +33,8 @@ class StepSequencer(BlockComponent):
     start : In(1)
         Run a layer of ``n_tiles`` tiles and ``out_channels`` output channels (one cycle).
     n_tiles : In(layer_field_shape(config, "n_tiles"))
-        Tiles of the layer; held while it runs.
+        Tiles of the layer, at least 1 (the loader refuses 0); held while it runs (from the
+        cycle after ``start``).
     out_channels : In(layer_field_shape(config, "out_channels"))
         Output channels (result beats per tile); held while the layer runs.
     load : Out(1)
@@ -97,24 +98,33 @@ class StepSequencer(BlockComponent):
         m.d.comb += [self.load_half.eq(parity), self.compute_half.eq(~parity),
                      self.drain_half.eq(parity)]
         stepped = ~self.loading & ~self.computing & ~self.draining
+        # The compares of the step with the tile count, registered a cycle before they are
+        # used (no carry chain into the step's enable or the task starts): the step's tasks,
+        # set with the step, and whether it is the last, set in START.
+        has_load, has_compute, has_drain, final = (
+            Signal(name=name) for name in ("has_load", "has_compute", "has_drain", "final"))
 
         with m.FSM(name="sequencer"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [step.eq(0), results_tile.eq(0), results_channel.eq(0)]
+                    # Step 0 loads tile 0 only (n_tiles >= 1).
+                    m.d.sync += [step.eq(0), results_tile.eq(0), results_channel.eq(0),
+                                 has_load.eq(1), has_compute.eq(0), has_drain.eq(0)]
                     m.next = "START"
             with m.State("START"):
-                m.d.comb += [self.busy.eq(1), self.load.eq(step < n_tiles),
-                             self.compute.eq((step >= 1) & (step <= n_tiles)),
-                             self.drain.eq(step >= 2)]
+                m.d.comb += [self.busy.eq(1), self.load.eq(has_load),
+                             self.compute.eq(has_compute), self.drain.eq(has_drain)]
+                m.d.sync += final.eq(step == n_tiles + 1)
                 m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(stepped):
-                    with m.If(step == n_tiles + 1):
+                    with m.If(final):
                         m.next = "FLUSH"
                     with m.Else():
-                        m.d.sync += step.eq(step + 1)
+                        # Step s + 1 loads tile s + 1, computes tile s, drains tile s - 1.
+                        m.d.sync += [step.eq(step + 1), has_load.eq(step + 1 < n_tiles),
+                                     has_compute.eq(step < n_tiles), has_drain.eq(step >= 1)]
                         m.next = "START"
             with m.State("FLUSH"):
                 m.d.comb += self.busy.eq(1)
