@@ -72,7 +72,8 @@ class ProgramLoader(BlockComponent):
     pe_clear : Out(1)
         Forget the PEs' loaded layer (with the ``cfg`` beat).
     pe_write : Out(n_pe)
-        Bit ``p``: append ``pe_entry`` to PE ``p``'s weight memory.
+        Bit ``p``: append ``pe_entry`` to PE ``p``'s weight memory (also for the beat that a
+        layer is refused at: that layer never runs, and the next ``cfg`` clears the PEs).
     pe_entry : Out(to_layout(golden.protocol.entry_spec(config)))
         The entry of the current ``weights`` beat; with ``weight_lanes`` L > 1 an array of L,
         entry ``j`` for the PEs ``p`` with ``p % L == j`` (:meth:`entry_for`).
@@ -242,13 +243,17 @@ class ProgramLoader(BlockComponent):
             with m.State("WEIGHTS"):
                 m.d.comb += [self.busy.eq(1), self.weights.ready.eq(1)]
                 with m.If(self.weights.valid):
+                    # The PEs write the beat before it is checked (their write enables are
+                    # the beat's PE decode, not the checks): a refused layer never runs, and
+                    # the next cfg clears what it wrote.
+                    for p, selected, _last in writes:
+                        m.d.comb += self.pe_write[p].eq(selected)
                     with m.If(bad_entry):
                         m.d.sync += self.error.eq(1)
                         m.next = "IDLE"
                     with m.Else():
                         for p, selected, last in writes:
                             with m.If(selected):
-                                m.d.comb += self.pe_write[p].eq(1)
                                 m.d.sync += pending[p].eq(~last)
                                 with m.If(last):
                                     m.d.sync += channels_full[p].eq(

@@ -42,12 +42,14 @@ class Log:
 
 
 def run_layers(config, programs_inputs, *, gap=0.0, stall=0.0, seed=0, extra_cfg=(),
-               limit=200_000):
-    """Run layers back to back; return (results words per layer, Log, error samples)."""
+               extra_table=(), extra_weights=(), limit=200_000):
+    """Run layers back to back (after the ``extra_*`` beats, a refused layer's); return
+    (results words per layer, Log, error samples)."""
     dut = Accelerator(config)
     rng = np.random.default_rng(seed)
     log = Log()
-    streams = {"cfg": list(extra_cfg), "table": [], "weights": [], "patches": []}
+    streams = {"cfg": list(extra_cfg), "table": list(extra_table),
+               "weights": list(extra_weights), "patches": []}
     counts = []
     for program, x in programs_inputs:
         streams["cfg"] += program.cfg_words
@@ -217,6 +219,23 @@ def test_accelerator_runs_layers_back_to_back():
                                     extra_cfg=[oversize])
     np.testing.assert_array_equal(unpack_results(first, w1), expected_output(first, x1))
     np.testing.assert_array_equal(unpack_results(second, w2), expected_output(second, x2))
+    assert state["busy"] == 0 and state["error"] == 0
+
+
+def test_accelerator_runs_a_layer_after_one_refused_at_its_last_weight():
+    """A layer refused at its last weights beat (input channel >= C) has written all its
+    entries, the refused one too, into the PEs; the next layer clears them and is exact."""
+    config = CFG_4
+    refused = compile_layer(config, _layer(config, 3, 4, 0.4, 31), 3, 5)
+    good = compile_layer(config, _layer(config, 4, 5, 0.5, 21), 3, 5)
+    wspec = weight_spec(config)
+    bad = wspec.unpack(refused.weight_words[-1])
+    bad["entry"]["channel"] = refused.in_channels
+    weights = list(refused.weight_words[:-1]) + [wspec.pack(bad)]
+    x = _input(config, 4, 3, 5, 1)
+    (words,), _, state = run_layers(config, [(good, x)], extra_cfg=refused.cfg_words,
+                                    extra_table=refused.table_words, extra_weights=weights)
+    np.testing.assert_array_equal(unpack_results(good, words), expected_output(good, x))
     assert state["busy"] == 0 and state["error"] == 0
 
 

@@ -209,8 +209,10 @@ def test_loader_refuses(case):
     assert log["error"] == 1 and log["busy"] == 0 and log["cfg_ready"] == 1, case
     assert log["start"] == []
     assert (len(log["table"]), len(log["weights"])) == (n_table, n_weights)
-    # A refused table row is never written.
+    # A refused table row is never written; a weights beat goes to its PE (if it exists)
+    # before its check, the refused one too (the next cfg clears the PEs).
     assert len(log["table_writes"]) == n_table - (case in ("owner>=n_pe", "slot>=slots"))
+    assert len(log["pe_writes"]) == n_weights - (case == "pe>=n_pe")
 
 
 def test_loader_accepts_empty_rows_with_any_owner_and_clears_error():
