@@ -103,18 +103,24 @@ class StepSequencer(BlockComponent):
         # set with the step, and whether it is the last, set in START.
         has_load, has_compute, has_drain, final = (
             Signal(name=name) for name in ("has_load", "has_compute", "has_drain", "final"))
+        # Likewise for the result count: the beat ends its tile, the last tile has left.
+        results_last, results_done = Signal(), Signal()
 
         with m.FSM(name="sequencer"):
             with m.State("IDLE"):
                 with m.If(self.start):
                     # Step 0 loads tile 0 only (n_tiles >= 1).
                     m.d.sync += [step.eq(0), results_tile.eq(0), results_channel.eq(0),
-                                 has_load.eq(1), has_compute.eq(0), has_drain.eq(0)]
+                                 results_done.eq(0), has_load.eq(1), has_compute.eq(0),
+                                 has_drain.eq(0)]
                     m.next = "START"
             with m.State("START"):
                 m.d.comb += [self.busy.eq(1), self.load.eq(has_load),
                              self.compute.eq(has_compute), self.drain.eq(has_drain)]
                 m.d.sync += final.eq(step == n_tiles + 1)
+                with m.If(step == 0):
+                    # out_channels holds from here on; no result comes before step 2.
+                    m.d.sync += results_last.eq(self.out_channels == 1)
                 m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.comb += self.busy.eq(1)
@@ -128,14 +134,17 @@ class StepSequencer(BlockComponent):
                         m.next = "START"
             with m.State("FLUSH"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(results_tile == n_tiles):
+                with m.If(results_done):
                     m.d.comb += self.finished.eq(1)
                     m.next = "IDLE"
 
         # Result beats leave tile-major, channel-minor; FLUSH waits for the last tile's.
         with m.If(self.result):
-            with m.If(results_channel == self.out_channels - 1):
-                m.d.sync += [results_channel.eq(0), results_tile.eq(results_tile + 1)]
+            with m.If(results_last):
+                m.d.sync += [results_channel.eq(0), results_tile.eq(results_tile + 1),
+                             results_last.eq(self.out_channels == 1),
+                             results_done.eq(results_tile + 1 == n_tiles)]
             with m.Else():
-                m.d.sync += results_channel.eq(results_channel + 1)
+                m.d.sync += [results_channel.eq(results_channel + 1),
+                             results_last.eq(results_channel + 2 == self.out_channels)]
         return m
