@@ -5,12 +5,13 @@ import warnings
 
 import numpy as np
 import pytest
-from amaranth.hdl import UnusedElaboratable
+from amaranth.hdl import Fragment, Instance, UnusedElaboratable
 from amaranth.sim import Simulator
 
 from golden.encoding import encode, pack_entries
 from golden.protocol import bank_word_spec, beat_bits, entry_spec, index_bits, v_spec
 from golden.schedule import result_slots
+from hw.bram import ecp5_block_grid
 from hw.pe import PIPELINE_DEPTH, ProcessingElement
 
 
@@ -439,3 +440,25 @@ def test_pe_full_at_the_depth_per_bank(small_config, banks):
     sim.add_testbench(bench)
     sim.run()
     assert seen == want
+
+
+def test_pe_weight_memory_is_block_ram_with_output_registers_on_ecp5(small_config):
+    """On ECP5 the weight memory is DP16KD with REGMODE_B OUTREG: the ``latch`` stage is the
+    block RAM's own register (the cycle tests above run the same PE pipeline depth)."""
+    class Platform:
+        family = "ecp5"
+
+    config = small_config.replace(weight_banks=2)
+    found = []
+
+    def walk(frag):
+        for sub, _name, _src in frag.subfragments:
+            if isinstance(sub, Instance):
+                found.append(sub)
+            else:
+                walk(sub)
+    walk(Fragment.get(ProcessingElement(config), Platform()))
+    blocks = [i for i in found if i.type == "DP16KD"]
+    _bits, columns, rows = ecp5_block_grid(entry_spec(config).size, config.pe_weight_depth)
+    assert len(blocks) == 2 * columns * rows
+    assert all(b.parameters["REGMODE_B"] == "OUTREG" for b in blocks)
