@@ -88,39 +88,41 @@ class StepSequencer(BlockComponent):
 
     def elaborate(self, platform):
         m = Module()
-        n_tiles = self.n_tiles
-        step = Signal(len(n_tiles) + 1)
-        results_tile = Signal.like(n_tiles)
-        results_channel = Signal.like(self.out_channels)
-        parity = step[0]
+        n_tiles, out_channels = self.n_tiles, self.out_channels
+        # Every count runs down to a constant, and every compare of a count is registered with
+        # the count, so no carry chain from the layer's fields reaches an enable or a task
+        # start. ``steps_left``: steps after this one (n_tiles + 1 in step 0, 0 in the last).
+        parity = Signal()
+        first = Signal()
+        steps_left = Signal(len(n_tiles) + 1)
+        has_load, has_compute, has_drain, final = (
+            Signal(name=name) for name in ("has_load", "has_compute", "has_drain", "final"))
+        # Result beats leave tile-major, channel-minor; FLUSH waits for the last tile's.
+        tiles_left = Signal.like(n_tiles)
+        channels_left = Signal.like(out_channels)
+        results_last, results_done = Signal(), Signal()
         # Tile s loads into half s mod 2, tile s - 1 computes from the other half, and tile
         # s - 2 drains the result bank half it was computed into (s - 2 = s mod 2).
         m.d.comb += [self.load_half.eq(parity), self.compute_half.eq(~parity),
                      self.drain_half.eq(parity)]
         stepped = ~self.loading & ~self.computing & ~self.draining
-        # The compares of the step with the tile count, registered a cycle before they are
-        # used (no carry chain into the step's enable or the task starts): the step's tasks,
-        # set with the step, and whether it is the last, set in START.
-        has_load, has_compute, has_drain, final = (
-            Signal(name=name) for name in ("has_load", "has_compute", "has_drain", "final"))
-        # Likewise for the result count: the beat ends its tile, the last tile has left.
-        results_last, results_done = Signal(), Signal()
 
         with m.FSM(name="sequencer"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    # Step 0 loads tile 0 only (n_tiles >= 1).
-                    m.d.sync += [step.eq(0), results_tile.eq(0), results_channel.eq(0),
-                                 results_done.eq(0), has_load.eq(1), has_compute.eq(0),
-                                 has_drain.eq(0)]
+                    # Step 0 loads tile 0 only (n_tiles >= 1) and is not the last.
+                    m.d.sync += [parity.eq(0), first.eq(1), results_done.eq(0),
+                                 has_load.eq(1), has_compute.eq(0), has_drain.eq(0),
+                                 final.eq(0)]
                     m.next = "START"
             with m.State("START"):
                 m.d.comb += [self.busy.eq(1), self.load.eq(has_load),
                              self.compute.eq(has_compute), self.drain.eq(has_drain)]
-                m.d.sync += final.eq(step == n_tiles + 1)
-                with m.If(step == 0):
-                    # out_channels holds from here on; no result comes before step 2.
-                    m.d.sync += results_last.eq(self.out_channels == 1)
+                with m.If(first):
+                    # The layer's fields hold from here on; no result comes before step 2.
+                    m.d.sync += [first.eq(0), steps_left.eq(n_tiles + 1),
+                                 tiles_left.eq(n_tiles), channels_left.eq(out_channels),
+                                 results_last.eq(out_channels == 1)]
                 m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.comb += self.busy.eq(1)
@@ -128,9 +130,13 @@ class StepSequencer(BlockComponent):
                     with m.If(final):
                         m.next = "FLUSH"
                     with m.Else():
-                        # Step s + 1 loads tile s + 1, computes tile s, drains tile s - 1.
-                        m.d.sync += [step.eq(step + 1), has_load.eq(step + 1 < n_tiles),
-                                     has_compute.eq(step < n_tiles), has_drain.eq(step >= 1)]
+                        # Step s + 1 (steps_left - 1 after it) loads tile s + 1 if there is
+                        # one, computes tile s (s <= n_tiles) and drains tile s - 1 (s >= 1,
+                        # i.e. step s computed).
+                        m.d.sync += [parity.eq(~parity), steps_left.eq(steps_left - 1),
+                                     has_load.eq(steps_left >= 3),
+                                     has_compute.eq(steps_left >= 2), has_drain.eq(has_compute),
+                                     final.eq(steps_left == 1)]
                         m.next = "START"
             with m.State("FLUSH"):
                 m.d.comb += self.busy.eq(1)
@@ -138,13 +144,11 @@ class StepSequencer(BlockComponent):
                     m.d.comb += self.finished.eq(1)
                     m.next = "IDLE"
 
-        # Result beats leave tile-major, channel-minor; FLUSH waits for the last tile's.
         with m.If(self.result):
             with m.If(results_last):
-                m.d.sync += [results_channel.eq(0), results_tile.eq(results_tile + 1),
-                             results_last.eq(self.out_channels == 1),
-                             results_done.eq(results_tile + 1 == n_tiles)]
+                m.d.sync += [channels_left.eq(out_channels), results_last.eq(out_channels == 1),
+                             tiles_left.eq(tiles_left - 1), results_done.eq(tiles_left == 1)]
             with m.Else():
-                m.d.sync += [results_channel.eq(results_channel + 1),
-                             results_last.eq(results_channel + 2 == self.out_channels)]
+                m.d.sync += [channels_left.eq(channels_left - 1),
+                             results_last.eq(channels_left == 2)]
         return m
