@@ -88,6 +88,13 @@ class AcceleratorConfig:
         ``golden.cycles``; ``positions * widths.v`` flip-flops per PE and one collector output
         beat, ``golden.protocol.pipeline_register_bits``). False builds without them, for
         small devices.
+    v_beats : int
+        Chain beats per V channel (a divisor of ``positions``): the V chain and every PE's V
+        memory word carry ``positions / v_beats`` positions (``v_beat_positions``), so the V
+        memories are that much narrower and deeper (block RAM filled instead of a quarter
+        used) and the chain's hop registers and the PE's position mux that much smaller; a
+        tile's load takes ``v_beats`` cycles per input channel instead of one
+        (``golden.cycles``). 1 sends a whole channel per beat.
     """
 
     tile: str = "4x4"
@@ -105,6 +112,7 @@ class AcceleratorConfig:
     split_channels: bool = False
     pipelined: bool = True
     drain_positions: int | None = None
+    v_beats: int = 1
 
     def __post_init__(self):
         parse_tile(self.tile)
@@ -152,6 +160,10 @@ class AcceleratorConfig:
                 raise ValueError(f"drain_positions must be {positions} (the whole tile) with a "
                                  f"tap shift stage (max_tap_shift {self.max_tap_shift}), not "
                                  f"{self.drain_positions!r}")
+        _positive_int("v_beats", self.v_beats)
+        if self.positions % self.v_beats:
+            raise ValueError(f"v_beats must divide the {self.positions} positions of the "
+                             f"{self.tile} tile, not {self.v_beats!r}")
 
     # -- derived ---------------------------------------------------------------------------------
 
@@ -201,6 +213,11 @@ class AcceleratorConfig:
         return self.transform.BT_int
 
     @property
+    def v_beat_positions(self) -> int:
+        """Winograd positions per V chain beat and V memory word, ``positions / v_beats``."""
+        return self.positions // self.v_beats
+
+    @property
     def n_pe(self) -> int:
         """Processing elements (= array multipliers)."""
         return self.array[0] * self.array[1]
@@ -247,7 +264,7 @@ class AcceleratorConfig:
         limits differ), ``d<bits>`` data, ``w<bits>`` weight and ``b<bits>`` bias widths,
         ``wd<N>`` weight depth, ``rq`` requant stage, ``ts<S>`` tap shift stage, ``wl<N>`` weight
         lanes, ``wb2`` two weight banks, ``sc`` split channels, ``np`` not pipelined, ``dp<P>``
-        drain positions. The default
+        drain positions, ``vb<N>`` V chain beats per channel. The default
         design of each tile keeps the short name (``sparse_winograd_4x4``); different
         configurations never share a name.
         """
@@ -278,6 +295,8 @@ class AcceleratorConfig:
             tokens.append("np")
         if self.drain_positions is not None:
             tokens.append(f"dp{self.drain_positions}")
+        if self.v_beats != default.v_beats:
+            tokens.append(f"vb{self.v_beats}")
         return "_".join(tokens)
 
     def to_dict(self) -> dict:
@@ -313,14 +332,15 @@ class AcceleratorConfig:
             if key not in names:
                 raise ValueError(f"config key {key!r} is unknown; keys are {', '.join(names)}")
         values = dict(d)
-        # Designs from before the tap shift stage, the weight lanes and banks, the split and
-        # the timing registers, and the drain positions.
+        # Designs from before the tap shift stage, the weight lanes and banks, the split, the
+        # timing registers, the drain positions and the narrow V chain.
         values.setdefault("max_tap_shift", 0)
         values.setdefault("weight_lanes", 1)
         values.setdefault("weight_banks", 1)
         values.setdefault("split_channels", False)
         values.setdefault("pipelined", False)
         values.setdefault("drain_positions", None)
+        values.setdefault("v_beats", 1)
         for key in names:
             if key not in values:
                 raise ValueError(f"config key {key!r} is missing")
@@ -336,5 +356,7 @@ class AcceleratorConfig:
 DEFAULT = AcceleratorConfig()
 #: A small design for quick simulation and small FPGAs.
 SMALL = dataclasses.replace(DEFAULT, array=(2, 2), max_in_channels=16, max_out_channels=16)
+#: Named designs; ``default-6x6`` sends V in 4 beats of 9 positions per channel, so that its V
+#: memories fill their block RAMs (4 DP16KD per PE on the ECP5 instead of 15).
 PRESETS = {"default": DEFAULT, "small": SMALL,
-           "default-6x6": dataclasses.replace(DEFAULT, tile="6x6")}
+           "default-6x6": dataclasses.replace(DEFAULT, tile="6x6", v_beats=4)}

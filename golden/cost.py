@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 
 from .config import AcceleratorConfig
-from .protocol import entry_spec, index_bits, result_bank_shape, table_spec, v_spec
+from .protocol import entry_spec, result_bank_shape, table_spec, v_address_bits, v_beat_spec
 
 __all__ = ["MAX_BUILD_PES", "MAX_BUILD_WORDS", "BuildCost", "available_memory",
            "check_buildable", "estimate_build"]
@@ -79,7 +79,7 @@ def estimate_build(config: AcceleratorConfig) -> BuildCost:
     """The cost of elaborating ``config`` (memories exact, time and memory estimated)."""
     pes = config.n_pe
     per_pe = [(config.pe_weight_depth, entry_spec(config).size),
-              (2 << index_bits(config.max_in_channels), v_spec(config).size),
+              (1 << v_address_bits(config), v_beat_spec(config).size),
               result_bank_shape(config)]
     words = pes * sum(depth for depth, _ in per_pe) + config.max_out_channels
     bits = (pes * sum(depth * width for depth, width in per_pe)

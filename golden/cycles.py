@@ -13,7 +13,8 @@ The array runs in lock-step *steps* s = 0 .. T + 1 (T tiles). Step s loads tile 
 computes tile s - 1 (1 <= s <= T) and drains tile s - 2 (s >= 2); a step starts with a one-cycle
 ``start`` and ends when its active units are done::
 
-    load    = C + L_in + n_pe              (C patches, input transform, V chain of n_pe hops)
+    load    = B * C + L_in + n_pe          (C patches, B = v_beats chain beats each, input
+                                            transform, V chain of n_pe hops)
     compute = makespan + PE_PIPELINE_DEPTH (1 when the layer has no nonzero weight)
               + COMPUTE_SYNC               (registered start to the PEs and done back)
     drain   = K * G + COLLECTOR_DEPTH      (table and result-bank reads, G beats per channel)
@@ -171,7 +172,9 @@ def step_lengths(config: AcceleratorConfig, in_channels: int, out_channels: int,
                  n_tiles: int, makespan: int) -> np.ndarray:
     """Length ``S_s`` of every step s = 0 .. T + 1 (module docstring), int64 [T + 2]."""
     s = np.arange(n_tiles + 2)
-    load = np.where(s < n_tiles, in_channels + input_transform_latency(config) + config.n_pe, 0)
+    # A patch every v_beats cycles: its transformed channel leaves the feeder in v_beats beats.
+    load = np.where(s < n_tiles, config.v_beats * in_channels + input_transform_latency(config)
+                    + config.n_pe, 0)
     compute_time = (makespan + pe_pipeline_depth(config) if makespan else 1) + COMPUTE_SYNC
     compute = np.where((s >= 1) & (s <= n_tiles), compute_time, 0)
     drain = np.where(s >= 2, out_channels * config.drain_beats + collector_depth(config), 0)

@@ -123,6 +123,10 @@ _OPTIONS = {
                           "Winograd positions drained from a result bank per cycle (a divisor "
                           "of alpha**2): narrow, deep result banks (block RAM), alpha**2/P "
                           "drain beats per output channel", "alpha**2, the whole tile"),
+    "--v-beats": ("v_beats", "B", positive_int_type,
+                  "V chain beats per input channel (divides the tile's positions): V memories "
+                  "B times narrower and deeper (full block RAM), B load cycles per channel",
+                  DEFAULT.v_beats),
 }
 #: The accelerator options :func:`add_config_arguments` knows, in help order.
 CONFIG_OPTIONS = tuple(_OPTIONS)

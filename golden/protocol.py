@@ -18,7 +18,9 @@ Layer program, host to accelerator (in this order, see :mod:`golden.program`):
 ``patches`` (:func:`patch_spec`)
     One channel's input patch ``d``.
 
-Inside the accelerator: ``V`` (:func:`v_spec`, the V chain and V memory word), ``M``
+Inside the accelerator: ``V`` (:func:`v_spec`, one channel's transformed tile; the V chain
+beat and V memory word :func:`v_beat_spec` are ``positions / v_beats`` of its positions at the
+address of :func:`v_address_bits` bits), ``M``
 (:func:`m_spec`, the result bank word), the collector's output (:func:`collector_output_spec`),
 the tap shift stage's output (:func:`shifted_spec`) and the output transform's input
 (:func:`output_transform_input_spec`: the collector's output with the shifted ``M``).
@@ -59,8 +61,14 @@ __all__ = [
     "shifted_spec",
     "tap_left_spec",
     "table_spec",
+    "BLOCK_RAM_MODES",
+    "block_rams",
+    "v_address_bits",
+    "v_beat_spec",
+    "v_part_bits",
     "v_spec",
     "weight_lane_spec",
+    "weight_memory_columns",
     "weight_spec",
     "y_spec",
 ]
@@ -96,6 +104,24 @@ def patch_spec(config: AcceleratorConfig) -> ArraySpec:
 def v_spec(config: AcceleratorConfig) -> ArraySpec:
     """One channel's transformed tile V = BT d BT^T (V chain, V memory word), row-major."""
     return ArraySpec(config.widths.v, config.positions, signed=True)
+
+
+def v_beat_spec(config: AcceleratorConfig) -> ArraySpec:
+    """One V chain beat and V memory word: positions ``j * P .. j * P + P - 1`` of one
+    channel's V for beat (part) ``j``, ``P = config.v_beat_positions`` (all of V with one beat
+    per channel)."""
+    return ArraySpec(config.widths.v, config.v_beat_positions, signed=True)
+
+
+def v_part_bits(config: AcceleratorConfig) -> int:
+    """Bits of the beat index ``j`` of a channel in the V memory address (0 with one beat)."""
+    return (config.v_beats - 1).bit_length()
+
+
+def v_address_bits(config: AcceleratorConfig) -> int:
+    """Bits of a V memory address ``Cat(part, channel, half)`` (the V chain's ``addr``): the
+    beat of the channel (:func:`v_part_bits`), the input channel and the buffer half."""
+    return v_part_bits(config) + index_bits(config.max_in_channels) + 1
 
 
 def m_spec(config: AcceleratorConfig) -> ArraySpec:
@@ -223,12 +249,37 @@ def memory_bits(config: AcceleratorConfig) -> dict:
     table_depth = (2 << table_addr_bits) if banks == 2 else config.max_out_channels
     bits = {
         "weights": n_pe * banks * config.pe_weight_depth * entry_spec(config).size,
-        "v": n_pe * (2 << index_bits(config.max_in_channels)) * v_spec(config).size,
+        "v": n_pe * (1 << v_address_bits(config)) * v_beat_spec(config).size,
         "results": n_pe * result_bank_shape(config)[0] * result_bank_shape(config)[1],
         "table": table_depth * table_spec(config).size,
     }
     bits["total"] = sum(bits.values())
     return bits
+
+
+#: (depth, width) modes of an 18 Kbit block RAM (ECP5 DP16KD and PDPW16KD, Xilinx RAMB18).
+BLOCK_RAM_MODES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+
+def block_rams(depth: int, width: int) -> int:
+    """18 Kbit block RAMs a memory of ``depth`` words of ``width`` bits takes in the best
+    single mode of :data:`BLOCK_RAM_MODES`."""
+    return min(-(-width // w) * -(-depth // d) for d, w in BLOCK_RAM_MODES)
+
+
+def weight_memory_columns(config: AcceleratorConfig) -> tuple[int, ...]:
+    """Bit widths of the memories a PE's weight memory is built of, low entry bits first.
+
+    One memory of the whole entry, unless 18-bit columns and the rest take fewer 18 Kbit block
+    RAMs (:func:`block_rams`): an entry a little over 18 bits wide is then 1K x 18 blocks and a
+    narrow deep rest, where the whole entry would be three 2K x 9 columns (the default 6x6
+    design: 9216 x 21 bits, 12 blocks split, 15 whole; Yosys maps the whole one to 14).
+    """
+    width, depth = entry_spec(config).size, config.pe_weight_depth
+    split = (18,) * (width // 18) + ((width % 18,) if width % 18 else ())
+    if sum(block_rams(depth, w) for w in split) < block_rams(depth, width):
+        return split
+    return (width,)
 
 
 def pipeline_register_bits(config: AcceleratorConfig) -> dict:
@@ -237,7 +288,7 @@ def pipeline_register_bits(config: AcceleratorConfig) -> dict:
     register: M, bias [and requant parameters]) and ``total``; all 0 when the design is not
     pipelined."""
     bits = {
-        "v_hold": config.n_pe * v_spec(config).size,
+        "v_hold": config.n_pe * v_beat_spec(config).size,
         "collector_output": collector_output_spec(config).size,
     }
     if not config.pipelined:

@@ -28,7 +28,8 @@ from golden.options import add_config_arguments, config_from_args
 from golden.config import MANIFEST_VERSION, AcceleratorConfig
 from golden.cost import MAX_BUILD_PES, MAX_BUILD_WORDS, check_buildable
 from golden.cycles import collector_depth, output_transform_latency, pe_pipeline_depth
-from golden.protocol import memory_bits, pipeline_register_bits, result_bank_shape
+from golden.protocol import (memory_bits, pipeline_register_bits, result_bank_shape,
+                             weight_memory_columns)
 
 __all__ = ["build_manifest", "generate", "generate_verilog", "main", "make_parser", "port_list",
            "top_name"]
@@ -117,6 +118,9 @@ def build_manifest(config: AcceleratorConfig, top: wiring.Component) -> dict:
         "weight_lanes": config.weight_lanes,
         "weight_banks": config.weight_banks,
         "split_channels": config.split_channels,
+        "v_beats": config.v_beats,
+        "v_beat_positions": config.v_beat_positions,
+        "weight_memory_columns": list(weight_memory_columns(config)),
         "memory_bits": memory_bits(config),
         "pipelined": config.pipelined,
         "pipeline_registers": {"bits": pipeline_register_bits(config),

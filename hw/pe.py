@@ -13,22 +13,26 @@ holds P positions (word ``xi // P`` of the slot, element ``xi % P``): the bank i
 deep, read through a registered (block RAM) port.
 
 The transformed inputs ``V`` arrive on a systolic chain: each PE writes the beat on ``v_in``
-into its local V memory and passes it, one register later, to ``v_out`` (the next PE). V memory
-and result bank are double-buffered (``half`` selects one), so the next tile loads and the
-previous tile's results are collected while this tile computes. With ``weight_banks`` 2 the
-weight memory is too: ``clear``, ``write`` and the counters act on bank ``load_bank`` while the
-tiles compute from bank ``run_bank`` (the next layer loads while this one runs).
+into its local V memory and passes it, one register later, to ``v_out`` (the next PE). A beat,
+and a V memory word, is ``P = config.v_beat_positions`` positions of one channel (``v_beats``
+beats per channel): an entry at position ``xi`` reads the word of beat ``xi // P`` and takes
+its element ``xi % P``. V memory and result bank are double-buffered (``half`` selects one), so
+the next tile loads and the previous tile's results are collected while this tile computes.
+With ``weight_banks`` 2 the weight memory is too: ``clear``, ``write`` and the counters act on
+bank ``load_bank`` while the tiles compute from bank ``run_bank`` (the next layer loads while
+this one runs).
 
 Pipeline of the multiply-accumulate (one entry per cycle)::
 
     issue    weight memory read (address = entry counter)
     latch    register the entry (keeps the block RAM's slow read off the V memory address;
              ``hw.bram.RegisteredReadMemory``: the block RAM's output register on ECP5)
-    fetch    V memory read (address = half, entry.channel)
+    fetch    V memory read (address = half, entry.channel, beat of entry.position)
     read     the V word leaves the memory
     hold     register the V word (nothing between the memory and this register; only
              when ``config.pipelined``)
-    select   V[position] and value into the multiplier's operand registers
+    select   V[position] (the word's element of it) and value into the multiplier's operand
+             registers
              (``hw.multiplier.RegisteredMultiplier``: a registered DSP block on ECP5)
     multiply product = value * V[position] (registered); flush: the position's run ends
     add      acc += product; on flush: write acc + product to the bank slot's element
@@ -45,10 +49,11 @@ from amaranth.lib.wiring import In, Out
 from golden.config import AcceleratorConfig
 from golden.cycles import PE_PIPELINE_DEPTH
 from golden.protocol import (bank_word_spec, beat_bits, entry_spec, index_bits,
-                             result_bank_shape, v_spec)
+                             result_bank_shape, v_address_bits, v_beat_spec, v_part_bits,
+                             weight_memory_columns)
 from golden.schedule import result_slots
 
-from .bram import RegisteredReadMemory
+from .column_memory import ColumnMemory
 from .layouts import to_layout
 from .multiplier import RegisteredMultiplier
 
@@ -67,20 +72,20 @@ class VChainSignature(wiring.Signature):
     -------
     valid : Out(1)
         A beat is present (the chain never stalls).
-    addr : Out(unsigned)
-        V memory address ``Cat(channel, half)``.
+    addr : Out(golden.protocol.v_address_bits(config))
+        V memory address ``Cat(beat, channel, half)`` (no beat bits with one beat per channel).
     last : Out(1)
-        The final channel of the tile.
-    data : Out(to_layout(golden.protocol.v_spec(config)))
-        ``V`` of one channel.
+        The final beat of the tile.
+    data : Out(to_layout(golden.protocol.v_beat_spec(config)))
+        ``V`` of one channel, the positions of this beat.
     """
 
     def __init__(self, config: AcceleratorConfig):
         super().__init__({
             "valid": Out(1),
-            "addr": Out(index_bits(config.max_in_channels) + 1),
+            "addr": Out(v_address_bits(config)),
             "last": Out(1),
-            "data": Out(to_layout(v_spec(config))),
+            "data": Out(to_layout(v_beat_spec(config))),
         })
 
 
@@ -90,8 +95,9 @@ class ProcessingElement(wiring.Component):
     Parameters
     ----------
     config : golden.config.AcceleratorConfig
-        Widths, ``pe_weight_depth`` (weight memory), ``max_in_channels`` (V memory) and
-        ``golden.schedule.result_slots`` (result bank).
+        Widths, ``pe_weight_depth`` (weight memory, of
+        ``golden.protocol.weight_memory_columns``), ``max_in_channels`` and ``v_beats`` (V
+        memory) and ``golden.schedule.result_slots`` (result bank).
 
     Members
     -------
@@ -179,18 +185,22 @@ class ProcessingElement(wiring.Component):
         widths = cfg.widths
         depth, slots = cfg.pe_weight_depth, result_slots(cfg)
         entry_layout = to_layout(entry_spec(cfg))
-        v_layout, m_layout = to_layout(v_spec(cfg)), to_layout(bank_word_spec(cfg))
+        v_layout, m_layout = to_layout(v_beat_spec(cfg)), to_layout(bank_word_spec(cfg))
         chan_bits, slot_bits = index_bits(cfg.max_in_channels), index_bits(slots)
         # ``drain_positions`` below alpha**2: narrow words, ``drain_beats`` per slot.
         narrow, lanes, g_bits = cfg.drain_beats > 1, cfg.drain_width, beat_bits(cfg)
 
         banked = cfg.weight_banks == 2
-        # Read through the block RAM's own output register: the ``latch`` stage.
-        m.submodules.weight_memory = wmem = RegisteredReadMemory(shape=entry_layout, depth=depth)
+        # Read through the block RAM's own output register (the ``latch`` stage), one memory
+        # per column of golden.protocol.weight_memory_columns.
+        columns = weight_memory_columns(cfg)
+        m.submodules.weight_memory = wmem = ColumnMemory(shape=entry_layout, depth=depth,
+                                                         columns=columns)
         if banked:
-            m.submodules.weight_memory_1 = wmem_1 = RegisteredReadMemory(shape=entry_layout,
-                                                                         depth=depth)
-        m.submodules.v_memory = vmem = Memory(shape=v_layout, depth=2 << chan_bits, init=[])
+            m.submodules.weight_memory_1 = wmem_1 = ColumnMemory(shape=entry_layout,
+                                                                 depth=depth, columns=columns)
+        m.submodules.v_memory = vmem = Memory(shape=v_layout, depth=1 << v_address_bits(cfg),
+                                              init=[])
         m.submodules.result_bank = bank = Memory(shape=m_layout, depth=result_bank_shape(cfg)[0],
                                                  init=[])
         # The mask depends on the layer's weights only, not on the tile: one per slot, both
@@ -221,13 +231,12 @@ class ProcessingElement(wiring.Component):
             # The memory write one cycle late, from registers: the loader's entry bus reaches
             # every PE, and a block RAM's inputs then have a whole cycle of routing. The
             # counters stay immediate; no entry is read back within a cycle of its write.
-            w_wr = memory.write
             write_addr = Signal.like(count, name=f"write_addr_{b}")
             write_data = Signal(entry_layout, name=f"write_data_{b}")
             write_en = Signal(name=f"write_en_{b}")
             m.d.sync += [write_addr.eq(count), write_data.eq(self.entry), write_en.eq(write)]
-            m.d.comb += [w_wr.addr.eq(write_addr), w_wr.data.eq(write_data),
-                         w_wr.en.eq(write_en)]
+            m.d.comb += [memory.write.addr.eq(write_addr), memory.write.data.eq(write_data),
+                         memory.write.en.eq(write_en)]
             # A channel's entries must come position by position (one accumulator per run):
             # a position below the previous entry's of the same channel clears ``ordered``.
             previous = Signal.like(self.entry.position, name=f"previous_position_{b}")
@@ -285,37 +294,53 @@ class ProcessingElement(wiring.Component):
         m.d.sync += latch_valid.eq(running)
         entry = data.View(entry_layout, w_rd_data)
 
-        # -- fetch: read V[channel] ---------------------------------------------------------
+        # -- fetch: read the word of V[channel] that holds the position ---------------------
         fetch_valid = Signal()
         m.d.sync += fetch_valid.eq(latch_valid)
         v_rd = vmem.read_port(transparent_for=())
-        m.d.comb += v_rd.addr.eq(Cat(entry.channel[:chan_bits], half))
+        beat_positions, part_bits = cfg.v_beat_positions, v_part_bits(cfg)
+        if part_bits:
+            # Beat and element of each position: constant tables, one LUT level each.
+            part = Array(Const(xi // beat_positions, part_bits)
+                         for xi in range(cfg.positions))[entry.position]
+            offset = Array(Const(xi % beat_positions, range(beat_positions))
+                           for xi in range(cfg.positions))[entry.position]
+        else:
+            part, offset = Cat(), entry.position
+        m.d.comb += v_rd.addr.eq(Cat(part, entry.channel[:chan_bits], half))
 
         # -- read: the V word leaves the memory; the entry's fields keep pace --------------
         read_valid = Signal()
         read_value = Signal(signed(widths.weight))
         read_position = Signal.like(entry.position)
+        read_offset = Signal(range(beat_positions)) if part_bits else read_position
         read_last = Signal()
         m.d.sync += [read_valid.eq(fetch_valid), read_value.eq(entry.value),
                      read_position.eq(entry.position), read_last.eq(entry.last)]
+        if part_bits:
+            m.d.sync += read_offset.eq(offset)
 
         # -- hold: register the V word straight out of its memory (a block RAM's read is slow;
-        # the alpha**2:1 position mux comes after the register); not ``pipelined``, the read
+        # the position mux comes after the register); not ``pipelined``, the read
         # stage feeds the mux --------------------------------------------------------------
         if cfg.pipelined:
             hold_valid = Signal()
             hold_value = Signal.like(read_value)
             hold_position = Signal.like(read_position)
+            hold_offset = Signal.like(read_offset) if part_bits else hold_position
             hold_last = Signal()
             hold_v = Signal(v_layout)
             m.d.sync += [hold_valid.eq(read_valid), hold_value.eq(read_value),
                          hold_position.eq(read_position), hold_last.eq(read_last),
                          hold_v.eq(v_rd.data)]
+            if part_bits:
+                m.d.sync += hold_offset.eq(read_offset)
         else:
             hold_valid, hold_value, hold_position, hold_last = (read_valid, read_value,
                                                                 read_position, read_last)
+            hold_offset = read_offset
             hold_v = data.View(v_layout, v_rd.data)
-        v_selected = Array(hold_v[i] for i in range(cfg.positions))[hold_position]
+        v_selected = Array(hold_v[i] for i in range(beat_positions))[hold_offset]
 
         # -- select: V[channel][position] and the weight into the registered multiplier
         # (operand registers, then the product register: a DSP block's own on ECP5) --------
@@ -428,3 +453,4 @@ class ProcessingElement(wiring.Component):
             m.d.comb += [b_rd.addr.eq(self.bank_addr), b_rd.en.eq(self.bank_en),
                          self.bank_data.eq(b_rd.data)]
         return m
+

@@ -12,7 +12,7 @@ import pytest
 from golden.config import SMALL, AcceleratorConfig
 from golden.protocol import y_spec
 from golden.transforms import tile_transform
-from golden.options import config_from_args
+from golden.options import config_from_args, read_config
 from hw.generate import generate, make_parser, top_name
 
 
@@ -158,6 +158,8 @@ def test_help_lists_every_option_with_default():
     (["--bias-width", "33"], "bias_width must be an integer in [1, 32], not 33"),
     (["--weight-depth", "0"], "argument --weight-depth: must be a positive integer, not '0'"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["--v-beats", "0"], "argument --v-beats: must be a positive integer, not '0'"),
+    (["--v-beats", "3"], "v_beats must divide the 16 positions of the 4x4 tile, not 3"),
 ])
 def test_bad_arguments_one_line_exit_2(args, message):
     res = run_cli(*args)
@@ -252,3 +254,22 @@ def test_manifest_drain_cost_and_the_drain_positions_option(tmp_path):
     assert bad.returncode == 2 and bad.stderr == (
         "hw.generate: error: drain_positions must be a divisor of the 4x4 tile's 16 positions "
         "(1, 2, 4, 8, 16) or None, not 5\n")
+
+
+def test_v_beats_option_manifest_and_config_round_trip(tmp_path):
+    """--v-beats B (name token vb<B>): the manifest states B and the positions per beat, the V
+    memories keep their bits in B times as many words and the V hold registers are B times
+    narrower; --config reads the design back."""
+    v = SMALL.widths.v
+    plain = json.load(open(generate(SMALL, tmp_path)[1]))
+    assert (plain["v_beats"], plain["v_beat_positions"]) == (1, 16)
+    assert plain["weight_memory_columns"] == [17]
+    config = config_from_args(make_parser().parse_args(["--array", "2x2", "--max-channels",
+                                                        "16", "--v-beats", "4"]))
+    assert config == SMALL.replace(v_beats=4) and config.name.endswith("_vb4")
+    path = generate(config, tmp_path)[1]
+    man = json.load(open(path))
+    assert (man["v_beats"], man["v_beat_positions"]) == (4, 4)
+    assert man["memory_bits"]["v"] == plain["memory_bits"]["v"] == 4 * 2 * 16 * 16 * v
+    assert man["pipeline_registers"]["bits"]["v_hold"] == 4 * 4 * v
+    assert read_config(str(path)) == config

@@ -49,6 +49,13 @@ from golden.widths import datapath_widths
     ({"max_tap_shift": 2, "drain_positions": 4},
      r"^drain_positions must be 16 \(the whole tile\) with a tap shift stage \(max_tap_shift "
      r"2\), not 4$"),
+    ({"v_beats": 0}, r"^v_beats must be a positive integer, not 0$"),
+    ({"v_beats": True}, r"^v_beats must be a positive integer, not True$"),
+    ({"v_beats": 2.0}, r"^v_beats must be a positive integer, not 2\.0$"),
+    ({"v_beats": 3}, r"^v_beats must divide the 16 positions of the 4x4 tile, not 3$"),
+    ({"v_beats": 32}, r"^v_beats must divide the 16 positions of the 4x4 tile, not 32$"),
+    ({"tile": "6x6", "v_beats": 8}, r"^v_beats must divide the 36 positions of the 6x6 tile, "
+                                    r"not 8$"),
 ])
 def test_invalid_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -96,7 +103,7 @@ def test_presets_are_copies_of_default():
     assert PRESETS["default"] is DEFAULT and PRESETS["small"] is SMALL
     assert SMALL == dataclasses.replace(DEFAULT, array=(2, 2), max_in_channels=16,
                                         max_out_channels=16)
-    assert PRESETS["default-6x6"] == DEFAULT.replace(tile="6x6")
+    assert PRESETS["default-6x6"] == DEFAULT.replace(tile="6x6", v_beats=4)
 
 
 def test_frozen_and_json():
@@ -132,6 +139,8 @@ def test_default_designs_keep_short_names():
     ({"array": (1, 2), "pipelined": False, "drain_positions": 2},
      "sparse_winograd_4x4_a1x2_np_dp2"),
     ({"drain_positions": 16}, "sparse_winograd_4x4_dp16"),
+    ({"tile": "6x6", "v_beats": 4}, "sparse_winograd_6x6_vb4"),
+    ({"pipelined": False, "v_beats": 16}, "sparse_winograd_4x4_np_vb16"),
 ])
 def test_name_encodes_every_non_default_option(changes, name):
     assert DEFAULT.replace(**changes).name == name
@@ -144,7 +153,7 @@ def test_one_name_per_configuration():
                 "data_width": [2, 16], "weight_width": [2, 16], "bias_width": [1, 16],
                 "weight_depth": [1, 64, 4096], "requant": [True], "max_tap_shift": [1, 15],
                 "weight_lanes": [2, 4, 16], "weight_banks": [2], "split_channels": [True],
-                "pipelined": [False], "drain_positions": [1, 4, 16]}
+                "pipelined": [False], "drain_positions": [1, 4, 16], "v_beats": [2, 4]}
     assert set(variants) == {f.name for f in dataclasses.fields(AcceleratorConfig)}
     singles = [{k: v} for k, values in variants.items() for v in values]
     configs = {DEFAULT} | {DEFAULT.replace(**c) for c in singles}
@@ -169,7 +178,8 @@ ROUND_TRIP = [DEFAULT, SMALL, DEFAULT.replace(tile="6x6", array=(1, 3), max_in_c
                                               max_out_channels=7, data_width=6, weight_width=4,
                                               bias_width=20, weight_depth=33, requant=True,
                                               max_tap_shift=7, pipelined=False),
-              DEFAULT.replace(tile="6x6", array=(1, 2), requant=True, drain_positions=9)]
+              DEFAULT.replace(tile="6x6", array=(1, 2), requant=True, drain_positions=9),
+              PRESETS["default-6x6"], DEFAULT.replace(tile="6x6", v_beats=9)]
 
 
 @pytest.mark.parametrize("config", ROUND_TRIP, ids=lambda c: c.name)
@@ -196,6 +206,19 @@ def test_from_dict_reads_a_design_from_before_the_tap_shift_stage():
 @pytest.mark.parametrize("key", ["weight_lanes", "weight_banks", "split_channels"])
 def test_from_dict_reads_a_design_from_before_weight_lanes_and_banks(key):
     assert AcceleratorConfig.from_dict(_without(key)) == DEFAULT
+
+
+def test_from_dict_reads_a_design_from_before_the_narrow_v_chain_with_one_beat():
+    assert AcceleratorConfig.from_dict(_without("v_beats")) == DEFAULT
+    six = PRESETS["default-6x6"].to_dict()
+    del six["v_beats"]
+    assert AcceleratorConfig.from_dict(six) == PRESETS["default-6x6"].replace(v_beats=1)
+
+
+@pytest.mark.parametrize("tile, beats, positions", [("4x4", 1, 16), ("4x4", 4, 4),
+                                                    ("6x6", 4, 9), ("6x6", 36, 1)])
+def test_v_beat_positions(tile, beats, positions):
+    assert DEFAULT.replace(tile=tile, v_beats=beats).v_beat_positions == positions
 
 
 def test_from_dict_reads_a_design_from_before_the_timing_registers_as_unpipelined():

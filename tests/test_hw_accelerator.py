@@ -136,13 +136,24 @@ CASES = [
     (CFG_ONE.replace(drain_positions=12), 2, 3, 5, 3, 0.5, 1),
     (CFG_4.replace(drain_positions=2, pipelined=False, split_channels=True), 4, 2, 4, 5, 0.6,
      1),
+    # The narrow V chain: 4 beats of 4 / 9 positions per channel, 3 beats (an address with an
+    # unused beat code) on one PE, 9 beats of 4 without the hold register.
+    (CFG_4.replace(v_beats=4), 3, 5, 5, 3, 0.4, 1),
+    (CFG_6.replace(v_beats=4), 3, 4, 7, 5, 0.3, 1),
+    (CFG_ONE.replace(v_beats=3), 2, 3, 5, 3, 0.5, 1),
+    (CFG_Q.replace(tile="6x6", pipelined=False, v_beats=9), 3, 3, 5, 4, 0.5, 1),
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].tile}-C{c[1]}K{c[2]}-"
-                         f"{c[3]}x{c[4]}-d{c[5]}-p{c[6]}{'-q' if c[0].requant else ''}"
-                         f"{'' if c[0].pipelined else '-np'}"
-                         f"{'' if c[0].drain_positions is None else f'-dp{c[0].drain_positions}'}")
+def _case_id(c):
+    config = c[0]
+    return (f"{config.tile}-C{c[1]}K{c[2]}-{c[3]}x{c[4]}-d{c[5]}-p{c[6]}"
+            f"{'-q' if config.requant else ''}{'' if config.pipelined else '-np'}"
+            f"{'' if config.drain_positions is None else f'-dp{config.drain_positions}'}"
+            f"{f'-vb{config.v_beats}' if config.v_beats > 1 else ''}")
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_accelerator_bit_exact_with_gaps_and_backpressure(case):
     config, c, k, h, w, density, padding = case
     seed = c * 100 + k * 10 + h
@@ -174,10 +185,7 @@ def test_accelerator_extremes_at_max_channels(config):
                                       expected_output_q(program, x))
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].tile}-C{c[1]}K{c[2]}-"
-                         f"{c[3]}x{c[4]}-d{c[5]}{'-q' if c[0].requant else ''}"
-                         f"{'' if c[0].pipelined else '-np'}"
-                         f"{'' if c[0].drain_positions is None else f'-dp{c[0].drain_positions}'}")
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_accelerator_cycles_match_model_when_unstalled(case):
     config, c, k, h, w, density, padding = case
     seed = c + k + h

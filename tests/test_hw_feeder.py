@@ -1,12 +1,13 @@
 """The V feeder on its own: a window of exactly C patches per tile into the input transform,
-the V chain beats' addresses, last flags and data, and busy until the chain's end, under random
-patch gaps, transform backpressure and transform output gaps."""
+the V chain beats' addresses, last flags and data (one beat per channel, or ``v_beats``), and
+busy until the chain's end, under random patch gaps, transform backpressure and transform
+output gaps."""
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from golden.protocol import index_bits
+from golden.protocol import index_bits, patch_spec, v_beat_spec, v_part_bits
 from helpers import stream_get, stream_put
 from hw.feeder import VFeeder
 
@@ -19,21 +20,29 @@ def run_feeder(config, c, halves, *, gap, stall, seed):
     dut = VFeeder(config)
     rng = np.random.default_rng(seed)
     n_tiles = len(halves)
-    patches = [int(w) for w in rng.integers(0, 1 << 30, n_tiles * c + 3)]   # 3 beats too many
+    # Words of the patch width (the "V" words are wider); 3 beats too many.
+    patches = [int.from_bytes(rng.bytes(patch_spec(config).size // 8), "little")
+               for _ in range(n_tiles * c + 3)]
     state = {"taken": [], "beats": [], "busy": [], "pending": []}
 
     async def transform(ctx):
-        # Random output gaps: a taken patch comes back as V = patch + 1 some cycles later.
+        # Random output gaps: a taken patch comes back as V = patch + 1 some cycles later
+        # (held while the feeder is not ready).
+        offered = False
         while True:
-            if state["pending"] and rng.random() < 0.6:
+            if offered or (state["pending"] and rng.random() < 0.6):
+                offered = True
                 ctx.set(dut.transform_out.valid, 1)
-                ctx.set(dut.transform_out.payload.as_value(), state["pending"].pop(0) + 1)
+                ctx.set(dut.transform_out.payload.as_value(), state["pending"][0] + 1)
             else:
                 ctx.set(dut.transform_out.valid, 0)
             _, _, valid, ready, addr, last, data = await ctx.tick().sample(
                 dut.v_out.valid, dut.transform_out.ready, dut.v_out.addr, dut.v_out.last,
                 dut.v_out.data.as_value())
-            assert ready, "the V chain never stalls"
+            assert ready or config.v_beats > 1, "the V chain never stalls"
+            if offered and ready:
+                state["pending"].pop(0)
+                offered = False
             if valid:
                 state["beats"][-1].append((addr, last, data))
 
@@ -51,7 +60,7 @@ def run_feeder(config, c, halves, *, gap, stall, seed):
             state["pending"] += taken
             busy = 1                                   # the cycle of the last patch
             while not state["beats"][-1] or not state["beats"][-1][-1][1]:
-                assert ctx.get(dut.busy) and busy < 100, "no last beat"
+                assert ctx.get(dut.busy) and busy < 400, "no last beat"
                 await ctx.tick()
                 busy += 1
             for _ in range(config.n_pe - 1):           # the last beat travels the chain
@@ -80,20 +89,25 @@ def run_feeder(config, c, halves, *, gap, stall, seed):
 
 
 @pytest.mark.parametrize("traffic", [(0.0, 0.0), (0.4, 0.4)], ids=["unstalled", "stalls"])
+@pytest.mark.parametrize("beats", [1, 4, 2], ids=lambda b: f"vb{b}")
 @pytest.mark.parametrize("c", [1, 3, 8])
-def test_feeder_window_addresses_and_last(small_config, c, traffic):
-    config = small_config
+def test_feeder_window_addresses_and_last(small_config, c, beats, traffic):
+    config = small_config.replace(v_beats=beats)
     gap, stall = traffic
     halves = [0, 1, 0, 1, 1]
-    patches, state = run_feeder(config, c, halves, gap=gap, stall=stall, seed=c)
-    chan_bits = index_bits(config.max_in_channels)
+    patches, state = run_feeder(config, c, halves, gap=gap, stall=stall, seed=c + beats)
+    chan_bits, part_bits = index_bits(config.max_in_channels), v_part_bits(config)
+    beat_bits = v_beat_spec(config).size
     for t, half in enumerate(halves):
-        # Exactly C patches per tile, in order; the extra beats stay in the stream.
+        # Exactly C patches per tile, in order; the extra beats stay in the stream. Beat j of
+        # a channel: its positions j * P .. (bits j * beat_bits on), address Cat(j, ch, half).
         assert state["taken"][t] == patches[t * c:(t + 1) * c]
-        want = [(ch | (half << chan_bits), int(ch == c - 1), patches[t * c + ch] + 1)
-                for ch in range(c)]
+        want = [(j | (ch << part_bits) | (half << (part_bits + chan_bits)),
+                 int(ch == c - 1 and j == beats - 1),
+                 ((patches[t * c + ch] + 1) >> (j * beat_bits)) & ((1 << beat_bits) - 1))
+                for ch in range(c) for j in range(beats)]
         assert state["beats"][t] == want
-        assert state["busy"][t] >= c
+        assert state["busy"][t] >= c * beats
 
 
 def test_feeder_busy_from_start_to_chain_end(small_config):

@@ -6,7 +6,7 @@ import pytest
 from amaranth.hdl import Shape
 
 from golden import protocol
-from golden.config import DEFAULT, SMALL, AcceleratorConfig
+from golden.config import DEFAULT, PRESETS, SMALL, AcceleratorConfig
 from golden.layout import ArraySpec, StructSpec, pack_array
 from golden.schedule import result_slots
 from golden.widths import check_range, signed_range, value_range
@@ -26,6 +26,11 @@ CONFIGS = {
     # Narrow result banks: 9 beats of 4 positions (not a power of two beats), requant.
     "6x6-narrow": AcceleratorConfig(tile="6x6", array=(1, 2), max_in_channels=3,
                                     max_out_channels=5, requant=True, drain_positions=4),
+    # The narrow V chain: 4 beats of 9 positions (the default 6x6 design), 3 beats of 12 on a
+    # 1-channel design (an unused beat code), a split weight memory (18 + 3 bits).
+    "default-6x6": PRESETS["default-6x6"],
+    "vb3": AcceleratorConfig(tile="6x6", array=(1, 1), max_in_channels=1, max_out_channels=2,
+                             v_beats=3),
 }
 
 
@@ -153,24 +158,30 @@ def test_every_spec_is_what_the_rtl_ports_and_memories_use(name):
     _same(_payload(ot["o"]), protocol.result_spec(config))
     pe = ProcessingElement(config)
     _same(pe.signature.members["entry"].shape, protocol.entry_spec(config))
-    _same(pe.signature.members["v_in"].signature.members["data"].shape, protocol.v_spec(config))
+    _same(pe.signature.members["v_in"].signature.members["data"].shape,
+          protocol.v_beat_spec(config))
     _same(pe.signature.members["bank_data"].shape, protocol.bank_word_spec(config))
     # Memory words, and address widths of the double-buffered memories: Cat(index, half).
     memories = pe.elaborate(None).submodules
     _same(memories.weight_memory.shape, protocol.entry_spec(config))
-    _same(memories.v_memory.shape, protocol.v_spec(config))
+    _same(memories.v_memory.shape, protocol.v_beat_spec(config))
+    assert memories.weight_memory.columns == protocol.weight_memory_columns(config)
     _same(memories.result_bank.shape, protocol.bank_word_spec(config))
     chan_bits = protocol.index_bits(config.max_in_channels)
     slot_bits = protocol.index_bits(result_slots(config))
     # Result bank addresses Cat(beat, slot, half); no beat index with whole-tile words.
     beat_bits = protocol.index_bits(config.drain_beats) if config.drain_beats > 1 else 0
     assert protocol.beat_bits(config) == beat_bits
-    assert memories.v_memory.depth == 2 << chan_bits
+    # V memory addresses Cat(beat, channel, half); no beat index with one beat per channel.
+    part_bits = (config.v_beats - 1).bit_length()
+    assert memories.v_memory.depth == 2 << (chan_bits + part_bits) == \
+        1 << protocol.v_address_bits(config)
+    assert protocol.v_beat_spec(config).count * config.v_beats == config.positions
     assert memories.result_bank.depth == 2 << (slot_bits + beat_bits)
     assert protocol.result_bank_shape(config) == (2 << (slot_bits + beat_bits),
                                                   config.drain_width * config.widths.accumulator)
     assert Shape.cast(pe.signature.members["v_in"].signature.members["addr"].shape).width == \
-        chan_bits + 1
+        part_bits + chan_bits + 1
     assert Shape.cast(pe.signature.members["bank_addr"].shape).width == \
         slot_bits + 1 + beat_bits
     assert protocol.bank_word_spec(config).count * config.drain_beats == config.positions
@@ -186,3 +197,24 @@ def test_specs_are_built_from_the_config_alone(name):
                protocol.q_spec, protocol.output_transform_input_spec, protocol.result_spec):
         spec = fn(config)
         assert isinstance(spec, (ArraySpec, StructSpec)) and spec == fn(twin)
+
+
+@pytest.mark.parametrize("depth, width, blocks", [(9216, 21, 15), (9216, 18, 9), (9216, 3, 3),
+                                                  (4096, 19, 5), (512, 135, 4), (128, 540, 15),
+                                                  (1, 1, 1), (16385, 1, 2)])
+def test_block_rams(depth, width, blocks):
+    """18 Kbit block RAMs in the best single mode (1K x 18, 4K x 4, 512 x 36, ...)."""
+    assert protocol.block_rams(depth, width) == blocks
+
+
+@pytest.mark.parametrize("config, columns", [
+    (PRESETS["default-6x6"], (18, 3)),           # 9216 x 21: 9 + 3 blocks instead of 15
+    (DEFAULT.replace(tile="6x6", array=(1, 1), max_in_channels=16, max_out_channels=16),
+     (18, 1)),                                   # 9216 x 19: 9 + 1 instead of 15
+    (DEFAULT, (19,)),                            # 4096 x 19: 5 blocks either way
+    (SMALL, (17,)),                              # at most 18 bits: one memory
+    (DEFAULT.replace(weight_depth=5000), (18, 1)),  # 5000 x 19: 5 + 1 instead of 9
+])
+def test_weight_memory_columns(config, columns):
+    assert protocol.weight_memory_columns(config) == columns
+    assert sum(columns) == protocol.entry_spec(config).size
