@@ -253,3 +253,19 @@ def test_narrow_result_banks(simulator, tile, drain):
     empty = outcomes[4]
     wide = layer_cycles(compile_layer(config.replace(drain_positions=None), layers[2], 6, 5))
     assert empty.cycles == empty.model.cycles > wide.cycles
+
+
+@pytest.mark.simulators("verilator")
+def test_narrow_v_chain(simulator):
+    """v_beats 4 (the default 6x6 design's V chain: 4 beats of 9 positions per channel):
+    outputs bit-exact, cycles exactly the model's, a sparse layer whose tiles load slower than
+    they compute and a dense one, with and without stalls."""
+    config = small_config("6x6").replace(v_beats=4)
+    rng = np.random.default_rng(4)
+    layers = [synthetic_layer(config, 8, 3, 0.9, skewed=True, seed=21, name="load_bound"),
+              synthetic_layer(config, 5, 8, 0.0, seed=22, name="dense")]
+    programs = [compile_layer(config, layer, 9, 6) for layer in layers]
+    outcomes = _run(simulator, config, [(p, _input(rng, p)) for p in programs], seed=60)
+    # The sparse layer's steps are its loads: 4 cycles per channel instead of 1.
+    one_beat = layer_cycles(compile_layer(config.replace(v_beats=1), layers[0], 9, 6)).cycles
+    assert outcomes[0].cycles == outcomes[0].model.cycles > one_beat
