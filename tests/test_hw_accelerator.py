@@ -142,6 +142,8 @@ CASES = [
     (CFG_6.replace(v_beats=4), 3, 4, 7, 5, 0.3, 1),
     (CFG_ONE.replace(v_beats=3), 2, 3, 5, 3, 0.5, 1),
     (CFG_Q.replace(tile="6x6", pipelined=False, v_beats=9), 3, 3, 5, 4, 0.5, 1),
+    # Both narrow: V in 4 beats, results drained 9 positions per cycle.
+    (CFG_Q.replace(tile="6x6", v_beats=4, drain_positions=9), 3, 3, 5, 4, 0.5, 1),
 ]
 
 
