@@ -76,3 +76,32 @@ def test_layout_word_and_properties():
 def test_invalid_parameters(kwargs, error, message):
     with pytest.raises(error, match=message):
         ColumnMemory(**kwargs)
+
+
+def test_default_6x6_weight_memory_is_12_dp16kd_on_ecp5():
+    """On ECP5 every column is a DP16KD grid of its own width: the default 6x6 design's
+    9216 x 21-bit weight memory is nine 1K x 18 blocks and three 16K x 1 (15 as one grid)."""
+    from amaranth.hdl import Fragment, Instance
+
+    from golden.config import PRESETS
+    from golden.protocol import entry_spec
+    from hw.bram import ecp5_block_grid
+    from hw.pe import ProcessingElement
+
+    class Platform:
+        family = "ecp5"
+
+    config = PRESETS["default-6x6"]
+    found = []
+
+    def walk(fragment):
+        for sub, _name, _src in fragment.subfragments:
+            if isinstance(sub, Instance):
+                found.append(sub)
+            else:
+                walk(sub)
+    walk(Fragment.get(ProcessingElement(config), Platform()))
+    widths = sorted(i.parameters["DATA_WIDTH_B"] for i in found if i.type == "DP16KD")
+    assert widths == [1] * 3 + [18] * 9
+    _bits, columns, rows = ecp5_block_grid(entry_spec(config).size, config.pe_weight_depth)
+    assert columns * rows == 15
