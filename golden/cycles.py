@@ -102,10 +102,10 @@ def input_transform_latency(config: AcceleratorConfig) -> int:
 
 def output_transform_latency(config: AcceleratorConfig) -> int:
     """Pipeline latency of ``hw.transform.OutputTransform`` (row, column stage, and three
-    requant stages when present; one accumulator stage instead of the row and column stages
-    with ``drain_positions`` below ``alpha**2``), from the transfer of a channel's last beat."""
-    transform = 2 if config.drain_beats == 1 else 1
-    return transform + 3 if config.requant else transform
+    requant stages when present; with ``drain_positions`` below ``alpha**2`` a term and an
+    accumulator stage instead of the row and column stages), from the transfer of a
+    channel's last beat."""
+    return 5 if config.requant else 2
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from golden.cli import CliError, OneLineParser, check_output_dir, claim_output, 
 from golden.options import add_config_arguments, config_from_args
 from golden.config import MANIFEST_VERSION, AcceleratorConfig
 from golden.cost import MAX_BUILD_PES, MAX_BUILD_WORDS, check_buildable
-from golden.cycles import collector_depth, output_transform_latency, pe_pipeline_depth
+from golden.cycles import collector_depth, pe_pipeline_depth
 from golden.protocol import (memory_bits, pipeline_register_bits, result_bank_shape,
                              weight_memory_columns)
 
@@ -131,8 +131,7 @@ def build_manifest(config: AcceleratorConfig, top: wiring.Component) -> dict:
         "drain_positions": config.drain_width,
         "drain": {"beats_per_channel": config.drain_beats,
                   "result_bank_words": result_bank_shape(config)[0],
-                  "result_bank_word_bits": result_bank_shape(config)[1],
-                  "output_transform_latency": output_transform_latency(config)},
+                  "result_bank_word_bits": result_bank_shape(config)[1]},
         "requant": config.requant,
         "data_width": config.data_width,
         "weight_width": config.weight_width,

@@ -156,11 +156,12 @@ class OutputTransform(wiring.Component):
     and the ReLU.
 
     With ``config.drain_positions`` below ``alpha**2`` a channel comes in ``drain_beats``
-    beats of ``drain_width`` positions (beat ``g``: positions ``g * drain_width ..``) and one
-    stage of ``m**2`` accumulators replaces the row and column stages: beat ``g`` adds its
-    positions' terms ``AT[i, x] AT[j, y] M[x, y]`` to ``Y[i, j]`` (shifts and adds; the bias
-    with the first beat), and the last beat's sum is the output (or the requant stages'
-    input). Every sum is kept modulo ``2**widths.output``: exact, as ``Y`` fits that width.
+    beats of ``drain_width`` positions (beat ``g``: positions ``g * drain_width ..``) and two
+    other stages replace the row and column stages: the terms ``AT[i, x] AT[j, y] M[x, y]`` of
+    the beat's positions summed for every output ``Y[i, j]`` (shifts and adds), then ``m**2``
+    accumulators that add them (the bias with the first beat); the last beat's sums are the
+    output (or the requant stages' input). Every sum is kept modulo ``2**widths.output``:
+    exact, as ``Y`` fits that width.
 
     Parameters
     ----------
@@ -193,8 +194,7 @@ class OutputTransform(wiring.Component):
     def latency(self) -> int:
         """Cycles from an input transfer (a channel's last beat) to its output being valid when
         never stalled."""
-        transform = 2 if self._config.drain_beats == 1 else 1
-        return transform + 3 if self._config.requant else transform
+        return 5 if self._config.requant else 2
 
     def elaborate(self, platform):
         m = Module()
@@ -238,15 +238,19 @@ class OutputTransform(wiring.Component):
         return m
 
     def _accumulate_beats(self, m: Module) -> None:
-        """The accumulator stage of a design with ``drain_positions`` below ``alpha**2`` (see
-        the class docstring), then the requant stages when present."""
+        """The term and accumulator stages of a design with ``drain_positions`` below
+        ``alpha**2`` (see the class docstring), then the requant stages when present."""
         config = self._config
         alpha, size, at = config.alpha, config.m, config.AT
         lanes, beats, y_width = config.drain_width, config.drain_beats, config.widths.output
         payload = self.i.payload
-        first, last = payload.beat == 0, payload.beat == beats - 1
-        acc = [Signal(signed(y_width), name=f"acc_{n}") for n in range(size * size)]
-        for n, reg in enumerate(acc):
+        names = ("mult", "shift", "relu") if config.requant else ()
+
+        # Stage 1: every output's term of the beat, registered (the accumulator's adder then
+        # has a register on each input), with the beat's first / last flags and fields.
+        terms = [Signal(signed(y_width), name=f"term_{n}") for n in range(size * size)]
+        term_loads = []
+        for n, reg in enumerate(terms):
             i, j = divmod(n, size)
             # The coefficients of beat g's lanes in Y[i, j]: the distinct coefficient rows
             # become one shift-and-add sum each, and the beat selects one of them.
@@ -260,28 +264,34 @@ class OutputTransform(wiring.Component):
             else:
                 choice = Array(Const(distinct.index(row), range(len(distinct))) for row in rows)
                 term = Array(sums)[choice[payload.beat]]
-            beat_term = Signal(signed(y_width), name=f"term_{n}")
-            m.d.comb += beat_term.eq(term)
-            with m.If(self.i.valid & self.i.ready):
-                m.d.sync += reg.eq(_capped(Mux(first, payload.bias, reg) + beat_term, y_width))
+            term_loads.append(reg.eq(term))
+        term_valid, term_first, term_last = (Signal(name=f"term_{s}")
+                                             for s in ("valid", "first", "last"))
+        term_fields = {f: Signal.like(payload[f], name=f"term_{f}") for f in ("bias", *names)}
+        term_loads += [term_first.eq(payload.beat == 0), term_last.eq(payload.beat == beats - 1)]
+        term_loads += [term_fields[f].eq(payload[f]) for f in term_fields]
 
-        # The accumulators hold a whole channel from its last beat until the next stage (the
-        # output, or the first requant stage) takes it.
-        full = Signal()
-        taken = Signal()
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += full.eq(last)
+        # Stage 2: the accumulators, holding a whole channel from its last beat until the next
+        # stage (the output, or the first requant stage) takes it.
+        acc = [Signal(signed(y_width), name=f"acc_{n}") for n in range(size * size)]
+        full, taken, accumulate = Signal(), Signal(), Signal()
+        m.d.comb += [accumulate.eq(term_valid & (~full | taken)),
+                     self.i.ready.eq(~term_valid | accumulate)]
+        with m.If(self.i.ready):
+            m.d.sync += [term_valid.eq(self.i.valid)] + term_loads
+        base = [Mux(term_first, term_fields["bias"], reg) for reg in acc]
+        with m.If(accumulate):
+            m.d.sync += [reg.eq(_capped(b + t, y_width)) for reg, b, t in zip(acc, base, terms)]
+            m.d.sync += full.eq(term_last)
         with m.Elif(taken):
             m.d.sync += full.eq(0)
-        m.d.comb += self.i.ready.eq(~full | taken)
         if not config.requant:
             m.d.comb += [self.o.valid.eq(full), taken.eq(self.o.ready)]
             m.d.comb += [self.o.payload.y[n].eq(reg) for n, reg in enumerate(acc)]
             return
-        names = ("mult", "shift", "relu")
         params = {f: Signal.like(payload[f], name=f"acc_{f}") for f in names}
-        with m.If(self.i.valid & self.i.ready & last):
-            m.d.sync += [params[f].eq(payload[f]) for f in names]
+        with m.If(accumulate & term_last):
+            m.d.sync += [params[f].eq(term_fields[f]) for f in names]
         y_regs = [[Signal(signed(y_width), name=f"{stage}_y_{n}") for n in range(size * size)]
                   for stage in ("product", "halves")]
         carried = [{f: Signal.like(payload[f], name=f"{stage}_{f}") for f in names}

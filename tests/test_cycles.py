@@ -59,8 +59,8 @@ def test_unpipelined_designs_have_one_pe_and_one_collector_cycle_less():
 @pytest.mark.parametrize("tile, drain, beats", [("4x4", 1, 16), ("4x4", 4, 4), ("6x6", 9, 4),
                                                 ("6x6", 36, 1)])
 def test_narrow_drains_take_beats_per_channel(tile, drain, beats):
-    """drain_positions P: K * alpha**2 / P drain beats a tile, and one accumulator stage in
-    the output transform instead of the row and column stages (the requant stages stay)."""
+    """drain_positions P: K * alpha**2 / P drain beats a tile; the output transform's term
+    and accumulator stages take as long as its row and column stages."""
     wide = small_config(tile)
     narrow = wide.replace(drain_positions=drain)
     assert narrow.drain_beats == beats
@@ -69,7 +69,7 @@ def test_narrow_drains_take_beats_per_channel(tile, drain, beats):
     assert steps.tolist() == np.maximum(
         step_lengths(wide, in_channels=8, out_channels=3, n_tiles=4, makespan=10),
         np.where(np.arange(6) >= 2, 1 + 3 * beats + COLLECTOR_DEPTH, 0)).tolist()
-    transform = 2 if beats == 1 else 1
+    transform = 2
     assert output_transform_latency(narrow) == transform
     assert output_transform_latency(narrow.replace(requant=True)) == transform + 3
     u = np.zeros((3, 2, wide.alpha, wide.alpha), dtype=np.int64)

@@ -231,13 +231,13 @@ def test_manifest_pipeline_registers_and_the_unpipelined_option(tmp_path):
 
 def test_manifest_drain_cost_and_the_drain_positions_option(tmp_path):
     """--drain-positions P: name token dp<P>, the manifest's drain cost (beats per channel,
-    the result bank's words x bits, the output transform's latency) and a manifest that
-    reads back as the same design (``--config``); the default drains whole tiles."""
+    the result bank's words x bits) and a manifest that reads back as the same design
+    (``--config``); the default drains whole tiles."""
     man = json.load(open(generate(SMALL, tmp_path)[1]))
     acc = SMALL.widths.accumulator
     assert man["drain_positions"] == 16 and man["config"]["drain_positions"] is None
     assert man["drain"] == {"beats_per_channel": 1, "result_bank_words": 2 * 4,
-                            "result_bank_word_bits": 16 * acc, "output_transform_latency": 2}
+                            "result_bank_word_bits": 16 * acc}
     narrow = config_from_args(make_parser().parse_args(["--array", "2x2", "--max-channels",
                                                         "16", "--drain-positions", "2"]))
     assert narrow == SMALL.replace(drain_positions=2) and narrow.name.endswith("_dp2")
@@ -245,7 +245,7 @@ def test_manifest_drain_cost_and_the_drain_positions_option(tmp_path):
     man = json.load(open(path))
     assert man["drain_positions"] == 2
     assert man["drain"] == {"beats_per_channel": 8, "result_bank_words": 2 * 4 * 8,
-                            "result_bank_word_bits": 2 * acc, "output_transform_latency": 1}
+                            "result_bank_word_bits": 2 * acc}
     assert man["memory_bits"]["results"] == 4 * 2 * 4 * 16 * acc
     assert man["pipeline_registers"]["bits"]["collector_output"] == (2 * acc + SMALL.bias_width
                                                                      + 3)
