@@ -24,7 +24,8 @@ from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import Out
 from amaranth.utils import ceil_log2
 
-__all__ = ["READ_LATENCY", "RegisteredReadMemory", "ecp5_block_grid"]
+__all__ = ["READ_LATENCY", "RegisteredReadMemory", "ecp5_block_grid",
+           "memory_port_signature"]
 
 #: Cycles from a read address to its word on ``read.data`` (enabled cycles).
 READ_LATENCY = 2
@@ -53,6 +54,32 @@ def _dp16kd(**kwargs):
     return Instance("DP16KD", **kwargs)
 
 
+def memory_port_signature(shape, depth: int) -> dict:
+    """The members of a memory block, its parameters validated first: ``amaranth.lib.memory``'s
+    write and read port signatures for ``depth`` words of ``shape`` (its own address width).
+
+    Raises
+    ------
+    TypeError
+        If ``shape`` is not shape-castable or ``depth`` is not an integer.
+    ValueError
+        If ``shape`` has no bits or ``depth`` is below 1.
+    """
+    try:
+        width = Shape.cast(shape).width
+    except TypeError:
+        raise TypeError(f"shape must be a shape-castable object, not {shape!r}") from None
+    if width < 1:
+        raise ValueError(f"shape must be at least 1 bit wide, not {shape!r}")
+    if not isinstance(depth, int) or isinstance(depth, bool):
+        raise TypeError(f"depth must be a positive integer, not {depth!r}")
+    if depth < 1:
+        raise ValueError(f"depth must be a positive integer, not {depth!r}")
+    addr_width = ceil_log2(depth)
+    return {"write": Out(WritePort.Signature(addr_width=addr_width, shape=shape)),
+            "read": Out(ReadPort.Signature(addr_width=addr_width, shape=shape))}
+
+
 class RegisteredReadMemory(wiring.Component):
     """Memory with one write port and one read port of ``READ_LATENCY`` 2.
 
@@ -74,23 +101,9 @@ class RegisteredReadMemory(wiring.Component):
     """
 
     def __init__(self, *, shape, depth: int):
-        try:
-            width = Shape.cast(shape).width
-        except TypeError:
-            raise TypeError(f"shape must be a shape-castable object, not {shape!r}") from None
-        if width < 1:
-            raise ValueError(f"shape must be at least 1 bit wide, not {shape!r}")
-        if not isinstance(depth, int) or isinstance(depth, bool):
-            raise TypeError(f"depth must be a positive integer, not {depth!r}")
-        if depth < 1:
-            raise ValueError(f"depth must be a positive integer, not {depth!r}")
-        self._shape, self._depth, self._width = shape, depth, width
-        # The address width of amaranth.lib.memory's own ports.
-        addr_width = ceil_log2(depth)
-        super().__init__({
-            "write": Out(WritePort.Signature(addr_width=addr_width, shape=shape)),
-            "read": Out(ReadPort.Signature(addr_width=addr_width, shape=shape)),
-        })
+        members = memory_port_signature(shape, depth)
+        self._shape, self._depth, self._width = shape, depth, Shape.cast(shape).width
+        super().__init__(members)
 
     @property
     def shape(self):

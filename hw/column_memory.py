@@ -12,11 +12,8 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Shape
 from amaranth.lib import wiring
-from amaranth.lib.memory import ReadPort, WritePort
-from amaranth.lib.wiring import Out
-from amaranth.utils import ceil_log2
 
-from .bram import RegisteredReadMemory
+from .bram import RegisteredReadMemory, memory_port_signature
 
 __all__ = ["ColumnMemory"]
 
@@ -45,23 +42,15 @@ class ColumnMemory(wiring.Component):
     """
 
     def __init__(self, *, shape, depth: int, columns):
-        try:
-            width = Shape.cast(shape).width
-        except TypeError:
-            raise TypeError(f"shape must be a shape-castable object, not {shape!r}") from None
-        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-            raise ValueError(f"depth must be a positive integer, not {depth!r}")
+        members = memory_port_signature(shape, depth)
+        width = Shape.cast(shape).width
         columns = tuple(columns)
         if (not columns or any(not isinstance(c, int) or isinstance(c, bool) or c < 1
                                for c in columns) or sum(columns) != width):
             raise ValueError(f"columns must be positive widths adding up to the word's "
                              f"{width} bits, not {columns!r}")
         self._shape, self._depth, self._columns = shape, depth, columns
-        addr_width = ceil_log2(depth)
-        super().__init__({
-            "write": Out(WritePort.Signature(addr_width=addr_width, shape=shape)),
-            "read": Out(ReadPort.Signature(addr_width=addr_width, shape=shape)),
-        })
+        super().__init__(members)
 
     @property
     def shape(self):

@@ -12,7 +12,7 @@ import numpy as np
 from golden.encoding import encode
 from sim.testing import small_config
 
-__all__ = ["load_benchmark", "replace_keys", "small_config", "sparse_with_counts",
+__all__ = ["instances", "load_benchmark", "replace_keys", "small_config", "sparse_with_counts",
            "stream_get", "stream_put"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,6 +35,21 @@ def load_benchmark(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def instances(dut, platform) -> list:
+    """Every ``Instance`` (a primitive) in ``dut`` elaborated for ``platform``, depth first."""
+    from amaranth.hdl import Fragment, Instance
+    found = []
+
+    def walk(fragment):
+        for sub, _name, _src in fragment.subfragments:
+            if isinstance(sub, Instance):
+                found.append(sub)
+            else:
+                walk(sub)
+    walk(Fragment.get(dut, platform))
+    return found
 
 
 async def stream_put(ctx, port, words, *, rng=None, gap: float = 0.0, on_transfer=None):

@@ -5,13 +5,14 @@ primitive written from its port description; the grid's shape and the refusals."
 
 import numpy as np
 import pytest
-from amaranth.hdl import Cat, Elaboratable, Fragment, Instance, Module, Mux, unsigned
+from amaranth.hdl import Cat, Elaboratable, Fragment, Module, Mux, unsigned
 from amaranth.lib import data
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
 import hw.bram
 from hw.bram import READ_LATENCY, RegisteredReadMemory, ecp5_block_grid
+from helpers import instances
 
 
 class _Platform:
@@ -119,19 +120,6 @@ def test_read_latency_is_two():
     assert READ_LATENCY == 2
 
 
-def _instances(dut, platform):
-    found = []
-
-    def walk(frag):
-        for sub, _name, _src in frag.subfragments:
-            if isinstance(sub, Instance):
-                found.append(sub)
-            else:
-                walk(sub)
-    walk(Fragment.get(dut, platform))
-    return found
-
-
 @pytest.mark.parametrize("width,depth,grid", [
     (17, 4096, (9, 2, 2)),          # the 16-channel weight memory: 4 blocks, 2 rows
     (19, 4096, (4, 5, 1)),          # the 64-channel one: 5 blocks, no row select
@@ -142,7 +130,7 @@ def _instances(dut, platform):
 def test_ecp5_grid_of_dp16kd_with_output_registers(width, depth, grid):
     assert ecp5_block_grid(width, depth) == grid
     bits, columns, rows = grid
-    blocks = _instances(RegisteredReadMemory(shape=width, depth=depth), _Platform("ecp5"))
+    blocks = instances(RegisteredReadMemory(shape=width, depth=depth), _Platform("ecp5"))
     assert len(blocks) == columns * rows
     for block in blocks:
         assert block.type == "DP16KD"
@@ -155,7 +143,7 @@ def test_ecp5_grid_of_dp16kd_with_output_registers(width, depth, grid):
 @pytest.mark.parametrize("family", [None, "ice40"])
 def test_fabric_memory_elsewhere(family):
     platform = None if family is None else _Platform(family)
-    assert _instances(RegisteredReadMemory(shape=17, depth=4096), platform) == []
+    assert instances(RegisteredReadMemory(shape=17, depth=4096), platform) == []
 
 
 def test_layout_words():

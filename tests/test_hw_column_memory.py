@@ -9,6 +9,7 @@ from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from hw.column_memory import ColumnMemory
+from helpers import instances
 
 
 @pytest.mark.parametrize("width, columns", [(21, (18, 3)), (19, (18, 1)), (7, (7,)),
@@ -64,7 +65,7 @@ def test_layout_word_and_properties():
      r"^shape must be a shape-castable object, not 'x'$"),
     ({"shape": 8, "depth": 0, "columns": (8,)}, ValueError,
      r"^depth must be a positive integer, not 0$"),
-    ({"shape": 8, "depth": True, "columns": (8,)}, ValueError,
+    ({"shape": 8, "depth": True, "columns": (8,)}, TypeError,
      r"^depth must be a positive integer, not True$"),
     ({"shape": 8, "depth": 4, "columns": (4, 3)}, ValueError,
      r"^columns must be positive widths adding up to the word's 8 bits, not \(4, 3\)$"),
@@ -81,8 +82,6 @@ def test_invalid_parameters(kwargs, error, message):
 def test_default_6x6_weight_memory_is_12_dp16kd_on_ecp5():
     """On ECP5 every column is a DP16KD grid of its own width: the default 6x6 design's
     9216 x 21-bit weight memory is nine 1K x 18 blocks and three 16K x 1 (15 as one grid)."""
-    from amaranth.hdl import Fragment, Instance
-
     from golden.config import PRESETS
     from golden.protocol import entry_spec
     from hw.bram import ecp5_block_grid
@@ -92,15 +91,7 @@ def test_default_6x6_weight_memory_is_12_dp16kd_on_ecp5():
         family = "ecp5"
 
     config = PRESETS["default-6x6"]
-    found = []
-
-    def walk(fragment):
-        for sub, _name, _src in fragment.subfragments:
-            if isinstance(sub, Instance):
-                found.append(sub)
-            else:
-                walk(sub)
-    walk(Fragment.get(ProcessingElement(config), Platform()))
+    found = instances(ProcessingElement(config), Platform())
     widths = sorted(i.parameters["DATA_WIDTH_B"] for i in found if i.type == "DP16KD")
     assert widths == [1] * 3 + [18] * 9
     _bits, columns, rows = ecp5_block_grid(entry_spec(config).size, config.pe_weight_depth)

@@ -4,10 +4,11 @@ the fabric version where a MULT18X18D cannot take the operands, and the refusals
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment, Instance, signed, unsigned
+from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
 
 from hw.multiplier import LATENCY, RegisteredMultiplier
+from helpers import instances
 
 
 def _products(a_width, b_width, pairs):
@@ -47,22 +48,8 @@ class _Platform:
         self.family = family
 
 
-def _instances(dut, platform):
-    fragment = Fragment.get(dut, platform)
-    found = []
-
-    def walk(frag):
-        for sub, _name, _src in frag.subfragments:
-            if isinstance(sub, Instance):
-                found.append(sub)
-            else:
-                walk(sub)
-    walk(fragment)
-    return found
-
-
 def test_ecp5_is_one_mult18x18d_with_input_and_output_registers():
-    (mult,) = _instances(RegisteredMultiplier(signed(8), signed(15)), _Platform("ecp5"))
+    (mult,) = instances(RegisteredMultiplier(signed(8), signed(15)), _Platform("ecp5"))
     assert mult.type == "MULT18X18D"
     params = mult.parameters
     for reg in ("INPUTA", "INPUTB", "OUTPUT"):
@@ -81,7 +68,7 @@ def test_ecp5_is_one_mult18x18d_with_input_and_output_registers():
 ])
 def test_fabric_registers_elsewhere(family, shapes):
     platform = None if family is None else _Platform(family)
-    assert _instances(RegisteredMultiplier(*shapes), platform) == []
+    assert instances(RegisteredMultiplier(*shapes), platform) == []
 
 
 @pytest.mark.parametrize("a_shape,b_shape,message", [

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment, Instance, UnusedElaboratable
+from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
 from golden.encoding import encode, pack_entries
@@ -13,6 +13,7 @@ from golden.protocol import bank_word_spec, beat_bits, entry_spec, index_bits, v
 from golden.schedule import result_slots
 from hw.bram import ecp5_block_grid
 from hw.pe import PIPELINE_DEPTH, ProcessingElement
+from helpers import instances
 
 
 
@@ -449,15 +450,7 @@ def test_pe_weight_memory_is_block_ram_with_output_registers_on_ecp5(small_confi
         family = "ecp5"
 
     config = small_config.replace(weight_banks=2)
-    found = []
-
-    def walk(frag):
-        for sub, _name, _src in frag.subfragments:
-            if isinstance(sub, Instance):
-                found.append(sub)
-            else:
-                walk(sub)
-    walk(Fragment.get(ProcessingElement(config), Platform()))
+    found = instances(ProcessingElement(config), Platform())
     blocks = [i for i in found if i.type == "DP16KD"]
     _bits, columns, rows = ecp5_block_grid(entry_spec(config).size, config.pe_weight_depth)
     assert len(blocks) == 2 * columns * rows
