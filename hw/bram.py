@@ -24,8 +24,7 @@ from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import Out
 from amaranth.utils import ceil_log2
 
-__all__ = ["READ_LATENCY", "RegisteredReadMemory", "ecp5_block_grid",
-           "memory_port_signature"]
+__all__ = ["MemoryBlock", "READ_LATENCY", "RegisteredReadMemory", "ecp5_block_grid"]
 
 #: Cycles from a read address to its word on ``read.data`` (enabled cycles).
 READ_LATENCY = 2
@@ -54,9 +53,12 @@ def _dp16kd(**kwargs):
     return Instance("DP16KD", **kwargs)
 
 
-def memory_port_signature(shape, depth: int) -> dict:
-    """The members of a memory block, its parameters validated first: ``amaranth.lib.memory``'s
-    write and read port signatures for ``depth`` words of ``shape`` (its own address width).
+class MemoryBlock(wiring.Component):
+    """The ports of a memory block, ``depth`` words of ``shape``: ``amaranth.lib.memory``'s
+    write and read port signatures (its own address width), its parameters validated first.
+
+    The base of :class:`RegisteredReadMemory` and ``hw.column_memory.ColumnMemory``, which say
+    what their read port returns.
 
     Raises
     ------
@@ -65,22 +67,36 @@ def memory_port_signature(shape, depth: int) -> dict:
     ValueError
         If ``shape`` has no bits or ``depth`` is below 1.
     """
-    try:
-        width = Shape.cast(shape).width
-    except TypeError:
-        raise TypeError(f"shape must be a shape-castable object, not {shape!r}") from None
-    if width < 1:
-        raise ValueError(f"shape must be at least 1 bit wide, not {shape!r}")
-    if not isinstance(depth, int) or isinstance(depth, bool):
-        raise TypeError(f"depth must be a positive integer, not {depth!r}")
-    if depth < 1:
-        raise ValueError(f"depth must be a positive integer, not {depth!r}")
-    addr_width = ceil_log2(depth)
-    return {"write": Out(WritePort.Signature(addr_width=addr_width, shape=shape)),
-            "read": Out(ReadPort.Signature(addr_width=addr_width, shape=shape))}
+
+    def __init__(self, *, shape, depth: int):
+        try:
+            width = Shape.cast(shape).width
+        except TypeError:
+            raise TypeError(f"shape must be a shape-castable object, not {shape!r}") from None
+        if width < 1:
+            raise ValueError(f"shape must be at least 1 bit wide, not {shape!r}")
+        if not isinstance(depth, int) or isinstance(depth, bool):
+            raise TypeError(f"depth must be a positive integer, not {depth!r}")
+        if depth < 1:
+            raise ValueError(f"depth must be a positive integer, not {depth!r}")
+        self._shape, self._depth, self._width = shape, depth, width
+        addr_width = ceil_log2(depth)
+        super().__init__({
+            "write": Out(WritePort.Signature(addr_width=addr_width, shape=shape)),
+            "read": Out(ReadPort.Signature(addr_width=addr_width, shape=shape))})
+
+    @property
+    def shape(self):
+        """The word's shape."""
+        return self._shape
+
+    @property
+    def depth(self) -> int:
+        """Words."""
+        return self._depth
 
 
-class RegisteredReadMemory(wiring.Component):
+class RegisteredReadMemory(MemoryBlock):
     """Memory with one write port and one read port of ``READ_LATENCY`` 2.
 
     Parameters
@@ -99,21 +115,6 @@ class RegisteredReadMemory(wiring.Component):
         enabled cycle before the last enabled cycle (``en`` low holds both read registers,
         so ``data`` too). Addresses at or beyond ``depth`` read undefined words.
     """
-
-    def __init__(self, *, shape, depth: int):
-        members = memory_port_signature(shape, depth)
-        self._shape, self._depth, self._width = shape, depth, Shape.cast(shape).width
-        super().__init__(members)
-
-    @property
-    def shape(self):
-        """The word's shape."""
-        return self._shape
-
-    @property
-    def depth(self) -> int:
-        """Words."""
-        return self._depth
 
     def elaborate(self, platform):
         m = Module()

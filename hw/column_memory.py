@@ -10,15 +10,14 @@ memory takes 15 DP16KD whole (three 2K x 9 columns of five; Yosys' own mapping 1
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Shape
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Module
 
-from .bram import RegisteredReadMemory, memory_port_signature
+from .bram import MemoryBlock, RegisteredReadMemory
 
 __all__ = ["ColumnMemory"]
 
 
-class ColumnMemory(wiring.Component):
+class ColumnMemory(MemoryBlock):
     """Memory with one write port and one read port of ``hw.bram.READ_LATENCY``, of one
     ``hw.bram.RegisteredReadMemory`` per column (submodules ``column_0``, ``column_1``, ...).
 
@@ -42,25 +41,13 @@ class ColumnMemory(wiring.Component):
     """
 
     def __init__(self, *, shape, depth: int, columns):
-        members = memory_port_signature(shape, depth)
-        width = Shape.cast(shape).width
+        super().__init__(shape=shape, depth=depth)
         columns = tuple(columns)
         if (not columns or any(not isinstance(c, int) or isinstance(c, bool) or c < 1
-                               for c in columns) or sum(columns) != width):
+                               for c in columns) or sum(columns) != self._width):
             raise ValueError(f"columns must be positive widths adding up to the word's "
-                             f"{width} bits, not {columns!r}")
-        self._shape, self._depth, self._columns = shape, depth, columns
-        super().__init__(members)
-
-    @property
-    def shape(self):
-        """The word's shape."""
-        return self._shape
-
-    @property
-    def depth(self) -> int:
-        """Words."""
-        return self._depth
+                             f"{self._width} bits, not {columns!r}")
+        self._columns = columns
 
     @property
     def columns(self) -> tuple[int, ...]:

@@ -12,8 +12,8 @@ import numpy as np
 from golden.encoding import encode
 from sim.testing import small_config
 
-__all__ = ["instances", "load_benchmark", "replace_keys", "small_config", "sparse_with_counts",
-           "stream_get", "stream_put"]
+__all__ = ["instances", "load_benchmark", "registered_read_mismatches", "replace_keys",
+           "small_config", "sparse_with_counts", "stream_get", "stream_put"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -50,6 +50,42 @@ def instances(dut, platform) -> list:
                 walk(sub)
     walk(Fragment.get(dut, platform))
     return found
+
+
+def registered_read_mismatches(dut, ops, platform=None) -> tuple[list, dict]:
+    """Run a memory block (``hw.bram.MemoryBlock``) through ``ops`` against a plain model of a
+    read of two registers, both held while ``read.en`` is low (``hw.bram.READ_LATENCY`` 2).
+
+    ``ops`` are ``(write address, write data, write enable, read address, read enable)`` per
+    cycle; words never written read 0. Returns the mismatches ``(cycle, got, expected)`` and
+    the model's written words.
+    """
+    from amaranth.hdl import Fragment
+    from amaranth.sim import Simulator
+    model, mismatches = {}, []
+
+    async def bench(ctx):
+        first = second = 0
+        for cycle, (w_addr, w_data, w_en, r_addr, r_en) in enumerate(ops):
+            ctx.set(dut.write.addr, w_addr)
+            ctx.set(dut.write.data, w_data)
+            ctx.set(dut.write.en, w_en)
+            ctx.set(dut.read.addr, r_addr)
+            ctx.set(dut.read.en, r_en)
+            await ctx.tick()
+            if r_en:
+                first, second = model.get(r_addr, 0), first
+            if w_en:
+                model[w_addr] = w_data
+            got = ctx.get(dut.read.data)
+            if got != second:
+                mismatches.append((cycle, got, second))
+
+    sim = Simulator(Fragment.get(dut, platform))
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return mismatches, model
 
 
 async def stream_put(ctx, port, words, *, rng=None, gap: float = 0.0, on_transfer=None):

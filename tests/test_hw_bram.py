@@ -5,14 +5,14 @@ primitive written from its port description; the grid's shape and the refusals."
 
 import numpy as np
 import pytest
-from amaranth.hdl import Cat, Elaboratable, Fragment, Module, Mux, unsigned
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, unsigned
 from amaranth.lib import data
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
 import hw.bram
 from hw.bram import READ_LATENCY, RegisteredReadMemory, ecp5_block_grid
-from helpers import instances
+from helpers import instances, registered_read_mismatches
 
 
 class _Platform:
@@ -73,37 +73,15 @@ def _addresses(rng, depth):
 def _check_random(width, depth, platform, cycles=400, seed=0):
     rng = np.random.default_rng(seed * 7919 + width * 31 + depth)
     pool = _addresses(rng, depth)
-    dut = RegisteredReadMemory(shape=unsigned(width), depth=depth)
-    top = Fragment.get(dut, platform)
-    model, stage, output = {}, 0, 0
-    mismatches = []
-
-    async def bench(ctx):
-        nonlocal stage, output
-        for cycle in range(cycles):
-            w_en, r_en = bool(rng.random() < 0.5), bool(rng.random() < 0.8)
-            w_addr, r_addr = (int(rng.choice(pool)) for _ in range(2))
-            if w_en and r_en and w_addr == r_addr:      # a collision is undefined: drop one
-                w_en, r_en = (False, True) if rng.random() < 0.5 else (True, False)
-            w_data = int(rng.integers(0, 1 << width))
-            ctx.set(dut.write.addr, w_addr)
-            ctx.set(dut.write.data, w_data)
-            ctx.set(dut.write.en, w_en)
-            ctx.set(dut.read.addr, r_addr)
-            ctx.set(dut.read.en, r_en)
-            await ctx.tick()
-            if r_en:
-                stage, output = model.get(r_addr, 0), stage
-            if w_en:
-                model[w_addr] = w_data
-            got = ctx.get(dut.read.data)
-            if got != output:
-                mismatches.append((cycle, got, output))
-
-    sim = Simulator(top)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    ops = []
+    for _ in range(cycles):
+        w_en, r_en = bool(rng.random() < 0.5), bool(rng.random() < 0.8)
+        w_addr, r_addr = (int(rng.choice(pool)) for _ in range(2))
+        if w_en and r_en and w_addr == r_addr:      # a collision is undefined: drop one
+            w_en, r_en = (False, True) if rng.random() < 0.5 else (True, False)
+        ops.append((w_addr, int(rng.integers(0, 1 << width)), w_en, r_addr, r_en))
+    mismatches, model = registered_read_mismatches(
+        RegisteredReadMemory(shape=unsigned(width), depth=depth), ops, platform)
     assert mismatches == []
     assert len(model) > len(pool) // 2         # the run wrote most of the pool
 
