@@ -37,9 +37,15 @@ SPARSITY = 0.74
 _UP5K = DEFAULT.replace(max_in_channels=4, max_out_channels=4, bias_width=16,
                         drain_positions=2)
 
+#: The default 4x4 design with V in 4 beats of 4 positions and result banks drained one
+#: position per cycle (``v_beats`` 4, ``drain_positions`` 1): half its LUTs, 0.4 % more cycles
+#: on the reference layer, and the first full-size 4x4 design nextpnr routes.
+_ECP5_4X4_NARROW = DEFAULT.replace(v_beats=4, drain_positions=1)
+
 #: name -> (config, target)
 DESIGNS = {
     "ecp5-4x4": (DEFAULT, "ecp5"),
+    "ecp5-4x4-narrow": (_ECP5_4X4_NARROW, "ecp5"),
     "ecp5-6x6": (PRESETS["default-6x6"], "ecp5"),
     "up5k-1pe": (_UP5K.replace(array=(1, 1)), "ice40"),
     "up5k-2pe": (_UP5K.replace(array=(1, 2)), "ice40"),

@@ -22,6 +22,8 @@ def test_designs_are_the_issue_designs(goals):
     config, target = goals.DESIGNS["ecp5-4x4"]
     assert (config.tile, config.array, config.max_in_channels, target) == ("4x4", (4, 4), 64,
                                                                            "ecp5")
+    narrow, target = goals.DESIGNS["ecp5-4x4-narrow"]
+    assert narrow == config.replace(v_beats=4, drain_positions=1) and target == "ecp5"
     config, target = goals.DESIGNS["ecp5-6x6"]
     assert (config.tile, config.array, target) == ("6x6", (4, 4), "ecp5")
     config, target = goals.DESIGNS["up5k-2pe"]
