@@ -20,8 +20,9 @@ computes tile s - 1 (1 <= s <= T) and drains tile s - 2 (s >= 2); a step starts 
     drain   = K * G + COLLECTOR_DEPTH      (table and result-bank reads, G beats per channel)
 
 (``PE_PIPELINE_DEPTH`` and ``COLLECTOR_DEPTH`` one cycle less each for a design that is not
-``pipelined``: :func:`pe_pipeline_depth`, :func:`collector_depth`; ``G`` is
-``config.drain_beats``, 1 unless ``drain_positions`` is below ``alpha**2``)
+``pipelined``: :func:`pe_pipeline_depth`, :func:`collector_depth`, and ``COLLECTOR_DEPTH`` one
+more where the result bank read takes two cycles, ``golden.protocol.bank_read_latency``;
+``G`` is ``config.drain_beats``, 1 unless ``drain_positions`` is below ``alpha**2``)
     S_s     = 1 + max(active terms of step s)
 
 and the layer takes ``cycles = sum(S_s, s = 0 .. T) + K * G + COLLECTOR_DEPTH - 1 + L_out``:
@@ -48,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import AcceleratorConfig
+from .protocol import bank_read_latency
 
 __all__ = [
     "COLLECTOR_DEPTH",
@@ -88,8 +90,10 @@ def pe_pipeline_depth(config: AcceleratorConfig) -> int:
 
 
 def collector_depth(config: AcceleratorConfig) -> int:
-    """``COLLECTOR_DEPTH`` of ``config``'s collector (no output register unless pipelined)."""
-    return COLLECTOR_DEPTH if config.pipelined else COLLECTOR_DEPTH - 1
+    """``COLLECTOR_DEPTH`` of ``config``'s collector: no output register unless pipelined, one
+    more cycle where the bank read takes two (``golden.protocol.bank_read_latency``)."""
+    depth = COLLECTOR_DEPTH if config.pipelined else COLLECTOR_DEPTH - 1
+    return depth + bank_read_latency(config) - 1
 #: With two weight banks: cycles from a layer's last ``results`` transfer to the next (loaded)
 #: layer's first ``patches`` transfer (sequencer finished, idle with ``start``, step 0 start).
 LAYER_SWITCH = 4

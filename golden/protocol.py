@@ -43,6 +43,7 @@ from .schedule import result_slots
 __all__ = [
     "CHANNEL_FIELD_BITS",
     "COUNT_FIELD_BITS",
+    "bank_read_latency",
     "bank_word_spec",
     "beat_bits",
     "cfg_spec",
@@ -282,15 +283,29 @@ def weight_memory_columns(config: AcceleratorConfig) -> tuple[int, ...]:
     return (width,)
 
 
+def bank_read_latency(config: AcceleratorConfig) -> int:
+    """Cycles from a result bank read address to its word at the collector: 2 for a
+    ``pipelined`` design with narrow banks (``drain_positions`` below ``alpha**2``: deep banks
+    in block RAM, read through the block RAM's own output register, ``hw.bram``), else 1."""
+    return 2 if config.pipelined and config.drain_beats > 1 else 1
+
+
 def pipeline_register_bits(config: AcceleratorConfig) -> dict:
     """Flip-flops of the ``pipelined`` timing registers (``hw.pe``, ``hw.collector``), by kind:
     ``v_hold`` (every PE's registered V word), ``collector_output`` (the collector's output
-    register: M, bias [and requant parameters]) and ``total``; all 0 when the design is not
+    register: M, bias [and requant parameters]), ``bank_read`` (with a :func:`bank_read_latency`
+    of 2: every PE's second select and mask register, the collector's extra stage of the
+    table row, beat and valid; the word's second register is the block RAM's own on ECP5, in
+    fabric elsewhere, and not counted) and ``total``; all 0 when the design is not
     pipelined."""
     bits = {
         "v_hold": config.n_pe * v_beat_spec(config).size,
         "collector_output": collector_output_spec(config).size,
+        "bank_read": 0,
     }
+    if bank_read_latency(config) == 2:
+        bits["bank_read"] = (config.n_pe * (1 + config.drain_width) + table_spec(config).size
+                             + beat_bits(config) + 1)
     if not config.pipelined:
         bits = dict.fromkeys(bits, 0)
     bits["total"] = sum(bits.values())

@@ -4,9 +4,10 @@ sends them, with each channel's bias [and requant parameters], to the output tra
 The channel table (one row per output channel, written by the program loader) says which PE
 owns channel ``k`` and in which slot of its result bank ``M_k`` lies; an ``empty`` channel (all
 weights pruned) has no owner and sends ``M = 0``, so its output is the bias alone. Reads are
-pipelined (table read, bank read, the banks' registered words and, with ``pipelined``, an
-output register after their OR) and advance only while ``o`` is empty or taken, so
-backpressure on ``o`` stalls the whole pipeline without losing a beat.
+pipelined (table read, bank read, the banks' registered words, one stage more where the
+bank read takes two cycles, and, with ``pipelined``, an output register after their OR) and
+advance only while ``o`` is empty or taken, so backpressure on ``o`` stalls the whole pipeline
+without losing a beat.
 With ``weight_banks`` 2 the table has two banks: the loader writes bank ``table_bank`` while the
 running layer's rows are read from bank ``run_bank``. With ``split_channels`` a row marked
 ``split`` has its second part in slot 0 of PE ``owner + 1``: that PE is read there in the same
@@ -30,8 +31,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.config import AcceleratorConfig
-from golden.protocol import (bank_word_spec, beat_bits, collector_output_spec, index_bits,
-                             table_spec)
+from golden.protocol import (bank_read_latency, bank_word_spec, beat_bits,
+                             collector_output_spec, index_bits, table_spec)
 from golden.schedule import result_slots
 
 from .layouts import to_layout
@@ -65,7 +66,8 @@ class Collector(BlockComponent):
     bank_en : Out(1)
         Result bank read enable (to every PE).
     bank_data : In(to_layout(golden.protocol.bank_word_spec(config))).array(n_pe)
-        Every PE's result bank read data, one cycle after the address.
+        Every PE's result bank read data, ``golden.protocol.bank_read_latency`` cycles after
+        the address.
     bank_select : Out(n_pe)
         With ``bank_en``, bit ``p``: PE ``p`` owns the channel read (none for an empty one).
     bank_mask : In(drain_width).array(n_pe)
@@ -134,10 +136,16 @@ class Collector(BlockComponent):
         advance = Signal()
         t_rd = tmem.read_port(transparent_for=())
         row = t_rd.data
+        # A bank read of 2 cycles (golden.protocol.bank_read_latency): one more stage
+        # between read and out, holding the row, beat and valid of the word on its way.
+        extra = bank_read_latency(cfg) - 1
+        bank_valids = [Signal(name=f"bank_valid_{n}") for n in range(extra)]
         m.d.comb += [advance.eq(~self.o.valid | self.o.ready),
                      t_rd.addr.eq(Cat(issue_k[:addr_bits], self.run_bank) if banked
                                   else issue_k), t_rd.en.eq(advance),
-                     self.busy.eq(draining | read_valid | out_valid | self.o.valid)]
+                     self.busy.eq(functools.reduce(operator.or_, bank_valids,
+                                                   draining | read_valid | out_valid)
+                                  | self.o.valid)]
         if g_bits:
             # The beat within the channel, and its copies down the pipeline.
             issue_g, read_g, out_g = (Signal(g_bits, name=f"{s}_beat")
@@ -160,11 +168,17 @@ class Collector(BlockComponent):
                 with m.If(issue_k == self.out_channels - 1):
                     m.d.sync += draining.eq(0)
         out_row = Signal(table_layout)
+        valids = [read_valid, *bank_valids]
+        rows = [row, *(Signal(table_layout, name=f"bank_row_{n}") for n in range(extra))]
         with m.If(advance):
-            m.d.sync += [read_valid.eq(draining), out_valid.eq(read_valid),
-                         out_row.eq(row)]
+            m.d.sync += [read_valid.eq(draining), out_valid.eq(valids[-1]),
+                         out_row.eq(rows[-1])]
+            m.d.sync += [valids[n + 1].eq(valids[n]) for n in range(extra)]
+            m.d.sync += [rows[n + 1].eq(rows[n]) for n in range(extra)]
             if g_bits:
-                m.d.sync += [read_g.eq(issue_g), out_g.eq(read_g)]
+                beats = [read_g, *(Signal(g_bits, name=f"bank_beat_{n}") for n in range(extra))]
+                m.d.sync += [read_g.eq(issue_g), out_g.eq(beats[-1])]
+                m.d.sync += [beats[n + 1].eq(beats[n]) for n in range(extra)]
         slot_addr = Cat(row.slot[:slot_bits], half)
         if g_bits:
             slot_addr = Cat(read_g, slot_addr)

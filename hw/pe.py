@@ -10,7 +10,7 @@ unwritten one holds a stale sum and reads as 0 through the collector). Pruned we
 entry and cost nothing. A layer whose positions go back inside a channel clears ``ordered``
 and the program loader refuses it. With ``drain_positions`` P below ``alpha**2`` a bank word
 holds P positions (word ``xi // P`` of the slot, element ``xi % P``): the bank is narrow and
-deep, read through a registered (block RAM) port.
+deep, read through a registered (block RAM) port (``hw.result_bank``).
 
 The transformed inputs ``V`` arrive on a systolic chain: each PE writes the beat on ``v_in``
 into its local V memory and passes it, one register later, to ``v_out`` (the next PE). A beat,
@@ -49,13 +49,14 @@ from amaranth.lib.wiring import In, Out
 from golden.config import AcceleratorConfig
 from golden.cycles import PE_PIPELINE_DEPTH
 from golden.protocol import (bank_word_spec, beat_bits, entry_spec, index_bits,
-                             result_bank_shape, v_address_bits, v_beat_spec, v_part_bits,
+                             v_address_bits, v_beat_spec, v_part_bits,
                              weight_memory_columns)
 from golden.schedule import result_slots
 
 from .column_memory import ColumnMemory
 from .layouts import to_layout
 from .multiplier import RegisteredMultiplier
+from .result_bank import ResultBank
 
 __all__ = ["PIPELINE_DEPTH", "ProcessingElement", "VChainSignature"]
 
@@ -136,8 +137,8 @@ class ProcessingElement(wiring.Component):
     bank_select : In(1)
         With ``bank_en``: this PE owns the addressed channel (else ``bank_mask`` reads 0).
     bank_data : Out(to_layout(golden.protocol.bank_word_spec(config)))
-        ``M`` of the addressed slot (or beat), one cycle after the address, valid where
-        ``bank_mask`` is set.
+        ``M`` of the addressed slot (or beat), ``golden.protocol.bank_read_latency`` enabled
+        cycles after the address, valid where ``bank_mask`` is set.
     bank_mask : Out(drain_width)
         Bit ``i``: the slot's channel has an entry at the word's position ``i`` (its element
         of ``bank_data`` is the sum); with ``bank_data``, 0 unless ``bank_select`` was set.
@@ -185,10 +186,8 @@ class ProcessingElement(wiring.Component):
         widths = cfg.widths
         depth, slots = cfg.pe_weight_depth, result_slots(cfg)
         entry_layout = to_layout(entry_spec(cfg))
-        v_layout, m_layout = to_layout(v_beat_spec(cfg)), to_layout(bank_word_spec(cfg))
+        v_layout = to_layout(v_beat_spec(cfg))
         chan_bits, slot_bits = index_bits(cfg.max_in_channels), index_bits(slots)
-        # ``drain_positions`` below alpha**2: narrow words, ``drain_beats`` per slot.
-        narrow, lanes, g_bits = cfg.drain_beats > 1, cfg.drain_width, beat_bits(cfg)
 
         banked = cfg.weight_banks == 2
         # Read through the block RAM's own output register (the ``latch`` stage), one memory
@@ -201,12 +200,7 @@ class ProcessingElement(wiring.Component):
                                                                  depth=depth, columns=columns)
         m.submodules.v_memory = vmem = Memory(shape=v_layout, depth=1 << v_address_bits(cfg),
                                               init=[])
-        m.submodules.result_bank = bank = Memory(shape=m_layout, depth=result_bank_shape(cfg)[0],
-                                                 init=[])
-        # The mask depends on the layer's weights only, not on the tile: one per slot, both
-        # halves (a layer's tiles all write the same). Flip-flops: a block RAM would be wasted.
-        m.submodules.mask_bank = mask_bank = Memory(shape=cfg.positions, depth=1 << slot_bits,
-                                                    init=[], attrs={"ram_style": "logic"})
+        m.submodules.result_bank = bank = ResultBank(cfg)
 
         # -- loading: weights appended in execution order; V from the chain ----------------
         if banked:
@@ -383,22 +377,9 @@ class ProcessingElement(wiring.Component):
         m.d.comb += one_hot.eq(1 << add_position)
         # Positions of the channel with an entry so far; the others hold no sum (``bank_mask``).
         touched = Signal(cfg.positions)
-        b_wr = bank.write_port(granularity=1)
-        mask_wr = mask_bank.write_port()
-        if narrow:
-            # Position xi is element xi % lanes of word xi // lanes (constant tables: lanes
-            # need not be a power of two).
-            beat_of = Array(Const(xi // lanes, g_bits) for xi in range(cfg.positions))
-            lane_of = Array(Const(1 << (xi % lanes), lanes) for xi in range(cfg.positions))
-            m.d.comb += [b_wr.addr.eq(Cat(beat_of[add_position], slot[:slot_bits], half)),
-                         b_wr.en.eq(Mux(add_valid & add_flush, lane_of[add_position], 0))]
-        else:
-            m.d.comb += [b_wr.addr.eq(Cat(slot[:slot_bits], half)),
-                         b_wr.en.eq(Mux(add_valid & add_flush, one_hot, 0))]
-        m.d.comb += [mask_wr.addr.eq(slot[:slot_bits]),
-                     mask_wr.data.eq(touched | one_hot), mask_wr.en.eq(add_valid & add_last)]
-        for i in range(lanes):
-            m.d.comb += b_wr.data[i].eq(acc_sum)
+        m.d.comb += [bank.write.eq(add_valid & add_flush), bank.position.eq(add_position),
+                     bank.slot.eq(slot[:slot_bits]), bank.half.eq(half), bank.sum.eq(acc_sum),
+                     bank.mask_write.eq(add_valid & add_last), bank.mask.eq(touched | one_hot)]
         with m.If(clear_acc | (add_valid & add_last)):
             m.d.sync += touched.eq(0)
         with m.Elif(add_valid):
@@ -412,45 +393,7 @@ class ProcessingElement(wiring.Component):
                                    | mul_valid | add_valid))
 
         # -- result bank read port for the collector ---------------------------------------
-        # Data and mask read as 0 unless selected, so the collector ORs the PEs' outputs
-        # instead of muxing them: a register with a synchronous reset after an asynchronous
-        # read (a LUT-RAM's own read; free on FPGA flip-flops). One PE needs no zeroing.
-        # The reset is its own condition (not the enable's) so that it maps onto the
-        # flip-flops' reset input instead of a LUT per bit.
-        zero = Signal()
-        m.d.comb += zero.eq(self.bank_en & ~self.bank_select)
-        mask_rd = mask_bank.read_port(domain="comb")
-        m.d.comb += mask_rd.addr.eq(self.bank_addr[g_bits:g_bits + slot_bits])
-        mask_word = mask_rd.data
-        if narrow:
-            mask_word = Array(mask_rd.data[g * lanes:(g + 1) * lanes]
-                              for g in range(cfg.drain_beats))[self.bank_addr[:g_bits]]
-        with m.If(zero):
-            m.d.sync += self.bank_mask.eq(0)
-        with m.Elif(self.bank_en):
-            m.d.sync += self.bank_mask.eq(mask_word)
-        if narrow:
-            # A narrow bank is deep: block RAM, whose read is registered inside it, so the
-            # word of a PE not selected is zeroed after the read (a registered select).
-            b_rd = bank.read_port(transparent_for=())
-            m.d.comb += [b_rd.addr.eq(self.bank_addr), b_rd.en.eq(self.bank_en)]
-            if cfg.n_pe > 1:
-                selected = Signal()
-                with m.If(self.bank_en):
-                    m.d.sync += selected.eq(self.bank_select)
-                m.d.comb += self.bank_data.eq(Mux(selected, b_rd.data, 0))
-            else:
-                m.d.comb += self.bank_data.eq(b_rd.data)
-        elif cfg.n_pe > 1:
-            b_rd = bank.read_port(domain="comb")
-            m.d.comb += b_rd.addr.eq(self.bank_addr)
-            with m.If(zero):
-                m.d.sync += self.bank_data.eq(0)
-            with m.Elif(self.bank_en):
-                m.d.sync += self.bank_data.eq(b_rd.data)
-        else:
-            b_rd = bank.read_port(transparent_for=())
-            m.d.comb += [b_rd.addr.eq(self.bank_addr), b_rd.en.eq(self.bank_en),
-                         self.bank_data.eq(b_rd.data)]
+        m.d.comb += [bank.read_addr.eq(self.bank_addr), bank.read_en.eq(self.bank_en),
+                     bank.read_select.eq(self.bank_select), self.bank_data.eq(bank.read_data),
+                     self.bank_mask.eq(bank.read_mask)]
         return m
-

@@ -59,6 +59,8 @@ UNITS: dict[str, Unit] = {
     "pe": Unit("hw.pe:ProcessingElement",
                "zero-skip processing element with its weight, V and result memories",
                lambda config: 1),
+    "result-bank": Unit("hw.result_bank:ResultBank",
+                        "a PE's double-buffered result bank and mask, read by the collector"),
     "collector": Unit("hw.collector:Collector",
                       "channel table and result bank reader into the output transform"),
     "tap-shift": Unit("hw.tap_shift:TapShift",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from golden.config import SMALL, AcceleratorConfig
-from golden.protocol import y_spec
+from golden.protocol import table_spec, y_spec
 from golden.transforms import tile_transform
 from golden.options import config_from_args, read_config
 from hw.generate import generate, make_parser, top_name
@@ -218,6 +218,7 @@ def test_manifest_pipeline_registers_and_the_unpipelined_option(tmp_path):
     assert man["pipelined"] is True
     assert regs["bits"]["v_hold"] == 4 * 16 * v
     assert regs["bits"]["collector_output"] == 16 * acc + SMALL.bias_width
+    assert regs["bits"]["bank_read"] == 0           # whole-tile words: read in one cycle
     assert regs["bits"]["total"] == sum(b for k, b in regs["bits"].items() if k != "total")
     assert (regs["pe_pipeline_depth"], regs["collector_depth"]) == (7, 4)
     plain = config_from_args(make_parser().parse_args(["--array", "2x2", "--max-channels",
@@ -249,6 +250,10 @@ def test_manifest_drain_cost_and_the_drain_positions_option(tmp_path):
     assert man["memory_bits"]["results"] == 4 * 2 * 4 * 16 * acc
     assert man["pipeline_registers"]["bits"]["collector_output"] == (2 * acc + SMALL.bias_width
                                                                      + 3)
+    # The narrow bank's read takes two cycles: one more collector stage, its registers counted.
+    assert man["pipeline_registers"]["collector_depth"] == 5
+    assert man["pipeline_registers"]["bits"]["bank_read"] == (4 * (1 + 2)
+                                                              + table_spec(narrow).size + 3 + 1)
     assert AcceleratorConfig.from_dict(man) == narrow
     bad = run_cli("--drain-positions", "5", "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and bad.stderr == (

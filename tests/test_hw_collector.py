@@ -3,6 +3,7 @@ bank-mask zeroing,
 bias [and requant parameters] passed through, under random backpressure; drain timing as
 golden.cycles models it."""
 
+import collections
 import random
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from golden.cycles import collector_depth
-from golden.protocol import (bank_word_spec, beat_bits, index_bits, m_spec,
+from golden.protocol import (bank_read_latency, bank_word_spec, beat_bits, index_bits, m_spec,
                              output_transform_input_spec, result_bank_shape, table_spec)
 from golden.schedule import result_slots
 from helpers import stream_get
@@ -35,8 +36,8 @@ def _random_table(config, k, rng):
 
 def run_collector(config, rows, tiles, *, stall, seed):
     """Write ``rows`` into the table, then drain one tile per ``(half, banks)`` of ``tiles``;
-    ``banks[p][address]`` is PE p's result bank: a raw M word and its ``bank_mask``. Returns the output beats
-    (unpacked) and the busy cycles of each drain."""
+    ``banks[p][address]`` is PE p's result bank: a raw M word and its ``bank_mask``. Returns
+    the output beats (unpacked) and the busy cycles of each drain."""
     dut = Collector(config)
     rng = np.random.default_rng(seed)
     k = len(rows)
@@ -44,15 +45,18 @@ def run_collector(config, rows, tiles, *, stall, seed):
     state = {"banks": None, "beats": [], "busy": []}
 
     async def banks(ctx):
-        # Each PE's result bank read port: data and mask one cycle after the address (0 unless
-        # the PE is selected), held without en.
+        # Each PE's result bank read port: data and mask bank_read_latency enabled cycles after
+        # the address (0 unless the PE was selected with it), held without en.
+        pending = collections.deque()
         async for _, _, addr, en, select in ctx.tick().sample(dut.bank_addr, dut.bank_en,
                                                               dut.bank_select):
             if en and state["banks"] is not None:
-                for p in range(config.n_pe):
-                    word, mask = state["banks"][p][addr] if select >> p & 1 else (0, 0)
-                    ctx.set(dut.bank_data[p].as_value(), word)
-                    ctx.set(dut.bank_mask[p], mask)
+                pending.append([state["banks"][p][addr] if select >> p & 1 else (0, 0)
+                                for p in range(config.n_pe)])
+                if len(pending) == bank_read_latency(config):
+                    for p, (word, mask) in enumerate(pending.popleft()):
+                        ctx.set(dut.bank_data[p].as_value(), word)
+                        ctx.set(dut.bank_mask[p], mask)
 
     async def bench(ctx):
         ctx.set(dut.out_channels, k)

@@ -9,7 +9,8 @@ from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
 from golden.encoding import encode, pack_entries
-from golden.protocol import bank_word_spec, beat_bits, entry_spec, index_bits, v_spec
+from golden.protocol import (bank_read_latency, bank_word_spec, beat_bits, entry_spec,
+                             index_bits, result_bank_shape, v_spec)
 from golden.schedule import result_slots
 from hw.bram import ecp5_block_grid
 from hw.pe import PIPELINE_DEPTH, ProcessingElement
@@ -53,7 +54,8 @@ async def _read_bank(ctx, dut, config, slots, bank):
             ctx.set(dut.bank_en, 1)
             ctx.set(dut.bank_select, 1)
             ctx.set(dut.bank_addr, g | (slot << g_bits) | (bank << (g_bits + index_bits(slots))))
-            await ctx.tick()
+            for _ in range(bank_read_latency(config)):      # the address held until its word
+                await ctx.tick()
             words.append(_bank_row(ctx, dut, config))
         rows.append(np.concatenate(words))
     return np.array(rows)
@@ -313,7 +315,8 @@ def test_pe_mask_hides_the_previous_layer(small_config):
             ctx.set(dut.bank_en, 1)
             ctx.set(dut.bank_select, 1)
             ctx.set(dut.bank_addr, slot)
-            await ctx.tick()
+            for _ in range(bank_read_latency(config)):
+                await ctx.tick()
             rows.append(_bank_row(ctx, dut, config))
             masks.append(ctx.get(dut.bank_mask))
 
@@ -355,13 +358,14 @@ def test_pe_ordered_flags_a_position_going_back(small_config, positions, ordered
     assert seen == [int(ordered), 1]
 
 
-@pytest.mark.parametrize("narrow", [False, True], ids=["tile", "narrow"])
-def test_pe_not_selected_reads_zero(small_config, narrow):
+@pytest.mark.parametrize("narrow, pipelined", [(False, True), (True, True), (True, False)],
+                         ids=["tile", "narrow", "narrow-np"])
+def test_pe_not_selected_reads_zero(small_config, narrow, pipelined):
     """A PE that does not own the channel read (``bank_select`` low with ``bank_en``) outputs 0
     data and mask, so the collector ORs the PEs; without ``bank_en`` both hold (a narrow
-    bank's word too: block RAM, zeroed after its read)."""
+    bank's word too: block RAM, zeroed after its read, in two cycles when pipelined)."""
     config = small_config.replace(drain_positions=small_config.positions // 4 if narrow
-                                  else None)
+                                  else None, pipelined=pipelined)
     assert config.n_pe > 1
     rng = np.random.default_rng(9)
     slots, c = result_slots(config), 2
@@ -383,12 +387,13 @@ def test_pe_not_selected_reads_zero(small_config, narrow):
         ctx.set(dut.start, 0)
         while not ctx.get(dut.done):
             await ctx.tick()
-        for en, select in ((1, 1), (0, 0), (1, 0), (0, 1), (1, 1)):
+        for en, select in reads:
             ctx.set(dut.bank_en, en)
             ctx.set(dut.bank_select, select)
             await ctx.tick()
             seen.append((_bank_row(ctx, dut, config).tolist(), ctx.get(dut.bank_mask)))
 
+    reads = ((1, 1), (1, 1), (0, 0), (1, 0), (0, 1), (1, 1), (1, 0), (1, 1), (0, 0))
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
@@ -396,7 +401,13 @@ def test_pe_not_selected_reads_zero(small_config, narrow):
     lanes = config.drain_width
     full = (_expected(u, v, config)[0][:lanes].tolist(), (1 << lanes) - 1)
     zero = ([0] * lanes, 0)
-    assert seen == [full, full, zero, zero, full]
+    # The read of the select bank_read_latency enabled cycles back, held while en is low.
+    latency, selects, want = bank_read_latency(config), [], []
+    for en, select in reads:
+        selects += [select] if en else []
+        want.append(None if len(selects) < latency else full if selects[-latency] else zero)
+    assert [s for s, w in zip(seen, want) if w is not None] == [w for w in want if w]
+    assert want.count(None) == latency - 1 and zero in want and full in want
 
 
 @pytest.mark.parametrize("banks", [1, 2])
@@ -455,3 +466,24 @@ def test_pe_weight_memory_is_block_ram_with_output_registers_on_ecp5(small_confi
     _bits, columns, rows = ecp5_block_grid(entry_spec(config).size, config.pe_weight_depth)
     assert len(blocks) == 2 * columns * rows
     assert all(b.parameters["REGMODE_B"] == "OUTREG" for b in blocks)
+
+
+def test_pe_narrow_result_bank_reads_through_block_ram_registers_on_ecp5(small_config):
+    """On ECP5 a pipelined PE's narrow result bank is DP16KD with REGMODE_B OUTREG, one
+    memory per element of a beat (``golden.protocol.bank_read_latency`` 2), beside the weight
+    memory's blocks; not pipelined, it is left to Yosys (a Memory, no instance)."""
+    class Platform:
+        family = "ecp5"
+
+    config = small_config.replace(drain_positions=small_config.positions // 4)
+    assert bank_read_latency(config) == 2
+    blocks = [i for i in instances(ProcessingElement(config), Platform()) if i.type == "DP16KD"]
+    _bits, columns, rows = ecp5_block_grid(entry_spec(config).size, config.pe_weight_depth)
+    _bits, lane_columns, lane_rows = ecp5_block_grid(config.widths.accumulator,
+                                                     result_bank_shape(config)[0])
+    assert len(blocks) == columns * rows + config.drain_width * lane_columns * lane_rows
+    assert all(b.parameters["REGMODE_B"] == "OUTREG" for b in blocks)
+    plain = config.replace(pipelined=False)
+    assert bank_read_latency(plain) == 1
+    found = instances(ProcessingElement(plain), Platform())
+    assert len([i for i in found if i.type == "DP16KD"]) == columns * rows
