@@ -60,6 +60,8 @@ def test_presets_keep_digits_and_cap_the_first_layer():
     assert default_settings("digits") == PruneSettings()
     s = default_settings("fashion-mnist", target=0.8)
     assert s.first_target == 0.3 and s.augment and s.batch_size == 128
+    # The budget that fits 30 minutes on two CPU cores (docs/pruning.md); the table runs 12 + 12.
+    assert (s.dense_epochs, s.prune_epochs, s.stages) == (10, 4, 3)
     assert layer_targets(s, 3) == [0.3, 0.8, 0.8]
     assert layer_targets(default_settings("fashion-mnist", target=0.2), 2) == [0.2, 0.2]
     with pytest.raises(ValueError, match="first_target must lie in"):
@@ -127,6 +129,25 @@ def test_pruning_table_runs_resumes_and_counts_cycles(tmp_path, capsys, monkeypa
     assert "2 finished run(s) kept" in capsys.readouterr().out
     # Other settings for a finished cell: refused.
     assert table.main([*argv[:-6], "--prune-epochs", "3", "--json", str(out)]) == 2
+
+
+def test_the_committed_table_resumes_under_the_table_budget():
+    """Every run of docs/reports/pruning-fashion-mnist.json was made with the settings the
+    table's command makes now (the preset with ``TABLE_BUDGET``), so rerunning the documented
+    command skips all 90 cells instead of refusing them."""
+    from dataclasses import asdict
+    table = _table_module()
+    path = os.path.join(os.path.dirname(__file__), "..", "docs", "reports",
+                        "pruning-fashion-mnist.json")
+    with open(path) as f:
+        runs = json.load(f)["runs"]
+    assert len(runs) == 90
+    budget = table.TABLE_BUDGET["fashion-mnist"]
+    assert default_settings("fashion-mnist").dense_epochs != budget["dense_epochs"]
+    for r in runs:
+        want = default_settings("fashion-mnist", tile=r["tile"], method=r["method"],
+                                target=r["target_sparsity"], seed=r["seed"], **budget)
+        assert r["settings"] == json.loads(json.dumps(asdict(want))), r["settings"]
 
 
 def test_pruning_table_jobs_match_one_process_and_share_spatial_pruning(tmp_path):
