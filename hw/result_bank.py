@@ -14,9 +14,10 @@ Three read paths, by the bank's shape:
 * whole-tile words (the default ``drain_positions``): a shallow, wide bank in LUT-RAM, its
   asynchronous read followed by a register with a synchronous reset (free on FPGA flip-flops);
 * narrow words, not ``pipelined``: a deep bank in block RAM, read through its synchronous port;
-* narrow words, ``pipelined``: one ``hw.bram.RegisteredReadMemory`` per element (the block
-  RAM's own output register on ECP5: a read without it leaves the block 5.6 ns after the clock,
-  the critical path of the narrow 4x4 array), select and mask delayed to match.
+* narrow words, ``pipelined``: read in two cycles, select and mask delayed to match; on ECP5
+  one ``hw.bram.RegisteredReadMemory`` per element (the block RAM's own output register: a
+  read without it leaves the block 5.6 ns after the clock, the critical path of the narrow 4x4
+  array), elsewhere the bank's synchronous read and a fabric register.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ class ResultBank(BlockComponent):
         with m.Elif(self.read_en):
             m.d.sync += mask_out.eq(mask_word)
         if latency == 2:
-            self._registered_read(m, write_addr, lane_en, mask_out)
+            self._registered_read(m, platform, write_addr, lane_en, mask_out)
             return m
 
         m.submodules.memory = bank = Memory(shape=self.shape, depth=self.depth, init=[])
@@ -177,20 +178,35 @@ class ResultBank(BlockComponent):
                          self.read_data.eq(b_rd.data)]
         return m
 
-    def _registered_read(self, m: Module, write_addr, lane_en, mask_out) -> None:
-        """Narrow, pipelined: an element per memory, read in 2 cycles; the mask one more."""
+    def _registered_read(self, m: Module, platform, write_addr, lane_en, mask_out) -> None:
+        """Narrow, pipelined: the word read in 2 cycles, select and mask delayed to match. On
+        ECP5 an element per ``RegisteredReadMemory`` (DP16KD with its output register: a
+        whole-word memory has no per-element write enables); elsewhere one memory with them,
+        its synchronous read and a fabric register (as many block RAMs as one cycle takes)."""
         cfg = self._config
-        # The select delayed as the word is (two enabled cycles).
         selected = [Signal(name=f"selected_{n}") for n in range(2)]
         with m.If(self.read_en):
             m.d.sync += [selected[0].eq(self.read_select), selected[1].eq(selected[0]),
                          self.read_mask.eq(mask_out)]
-        for i in range(cfg.drain_width):
-            lane = RegisteredReadMemory(shape=signed(cfg.widths.accumulator), depth=self.depth)
-            m.submodules[f"lane_{i}"] = lane
-            m.d.comb += [lane.write.addr.eq(write_addr), lane.write.data.eq(self.sum),
-                         lane.write.en.eq(lane_en[i]),
-                         lane.read.addr.eq(self.read_addr), lane.read.en.eq(self.read_en)]
-            word = lane.read.data
-            m.d.comb += self.read_data[i].eq(Mux(selected[1], word, 0) if cfg.n_pe > 1
-                                             else word)
+        if getattr(platform, "family", None) == "ecp5":
+            words = []
+            for i in range(cfg.drain_width):
+                lane = RegisteredReadMemory(shape=signed(cfg.widths.accumulator),
+                                            depth=self.depth)
+                m.submodules[f"lane_{i}"] = lane
+                m.d.comb += [lane.write.addr.eq(write_addr), lane.write.data.eq(self.sum),
+                             lane.write.en.eq(lane_en[i]), lane.read.addr.eq(self.read_addr),
+                             lane.read.en.eq(self.read_en)]
+                words.append(lane.read.data)
+            word = Cat(*words)
+        else:
+            m.submodules.memory = bank = Memory(shape=self.shape, depth=self.depth, init=[])
+            b_wr, b_rd = bank.write_port(granularity=1), bank.read_port(transparent_for=())
+            m.d.comb += [b_wr.addr.eq(write_addr), b_wr.en.eq(lane_en),
+                         b_rd.addr.eq(self.read_addr), b_rd.en.eq(self.read_en)]
+            m.d.comb += [b_wr.data[i].eq(self.sum) for i in range(cfg.drain_width)]
+            # The block RAM's output register is not reset: neither is this one.
+            word = Signal(len(self.read_data.as_value()), reset_less=True)
+            with m.If(self.read_en):
+                m.d.sync += word.eq(b_rd.data)
+        m.d.comb += self.read_data.eq(Mux(selected[1], word, 0) if cfg.n_pe > 1 else word)
