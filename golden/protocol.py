@@ -44,6 +44,7 @@ __all__ = [
     "CHANNEL_FIELD_BITS",
     "COUNT_FIELD_BITS",
     "bank_read_latency",
+    "bank_write_latency",
     "bank_word_spec",
     "beat_bits",
     "cfg_spec",
@@ -290,22 +291,38 @@ def bank_read_latency(config: AcceleratorConfig) -> int:
     return 2 if config.pipelined and config.drain_beats > 1 else 1
 
 
+def bank_write_latency(config: AcceleratorConfig) -> int:
+    """Cycles from a PE's sum to its result bank element: 2 where the write is registered
+    (the designs of :func:`bank_read_latency` 2: the sum would otherwise go from the
+    accumulator's carry chain straight across the chip into a block RAM), else 1. The last
+    sum of a tile then lands at the end of the cycle in which the PE's ``done`` rises, so the
+    bank is read from the next cycle on; the array's drain starts later than that anyway
+    (``golden.cycles.COMPUTE_SYNC``), so no cycle is added."""
+    return bank_read_latency(config)
+
+
 def pipeline_register_bits(config: AcceleratorConfig) -> dict:
     """Flip-flops of the ``pipelined`` timing registers (``hw.pe``, ``hw.collector``), by kind:
     ``v_hold`` (every PE's registered V word), ``collector_output`` (the collector's output
     register: M, bias [and requant parameters]), ``bank_read`` (with a :func:`bank_read_latency`
     of 2: every PE's second select and mask register, the collector's extra stage of the
     table row, beat and valid; the word's second register is the block RAM's own on ECP5, in
-    fabric elsewhere, and not counted) and ``total``; all 0 when the design is not
-    pipelined."""
+    fabric elsewhere, and not counted), ``bank_write`` (with a :func:`bank_write_latency` of 2:
+    every PE's registered sum, element enables and word address) and ``total``; all 0 when
+    the design is not pipelined."""
     bits = {
         "v_hold": config.n_pe * v_beat_spec(config).size,
         "collector_output": collector_output_spec(config).size,
         "bank_read": 0,
+        "bank_write": 0,
     }
     if bank_read_latency(config) == 2:
         bits["bank_read"] = (config.n_pe * (1 + config.drain_width) + table_spec(config).size
                              + beat_bits(config) + 1)
+    if bank_write_latency(config) == 2:
+        address = index_bits(result_bank_shape(config)[0])
+        bits["bank_write"] = config.n_pe * (config.widths.accumulator + config.drain_width
+                                            + address)
     if not config.pipelined:
         bits = dict.fromkeys(bits, 0)
     bits["total"] = sum(bits.values())

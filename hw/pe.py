@@ -30,7 +30,8 @@ Pipeline of the multiply-accumulate (one entry per cycle)::
     fetch    V memory read (address = half, entry.channel, beat of entry.position)
     read     the V word leaves the memory
     hold     register the V word (nothing between the memory and this register; only
-             when ``config.pipelined``)
+             when ``config.pipelined``; with ``v_beats`` above 1 the deep V memory is a
+             ``hw.bram.RegisteredReadMemory``, the block RAM's output register on ECP5)
     select   V[position] (the word's element of it) and value into the multiplier's operand
              registers
              (``hw.multiplier.RegisteredMultiplier``: a registered DSP block on ECP5)
@@ -53,6 +54,7 @@ from golden.protocol import (bank_word_spec, beat_bits, entry_spec, index_bits,
                              weight_memory_columns)
 from golden.schedule import result_slots
 
+from .bram import RegisteredReadMemory
 from .column_memory import ColumnMemory
 from .layouts import to_layout
 from .multiplier import RegisteredMultiplier
@@ -127,7 +129,8 @@ class ProcessingElement(wiring.Component):
         Sampled with ``start``.
     done : Out(1)
         No tile in progress (low from the cycle after ``start`` until the last result is
-        written).
+        written; with a ``golden.protocol.bank_write_latency`` of 2 the last result lands at
+        the end of ``done``'s first cycle, and the bank is read from the next one on).
     bank_addr : In(unsigned)
         Result bank read address ``Cat(slot, half)``, read when ``bank_en``; with
         ``drain_positions`` below ``alpha**2`` ``Cat(beat, slot, half)``, the word of positions
@@ -198,8 +201,17 @@ class ProcessingElement(wiring.Component):
         if banked:
             m.submodules.weight_memory_1 = wmem_1 = ColumnMemory(shape=entry_layout,
                                                                  depth=depth, columns=columns)
-        m.submodules.v_memory = vmem = Memory(shape=v_layout, depth=1 << v_address_bits(cfg),
-                                              init=[])
+        # A deep V memory (several beats per channel) is block RAM: pipelined, its read comes
+        # through the block's own output register (the hold stage), else it leaves the block
+        # 5.8 ns after the clock, the narrow ECP5 array's critical path.
+        v_registered = cfg.pipelined and cfg.v_beats > 1
+        v_depth = 1 << v_address_bits(cfg)
+        if v_registered:
+            m.submodules.v_memory = vmem = RegisteredReadMemory(shape=v_layout, depth=v_depth)
+            v_wr, v_rd = vmem.write, vmem.read
+        else:
+            m.submodules.v_memory = vmem = Memory(shape=v_layout, depth=v_depth, init=[])
+            v_wr, v_rd = vmem.write_port(), vmem.read_port(transparent_for=())
         m.submodules.result_bank = bank = ResultBank(cfg)
 
         # -- loading: weights appended in execution order; V from the chain ----------------
@@ -248,7 +260,6 @@ class ProcessingElement(wiring.Component):
                 with m.If(self.entry.last & (owned != slots)):
                     m.d.sync += owned.eq(owned + 1)
 
-        v_wr = vmem.write_port()
         m.d.comb += [v_wr.addr.eq(self.v_in.addr), v_wr.data.eq(self.v_in.data),
                      v_wr.en.eq(self.v_in.valid)]
         m.d.sync += [self.v_out.valid.eq(self.v_in.valid), self.v_out.addr.eq(self.v_in.addr),
@@ -291,7 +302,6 @@ class ProcessingElement(wiring.Component):
         # -- fetch: read the word of V[channel] that holds the position ---------------------
         fetch_valid = Signal()
         m.d.sync += fetch_valid.eq(latch_valid)
-        v_rd = vmem.read_port(transparent_for=())
         beat_positions, part_bits = cfg.v_beat_positions, v_part_bits(cfg)
         if part_bits:
             # Beat and element of each position: constant tables, one LUT level each.
@@ -323,10 +333,13 @@ class ProcessingElement(wiring.Component):
             hold_position = Signal.like(read_position)
             hold_offset = Signal.like(read_offset) if part_bits else hold_position
             hold_last = Signal()
-            hold_v = Signal(v_layout)
             m.d.sync += [hold_valid.eq(read_valid), hold_value.eq(read_value),
-                         hold_position.eq(read_position), hold_last.eq(read_last),
-                         hold_v.eq(v_rd.data)]
+                         hold_position.eq(read_position), hold_last.eq(read_last)]
+            if v_registered:
+                hold_v = data.View(v_layout, v_rd.data)     # the memory's second register
+            else:
+                hold_v = Signal(v_layout)
+                m.d.sync += hold_v.eq(v_rd.data)
             if part_bits:
                 m.d.sync += hold_offset.eq(read_offset)
         else:

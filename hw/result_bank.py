@@ -3,6 +3,8 @@
 The PE writes one position's sum at the end of the position's run (``write``: element
 ``position`` of slot ``slot``, half ``half``) and, at a channel's last entry, the mask of the
 positions the channel has entries at (``mask_write``; a position outside it holds a stale sum).
+Where ``golden.protocol.bank_write_latency`` is 2 (the narrow, pipelined banks) the write is
+registered and lands a cycle later: a word is read from the cycle after its last ``write`` on.
 The collector reads a slot's word, or with ``drain_positions`` P below ``alpha**2`` one beat of
 P positions of it (word ``position // P`` of the slot, element ``position % P``), with
 ``read_en``; ``read_data`` and ``read_mask`` come ``golden.protocol.bank_read_latency`` enabled
@@ -28,8 +30,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.config import AcceleratorConfig
-from golden.protocol import (bank_read_latency, bank_word_spec, beat_bits, index_bits,
-                             result_bank_shape)
+from golden.protocol import (bank_read_latency, bank_word_spec, bank_write_latency, beat_bits,
+                             index_bits, result_bank_shape)
 from golden.schedule import result_slots
 
 from .bram import RegisteredReadMemory
@@ -119,6 +121,16 @@ class ResultBank(BlockComponent):
         else:
             write_addr = Cat(self.slot, self.half)
             lane_en = Mux(self.write, 1 << self.position, 0)
+        write_sum = self.sum
+        if bank_write_latency(cfg) == 2:
+            # Registered: the sum leaves the accumulator's carry chain into a flip-flop, not
+            # across the chip into a block RAM. Only the enables need a reset.
+            write_addr_q = Signal(len(write_addr), reset_less=True)
+            write_sum_q = Signal.like(self.sum, reset_less=True)
+            lane_en_q = Signal(lanes)
+            m.d.sync += [write_addr_q.eq(write_addr), write_sum_q.eq(self.sum),
+                         lane_en_q.eq(lane_en)]
+            write_addr, write_sum, lane_en = write_addr_q, write_sum_q, lane_en_q
         # The mask depends on the layer's weights only, not on the tile: one per slot, both
         # halves. Flip-flops: a block RAM would be wasted.
         m.submodules.mask_bank = mask_bank = Memory(shape=cfg.positions, depth=1 << slot_bits,
@@ -144,7 +156,7 @@ class ResultBank(BlockComponent):
         with m.Elif(self.read_en):
             m.d.sync += mask_out.eq(mask_word)
         if latency == 2:
-            self._registered_read(m, platform, write_addr, lane_en, mask_out)
+            self._registered_read(m, platform, write_addr, lane_en, write_sum, mask_out)
             return m
 
         m.submodules.memory = bank = Memory(shape=self.shape, depth=self.depth, init=[])
@@ -178,7 +190,8 @@ class ResultBank(BlockComponent):
                          self.read_data.eq(b_rd.data)]
         return m
 
-    def _registered_read(self, m: Module, platform, write_addr, lane_en, mask_out) -> None:
+    def _registered_read(self, m: Module, platform, write_addr, lane_en, write_sum,
+                         mask_out) -> None:
         """Narrow, pipelined: the word read in 2 cycles, select and mask delayed to match. On
         ECP5 an element per ``RegisteredReadMemory`` (DP16KD with its output register: a
         whole-word memory has no per-element write enables); elsewhere one memory with them,
@@ -194,7 +207,7 @@ class ResultBank(BlockComponent):
                 lane = RegisteredReadMemory(shape=signed(cfg.widths.accumulator),
                                             depth=self.depth)
                 m.submodules[f"lane_{i}"] = lane
-                m.d.comb += [lane.write.addr.eq(write_addr), lane.write.data.eq(self.sum),
+                m.d.comb += [lane.write.addr.eq(write_addr), lane.write.data.eq(write_sum),
                              lane.write.en.eq(lane_en[i]), lane.read.addr.eq(self.read_addr),
                              lane.read.en.eq(self.read_en)]
                 words.append(lane.read.data)
@@ -204,7 +217,7 @@ class ResultBank(BlockComponent):
             b_wr, b_rd = bank.write_port(granularity=1), bank.read_port(transparent_for=())
             m.d.comb += [b_wr.addr.eq(write_addr), b_wr.en.eq(lane_en),
                          b_rd.addr.eq(self.read_addr), b_rd.en.eq(self.read_en)]
-            m.d.comb += [b_wr.data[i].eq(self.sum) for i in range(cfg.drain_width)]
+            m.d.comb += [b_wr.data[i].eq(write_sum) for i in range(cfg.drain_width)]
             # The block RAM's output register is not reset: neither is this one.
             word = Signal(len(self.read_data.as_value()), reset_less=True)
             with m.If(self.read_en):

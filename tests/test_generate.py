@@ -219,6 +219,7 @@ def test_manifest_pipeline_registers_and_the_unpipelined_option(tmp_path):
     assert regs["bits"]["v_hold"] == 4 * 16 * v
     assert regs["bits"]["collector_output"] == 16 * acc + SMALL.bias_width
     assert regs["bits"]["bank_read"] == 0           # whole-tile words: read in one cycle
+    assert regs["bits"]["bank_write"] == 0          # ... and written unregistered
     assert regs["bits"]["total"] == sum(b for k, b in regs["bits"].items() if k != "total")
     assert (regs["pe_pipeline_depth"], regs["collector_depth"]) == (7, 4)
     plain = config_from_args(make_parser().parse_args(["--array", "2x2", "--max-channels",
@@ -254,6 +255,8 @@ def test_manifest_drain_cost_and_the_drain_positions_option(tmp_path):
     assert man["pipeline_registers"]["collector_depth"] == 5
     assert man["pipeline_registers"]["bits"]["bank_read"] == (4 * (1 + 2)
                                                               + table_spec(narrow).size + 3 + 1)
+    # Its write is registered: per PE the sum, 2 element enables and the address of 64 words.
+    assert man["pipeline_registers"]["bits"]["bank_write"] == 4 * (acc + 2 + 6)
     assert AcceleratorConfig.from_dict(man) == narrow
     bad = run_cli("--drain-positions", "5", "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and bad.stderr == (

@@ -5,12 +5,13 @@ import warnings
 
 import numpy as np
 import pytest
-from amaranth.hdl import UnusedElaboratable
+from amaranth.hdl import Fragment, UnusedElaboratable
 from amaranth.sim import Simulator
 
 from golden.encoding import encode, pack_entries
-from golden.protocol import (bank_read_latency, bank_word_spec, beat_bits, entry_spec,
-                             index_bits, result_bank_shape, v_spec)
+from golden.protocol import (bank_read_latency, bank_word_spec, bank_write_latency, beat_bits,
+                             entry_spec, index_bits, result_bank_shape, v_address_bits,
+                             v_beat_spec, v_spec)
 from golden.schedule import result_slots
 from hw.bram import ecp5_block_grid
 from hw.pe import PIPELINE_DEPTH, ProcessingElement
@@ -41,6 +42,13 @@ def _bank_row(ctx, dut, config):
     mask = ctx.get(dut.bank_mask)
     assert 0 <= mask < 1 << lanes
     return np.where([(mask >> i) & 1 for i in range(lanes)], row, 0)
+
+
+async def _after_done(ctx, config):
+    """The tile's last sum lands in the bank ``bank_write_latency - 1`` cycles after ``done``
+    rises (a registered write): the reads start then."""
+    for _ in range(bank_write_latency(config) - 1):
+        await ctx.tick()
 
 
 async def _read_bank(ctx, dut, config, slots, bank):
@@ -112,6 +120,7 @@ def _run_pe(config, u, tiles, seed=0):
                 await ctx.tick()
                 cycles += 1
             durations.append(cycles)
+            await _after_done(ctx, config)
             bank = await _read_bank(ctx, dut, config, slots, half)
             results.append(bank[:k_count])
 
@@ -252,6 +261,7 @@ def test_pe_two_banks_load_while_computing(small_config):
                 await ctx.tick()
                 cycles += 1
             durations.append(cycles)
+            await _after_done(ctx, config)
             got.append(await _read_bank(ctx, dut, config, slots, tile))
 
     sim = Simulator(dut)
@@ -311,6 +321,7 @@ def test_pe_mask_hides_the_previous_layer(small_config):
             ctx.set(dut.start, 0)
             while not ctx.get(dut.done):
                 await ctx.tick()
+        await _after_done(ctx, config)
         for slot in range(slots):
             ctx.set(dut.bank_en, 1)
             ctx.set(dut.bank_select, 1)
@@ -387,6 +398,7 @@ def test_pe_not_selected_reads_zero(small_config, narrow, pipelined):
         ctx.set(dut.start, 0)
         while not ctx.get(dut.done):
             await ctx.tick()
+        await _after_done(ctx, config)
         for en, select in reads:
             ctx.set(dut.bank_en, en)
             ctx.set(dut.bank_select, select)
@@ -487,3 +499,25 @@ def test_pe_narrow_result_bank_reads_through_block_ram_registers_on_ecp5(small_c
     assert bank_read_latency(plain) == 1
     found = instances(ProcessingElement(plain), Platform())
     assert len([i for i in found if i.type == "DP16KD"]) == columns * rows
+
+
+def test_pe_deep_v_memory_reads_through_block_ram_registers_on_ecp5(small_config):
+    """With ``v_beats`` above 1 a pipelined PE's V memory is DP16KD with REGMODE_B OUTREG on
+    ECP5 (its output register is the ``hold`` stage); with one beat per channel, or not
+    pipelined, it is left to Yosys (LUT-RAM for the shallow, wide default)."""
+    class Platform:
+        family = "ecp5"
+
+    def v_blocks(config):
+        pe = Fragment.get(ProcessingElement(config), Platform())
+        v_memory = next(sub for sub, name, _src in pe.subfragments if name == "v_memory")
+        return [i for i in instances(v_memory, Platform()) if i.type == "DP16KD"]
+
+    config = small_config.replace(v_beats=4)
+    blocks = v_blocks(config)
+    _bits, columns, rows = ecp5_block_grid(v_beat_spec(config).size,
+                                           1 << v_address_bits(config))
+    assert len(blocks) == columns * rows >= 1
+    assert all(b.parameters["REGMODE_B"] == "OUTREG" for b in blocks)
+    assert v_blocks(config.replace(pipelined=False)) == []
+    assert v_blocks(small_config) == []
