@@ -150,8 +150,12 @@ class Collector(BlockComponent):
             # The beat within the channel, and its copies down the pipeline.
             issue_g, read_g, out_g = (Signal(g_bits, name=f"{s}_beat")
                                       for s in ("issue", "read", "out"))
+        # Channels left after issue_k, counted down: the last channel is a zero test, not a
+        # compare with ``out_channels`` (a carry chain in front of ``draining``'s enable).
+        k_left = Signal.like(self.out_channels)
         with m.If(self.start):
-            m.d.sync += [draining.eq(1), issue_k.eq(0), half.eq(self.half)]
+            m.d.sync += [draining.eq(1), issue_k.eq(0), k_left.eq(self.out_channels - 1),
+                         half.eq(self.half)]
             if g_bits:
                 m.d.sync += issue_g.eq(0)
         with m.Elif(advance & draining):
@@ -160,12 +164,12 @@ class Collector(BlockComponent):
                 last_beat = issue_g == cfg.drain_beats - 1
                 m.d.sync += issue_g.eq(Mux(last_beat, 0, issue_g + 1))
                 with m.If(last_beat):
-                    m.d.sync += issue_k.eq(issue_k + 1)
-                    with m.If(issue_k == self.out_channels - 1):
+                    m.d.sync += [issue_k.eq(issue_k + 1), k_left.eq(k_left - 1)]
+                    with m.If(k_left == 0):
                         m.d.sync += draining.eq(0)
             else:
-                m.d.sync += issue_k.eq(issue_k + 1)
-                with m.If(issue_k == self.out_channels - 1):
+                m.d.sync += [issue_k.eq(issue_k + 1), k_left.eq(k_left - 1)]
+                with m.If(k_left == 0):
                     m.d.sync += draining.eq(0)
         out_row = Signal(table_layout)
         valids = [read_valid, *bank_valids]
