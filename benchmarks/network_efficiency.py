@@ -25,7 +25,9 @@ weight lane, one weight bank), then ``lanes``: ``weight_lanes`` = n_pe (one beat
 ``after, half depth``: with half the default ``weight_depth`` per bank, so that both banks take
 the block RAM of one default bank (the design that fits the ECP5-85F), and ``after, split``:
 ``after`` with ``split_channels`` (an output channel may be split over two PEs, so that layers
-with few channels per PE balance).
+with few channels per PE balance), and ``after, split, narrow``: that with ``v_beats`` 4 and
+``drain_positions`` 1, the narrow design of ``benchmarks/synth_goals.py`` that routes on the
+ECP5 (not with tap shifts, which the narrow drain does not support).
 """
 
 from __future__ import annotations
@@ -55,9 +57,15 @@ def designs(tile: str, max_tap_shift: int = 0) -> dict:
     """The compared designs for ``tile`` (module docstring)."""
     base = DEFAULT.replace(tile=tile, requant=True, max_tap_shift=max_tap_shift)
     after = base.replace(weight_lanes=base.n_pe, weight_banks=2)
-    return {"before": base, "lanes": base.replace(weight_lanes=base.n_pe), "after": after,
-            "after, half depth": after.replace(weight_depth=base.pe_weight_depth // 2),
-            "after, split": after.replace(split_channels=True)}
+    found = {"before": base, "lanes": base.replace(weight_lanes=base.n_pe), "after": after,
+             "after, half depth": after.replace(weight_depth=base.pe_weight_depth // 2),
+             "after, split": after.replace(split_channels=True)}
+    if max_tap_shift == 0:
+        # The narrow design that routes on the ECP5 (benchmarks/synth_goals.py): its drains
+        # take alpha**2 beats per channel, exposed where a pass has few MACs per channel.
+        found["after, split, narrow"] = found["after, split"].replace(v_beats=4,
+                                                                      drain_positions=1)
+    return found
 
 
 def digits_layers(path: str):
