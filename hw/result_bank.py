@@ -4,7 +4,8 @@ The PE writes one position's sum at the end of the position's run (``write``: el
 ``position`` of slot ``slot``, half ``half``) and, at a channel's last entry, the mask of the
 positions the channel has entries at (``mask_write``; a position outside it holds a stale sum).
 Where ``golden.protocol.bank_write_latency`` is 2 (the narrow, pipelined banks) the write is
-registered and lands a cycle later: a word is read from the cycle after its last ``write`` on.
+registered and lands a cycle later: a word written in cycle W is read from cycle W + 2 on
+(W + 1 without the register).
 The collector reads a slot's word, or with ``drain_positions`` P below ``alpha**2`` one beat of
 P positions of it (word ``position // P`` of the slot, element ``position % P``), with
 ``read_en``; ``read_data`` and ``read_mask`` come ``golden.protocol.bank_read_latency`` enabled
