@@ -37,8 +37,9 @@ def load_benchmark(name: str):
     return module
 
 
-def instances(dut, platform) -> list:
-    """Every ``Instance`` (a primitive) in ``dut`` elaborated for ``platform``, depth first."""
+def instances(dut, platform, submodule=None) -> list:
+    """Every ``Instance`` (a primitive) in ``dut`` elaborated for ``platform``, depth first;
+    with ``submodule``, only those inside ``dut``'s submodule of that name."""
     from amaranth.hdl import Fragment, Instance
     found = []
 
@@ -48,7 +49,12 @@ def instances(dut, platform) -> list:
                 found.append(sub)
             else:
                 walk(sub)
-    walk(Fragment.get(dut, platform))
+    top = Fragment.get(dut, platform)
+    if submodule is not None:
+        named = [sub for sub, name, _src in top.subfragments if name == submodule]
+        assert len(named) == 1, f"{type(dut).__name__} has no submodule {submodule!r}"
+        top = named[0]
+    walk(top)
     return found
 
 

@@ -70,7 +70,7 @@ def test_default_6x6_weight_memory_is_12_dp16kd_on_ecp5():
         family = "ecp5"
 
     config = PRESETS["default-6x6"]
-    found = instances(ProcessingElement(config), Platform())
+    found = instances(ProcessingElement(config), Platform(), submodule="weight_memory")
     widths = sorted(i.parameters["DATA_WIDTH_B"] for i in found if i.type == "DP16KD")
     assert widths == [1] * 3 + [18] * 9
     _bits, columns, rows = ecp5_block_grid(entry_spec(config).size, config.pe_weight_depth)
