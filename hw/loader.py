@@ -17,6 +17,7 @@ group (``golden.protocol.weight_spec``), each lane checked and written on its ow
 
 Timing: the ``cfg`` beat takes one cycle, every ``table`` and ``weights`` beat one cycle when
 offered, and the consistency check one cycle (``golden.cycles.layer_cycles`` ``load_cycles``).
+A refused ``cfg`` takes two: the loader learns of the refusal from registered flags.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ class ProgramLoader(BlockComponent):
     weights : In(stream.Signature(to_layout(golden.protocol.weight_spec(config))))
         Compressed weight entries with their PE index.
     layer : Out(to_layout(golden.protocol.cfg_spec(config)))
-        The accepted ``cfg`` (registered; stable while the layer runs).
+        The accepted ``cfg`` (registered; stable while the layer runs). Its channel and entry
+        counts keep only the bits their limits need: after a refused ``cfg`` they hold its
+        counts' low bits.
     busy : Out(1)
         A layer is loading or running.
     error : Out(1)
@@ -162,7 +165,7 @@ class ProgramLoader(BlockComponent):
         beat = Signal(range(max(cfg.max_out_channels, 1) + 1))     # table beat counter
         # Weight beats still to come, counted down: the last one is ``== 1`` (no subtractor
         # between the layer register and the state machine).
-        entries_left = Signal.like(layer.n_entries)
+        entries_left = Signal(range(n_pe * cfg.pe_weight_depth + 1))
         owned = [Signal(range(slots + 1), name=f"owned_{p}") for p in range(n_pe)]
         pending = [Signal(name=f"pending_{p}") for p in range(n_pe)]
         # Compares precomputed a beat early, so that a beat's acceptance (which enables the
@@ -193,36 +196,59 @@ class ProgramLoader(BlockComponent):
         consistent = Cat(*(~pending[p] & (owned[p] == self.pe_channels[p])
                            & self.pe_ordered[p] for p in range(n_pe))).all()
 
+        # The cfg checks, one flag per field: each a short compare of the beat, registered
+        # apart and ORed only where ``error`` is read (one OR of them all, with the state's
+        # enable behind it, took a UP5K's clock).
+        c, k = cfg_in.in_channels, cfg_in.out_channels
+        refusals = [(c == 0) | (c > cfg.max_in_channels),
+                    (k == 0) | (k > cfg.max_out_channels),
+                    cfg_in.n_tiles == 0,
+                    cfg_in.n_entries > n_pe * cfg.pe_weight_depth]
+        # A field of max_tap_shift.bit_length() bits holds values above the maximum only when
+        # the maximum is not all ones (a constant compare otherwise, which Verilator's lint
+        # refuses).
+        if cfg.max_tap_shift & (cfg.max_tap_shift + 1):
+            refusals.append(Cat(cfg_in.tap_left[p] > cfg.max_tap_shift
+                                for p in range(cfg.positions)).any())
+        # ``error``: a flag per cfg check (set with the cfg beat) or a later refusal.
+        cfg_refused = Signal(len(refusals))
+        refused_later = Signal()
+        m.d.comb += self.error.eq(cfg_refused.any() | refused_later)
+
         m.d.comb += [self.table_write.addr.eq(beat), self.table_write.data.eq(t_in)]
         with m.FSM(name="loader"):
             with m.State("IDLE"):
                 m.d.comb += self.cfg.ready.eq(1)
                 with m.If(self.cfg.valid):
-                    c, k = cfg_in.in_channels, cfg_in.out_channels
-                    refused = ((c == 0) | (c > cfg.max_in_channels) | (k == 0)
-                               | (k > cfg.max_out_channels) | (cfg_in.n_tiles == 0)
-                               | (cfg_in.n_entries > n_pe * cfg.pe_weight_depth))
-                    # A field of max_tap_shift.bit_length() bits holds values above the
-                    # maximum only when the maximum is not all ones (a constant compare
-                    # otherwise, which Verilator's lint refuses).
-                    if cfg.max_tap_shift & (cfg.max_tap_shift + 1):
-                        refused |= Cat(cfg_in.tap_left[p] > cfg.max_tap_shift
-                                       for p in range(cfg.positions)).any()
-                    m.d.sync += [self.error.eq(refused), layer.eq(cfg_in),
-                                 beat.eq(0), entries_left.eq(cfg_in.n_entries),
+                    m.d.sync += [cfg_refused.eq(Cat(refusals)), refused_later.eq(0),
+                                 layer.eq(cfg_in)]
+                    # An accepted cfg's counts fit their limits: the layer register keeps only
+                    # the bits they can use, so that every compare against it, here and in the
+                    # blocks it drives, is as narrow as the limit, not the field.
+                    for name, limit in (("in_channels", cfg.max_in_channels),
+                                        ("out_channels", cfg.max_out_channels),
+                                        ("n_entries", n_pe * cfg.pe_weight_depth)):
+                        bits = min(limit.bit_length(), len(getattr(cfg_in, name)))
+                        m.d.sync += getattr(layer, name).eq(getattr(cfg_in, name)[:bits])
+                    m.d.sync += [beat.eq(0), entries_left.eq(cfg_in.n_entries),
                                  table_last.eq(k == 1), no_weights.eq(cfg_in.n_entries == 0),
                                  weights_last.eq(cfg_in.n_entries == 1)]
                     m.d.sync += [o.eq(0) for o in owned] + [p.eq(0) for p in pending]
                     m.d.sync += [f.eq(0) for f in channels_full]
                     m.d.comb += self.pe_clear.eq(1)
-                    with m.If(~refused):
-                        m.next = "TABLE"
+                    # Refused or not, on to TABLE: the state's enable does not wait for the
+                    # refusal's wide compares, which only set ``error``. A refused layer
+                    # leaves TABLE in its first cycle, consuming nothing.
+                    m.next = "TABLE"
             with m.State("TABLE"):
-                m.d.comb += [self.busy.eq(1), self.table.ready.eq(1),
-                             self.table_write.en.eq(self.table.valid & ~bad_table)]
-                with m.If(self.table.valid):
+                m.d.comb += [self.busy.eq(~self.error), self.table.ready.eq(~self.error),
+                             self.table_write.en.eq(self.table.valid & ~self.error
+                                                    & ~bad_table)]
+                with m.If(self.error):
+                    m.next = "IDLE"
+                with m.Elif(self.table.valid):
                     with m.If(bad_table):
-                        m.d.sync += self.error.eq(1)
+                        m.d.sync += refused_later.eq(1)
                         m.next = "IDLE"
                     with m.Else():
                         with m.If(~t_in.empty):
@@ -249,7 +275,7 @@ class ProgramLoader(BlockComponent):
                     for p, selected, _last in writes:
                         m.d.comb += self.pe_write[p].eq(selected)
                     with m.If(bad_entry):
-                        m.d.sync += self.error.eq(1)
+                        m.d.sync += refused_later.eq(1)
                         m.next = "IDLE"
                     with m.Else():
                         for p, selected, last in writes:
@@ -269,7 +295,7 @@ class ProgramLoader(BlockComponent):
                         m.d.comb += self.start.eq(1)
                         m.next = "RUN"
                     with m.Else():
-                        m.d.sync += self.error.eq(1)
+                        m.d.sync += refused_later.eq(1)
                         m.next = "IDLE"
                 with m.State("RUN"):
                     m.d.comb += self.busy.eq(1)
@@ -286,7 +312,7 @@ class ProgramLoader(BlockComponent):
                 with m.State("CHECK"):
                     m.d.comb += self.busy.eq(1)
                     with m.If(~consistent):
-                        m.d.sync += self.error.eq(1)
+                        m.d.sync += refused_later.eq(1)
                         m.next = "IDLE"
                     with m.Elif(self.running):
                         m.next = "HOLD"

@@ -180,10 +180,15 @@ REFUSALS = {
     # name: (cfg, table, weights, table beats consumed, weight beats consumed)
     "C=0": (_cfg(in_channels=0), [_row()], [_weight()], 0, 0),
     "C>max": (_cfg(in_channels=REFUSING.max_in_channels + 1), [_row()], [_weight()], 0, 0),
+    # The layer register keeps only the low bits of an accepted count; the refusal sees all.
+    "C>max, legal low bits": (_cfg(in_channels=(1 << REFUSING.max_in_channels.bit_length()) + 2),
+                              [_row()], [_weight()], 0, 0),
     "K=0": (_cfg(out_channels=0), [_row()], [_weight()], 0, 0),
     "K>max": (_cfg(out_channels=REFUSING.max_out_channels + 1), [_row()], [_weight()], 0, 0),
     "no tiles": (_cfg(n_tiles=0), [_row()], [_weight()], 0, 0),
     "entries>cap": (_cfg(n_entries=CAP + 1), [_row()], [_weight()], 0, 0),
+    "entries>cap, legal low bits": (_cfg(n_entries=(1 << CAP.bit_length()) + 1), [_row()],
+                                    [_weight()], 0, 0),
     "owner>=n_pe": (_cfg(out_channels=2), [_row(), _row(owner=3)], [_weight()], 2, 0),
     "slot>=slots": (_cfg(out_channels=2), [_row(), _row(slot=3)], [_weight()], 2, 0),
     "pe>=n_pe": (_cfg(), [_row()], [_weight(pe=3)], 1, 1),
@@ -222,6 +227,8 @@ def test_loader_accepts_empty_rows_with_any_owner_and_clears_error():
                                 "table": table}, cycles=60)
     assert log["error"] == 0 and len(log["start"]) == 1
     assert log["table_writes"] == [(0, table[0])]
+    # The refused cfg's one cycle, then one in TABLE (which refuses it), then the next cfg.
+    assert log["cfg"][1] == log["cfg"][0] + 2
 
 
 #: REFUSING with one wide beat for its 3 PEs (the 1-bit group field can name group 1).
