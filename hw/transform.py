@@ -38,6 +38,14 @@ def _capped(expr, cap: int):
     return expr[:cap].as_signed() if expr.shape().width > cap else expr
 
 
+def _sign_folded(row) -> tuple[tuple[int, ...], int]:
+    """``row`` as ``(folded, negate)``: ``row == -folded`` when ``negate`` is 1, ``folded``'s
+    first nonzero coefficient positive (an all-zero row is its own fold)."""
+    row = tuple(row)
+    leading = next((c for c in row if c), 0)
+    return (tuple(-c for c in row), 1) if leading < 0 else (row, 0)
+
+
 def _all_ones_column(matrix: np.ndarray) -> int:
     """Index of the first all-ones column (AT's column for the interpolation point 1)."""
     for column in range(matrix.shape[1]):
@@ -248,14 +256,20 @@ class OutputTransform(wiring.Component):
 
         # Stage 1: every output's term of the beat, registered (the accumulator's adder then
         # has a register on each input), with the beat's first / last flags and fields.
+        # A term is kept with its sign apart (``negate``: the accumulator subtracts it), so
+        # that a row and its negative share one sum and no term needs a negation's carry
+        # chain after its sum's.
         terms = [Signal(signed(y_width), name=f"term_{n}") for n in range(size * size)]
+        negates = [Signal(name=f"term_negate_{n}") for n in range(size * size)]
         term_loads = []
-        for n, reg in enumerate(terms):
+        for n, (reg, negate) in enumerate(zip(terms, negates)):
             i, j = divmod(n, size)
-            # The coefficients of beat g's lanes in Y[i, j]: the distinct coefficient rows
-            # become one shift-and-add sum each, and the beat selects one of them.
-            rows = [tuple(int(at[i, xi // alpha] * at[j, xi % alpha])
-                          for xi in range(g * lanes, (g + 1) * lanes)) for g in range(beats)]
+            # The coefficients of beat g's lanes in Y[i, j], each row as a sign and a row whose
+            # first nonzero coefficient is positive: the distinct rows become one
+            # shift-and-add sum each, and the beat selects one of them and its sign.
+            rows, signs = zip(*(_sign_folded(
+                int(at[i, xi // alpha] * at[j, xi % alpha])
+                for xi in range(g * lanes, (g + 1) * lanes)) for g in range(beats)))
             distinct = sorted(set(rows))
             sums = [_capped(v, y_width) for v in linear_transform(
                 m, distinct, [payload.m[p] for p in range(lanes)], name=f"beat{i}_{j}")]
@@ -264,7 +278,8 @@ class OutputTransform(wiring.Component):
             else:
                 choice = Array(Const(distinct.index(row), range(len(distinct))) for row in rows)
                 term = Array(sums)[choice[payload.beat]]
-            term_loads.append(reg.eq(term))
+            sign = Const(0) if not any(signs) else Array(Const(s, 1) for s in signs)[payload.beat]
+            term_loads += [reg.eq(term), negate.eq(sign)]
         term_valid, term_first, term_last = (Signal(name=f"term_{s}")
                                              for s in ("valid", "first", "last"))
         term_fields = {f: Signal.like(payload[f], name=f"term_{f}") for f in ("bias", *names)}
@@ -281,7 +296,8 @@ class OutputTransform(wiring.Component):
             m.d.sync += [term_valid.eq(self.i.valid)] + term_loads
         base = [Mux(term_first, term_fields["bias"], reg) for reg in acc]
         with m.If(accumulate):
-            m.d.sync += [reg.eq(_capped(b + t, y_width)) for reg, b, t in zip(acc, base, terms)]
+            m.d.sync += [reg.eq(_capped(Mux(negate, b - t, b + t), y_width))
+                         for reg, b, t, negate in zip(acc, base, terms, negates)]
             m.d.sync += full.eq(term_last)
         with m.Elif(taken):
             m.d.sync += full.eq(0)
